@@ -1,0 +1,83 @@
+# bertpipe - sentence-embedding training as Unix filters.
+#
+#   make                 build every tool into $(O)/bin (CPU only unless nvcc is found)
+#   make check           run all tests through prove(1)
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make O=/tmp/b        build somewhere else
+#   make NVCC=           force a CPU-only build even where nvcc exists
+
+O       ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SHARED  ?= $(abspath ../shared)
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+NVCC    ?= $(shell command -v nvcc 2>/dev/null)
+
+PKGS    := jansson libutf8proc openblas
+CFLAGS  ?= -O2 -g -march=x86-64-v2
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilib \
+           $(shell $(PKG_CONFIG) --cflags $(PKGS))
+LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread
+
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
+CMD_SRC  := $(wildcard cmd/*.c)
+TOOLS    := $(CMD_SRC:cmd/%.c=$(O)/bin/%)
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT     := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
+CLI_TESTS := $(sort $(wildcard tests/cli/*.bats tests/cli/*.t))
+MAN      := $(wildcard man/man*/*.[1-9])
+LIBA     := $(O)/libbertpipe.a
+
+# CUDA backend: compiled only when nvcc is found; never needed for the CPU build.
+ifneq ($(strip $(NVCC)),)
+CU_SRC   := $(wildcard lib/cuda/*.cu)
+endif
+ifneq ($(strip $(CU_SRC)),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCCFLAGS ?= -O2 -g -std=c++17 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCCFLAGS += -Ilib -Xcompiler -Wall
+CU_OBJ   := $(CU_SRC:%.cu=$(O)/%.o)
+CFLAGS   += -DBP_HAVE_CUDA -I$(CUDA_HOME)/include
+LDLIBS   += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+endif
+
+.PHONY: all check install clean
+all: $(TOOLS) $(UNIT)
+
+$(O)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(O)/lib/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.cuh) Makefile
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ) $(CU_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(O)/bin/%: cmd/%.c $(LIBA) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+$(O)/tests/%: tests/unit/%.c tests/tap.h $(LIBA) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
+# Tests find the tools through $$BINDIR and the data through $$SHARED.
+check: all
+	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) PATH=$(abspath $(O)/bin):$$PATH \
+	    prove --exec '' $(PROVEFLAGS) $(UNIT) $(CLI_TESTS)
+
+install: $(TOOLS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	for m in $(MAN); do \
+	    s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s && \
+	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s || exit 1; done
+
+clean:
+	rm -rf $(O)

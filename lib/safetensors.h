@@ -1,0 +1,44 @@
+/* safetensors.h - read .safetensors files (memory-mapped), validating the
+ * header against the file; tensors are upcast to float on request. */
+#ifndef BP_SAFETENSORS_H
+#define BP_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I32, ST_I64, ST_I8, ST_U8, ST_BOOL } st_dtype;
+
+typedef struct {
+    char *name;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[8];
+    size_t numel;
+    const void *data;
+    size_t nbytes;
+} st_tensor;
+
+typedef struct {
+    char *path;
+    void *map;
+    size_t size;
+    int count;
+    st_tensor *tensors;
+    char *metadata_json; /* the "__metadata__" object as JSON text, or NULL */
+} safetensors;
+
+/* Open and validate; any problem is fatal: "tool: PATH: what is wrong". */
+void st_open(safetensors *st, const char *path);
+void st_close(safetensors *st);
+/* NULL when absent. */
+const st_tensor *st_find(const safetensors *st, const char *name);
+/* Element size in bytes. */
+size_t st_dtype_size(st_dtype d);
+const char *st_dtype_name(st_dtype d);
+/* Convert a floating-point (or int32) tensor to float / double. */
+void st_to_f32(const st_tensor *t, float *dst);
+void st_to_f64(const st_tensor *t, double *dst);
+/* Metadata value for key, or NULL (string owned by the caller). */
+char *st_metadata(const safetensors *st, const char *key);
+
+#endif

@@ -1,0 +1,302 @@
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *progname = "bertpipe";
+
+void util_init(const char *argv0)
+{
+    const char *slash = strrchr(argv0, '/');
+    progname = slash ? slash + 1 : argv0;
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void vmessage(const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s: ", progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+    exit(EXIT_BAD_INPUT);
+}
+
+void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+    exit(EXIT_USAGE);
+}
+
+void warnx(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(fmt, ap);
+    va_end(ap);
+}
+
+void print_version(void)
+{
+    out_printf(stdout, "stdout", "%s (bertpipe) %s\n", progname, BP_VERSION);
+    out_close(stdout, "stdout");
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        die("out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *xmallocarray(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        die("out of memory (%zu x %zu bytes)", n, size);
+    return xmalloc(n * size);
+}
+
+char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        die("out of memory");
+    return p;
+}
+
+void out_write(FILE *f, const char *name, const void *p, size_t n)
+{
+    if (n && fwrite(p, 1, n, f) != n)
+        die("%s: write error: %s", name, strerror(errno));
+}
+
+void out_printf(FILE *f, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vfprintf(f, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        die("%s: write error: %s", name, strerror(errno));
+}
+
+void out_close(FILE *f, const char *name)
+{
+    if (fflush(f) != 0 || ferror(f))
+        die("%s: write error: %s", name, strerror(errno));
+    if (fclose(f) != 0)
+        die("%s: write error: %s", name, strerror(errno));
+}
+
+int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static char *tmp_name(const char *path)
+{
+    char *tmp;
+    if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
+        die("out of memory");
+    return tmp;
+}
+
+void atomic_open(atomic_file *a, const char *path)
+{
+    a->path = xstrdup(path);
+    a->tmp = tmp_name(path);
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f)
+        die("%s: %s", a->tmp, strerror(errno));
+}
+
+void atomic_commit(atomic_file *a)
+{
+    if (fflush(a->f) != 0 || ferror(a->f) || fsync(fileno(a->f)) != 0) {
+        int e = errno;
+        fclose(a->f);
+        unlink(a->tmp);
+        die("%s: write error: %s", a->path, strerror(e));
+    }
+    if (fclose(a->f) != 0) {
+        int e = errno;
+        unlink(a->tmp);
+        die("%s: write error: %s", a->path, strerror(e));
+    }
+    if (rename(a->tmp, a->path) != 0) {
+        int e = errno;
+        unlink(a->tmp);
+        die("%s: %s", a->path, strerror(e));
+    }
+    free(a->tmp);
+    free(a->path);
+    a->f = NULL;
+}
+
+void atomic_abort(atomic_file *a)
+{
+    if (a->f)
+        fclose(a->f);
+    unlink(a->tmp);
+    free(a->tmp);
+    free(a->path);
+    a->f = NULL;
+}
+
+char *atomic_dir_begin(const char *path)
+{
+    char *tmp = tmp_name(path);
+    remove_tree(tmp);
+    if (mkdir(tmp, 0777) != 0)
+        die("%s: %s", tmp, strerror(errno));
+    return tmp;
+}
+
+void atomic_dir_commit(const char *tmp, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        /* rename(2) cannot replace a non-empty directory: move the old one
+         * aside first, so that path always names a complete directory. */
+        char *old;
+        if (asprintf(&old, "%s.old.%ld", path, (long)getpid()) < 0)
+            die("out of memory");
+        if (rename(path, old) != 0)
+            die("%s: %s", path, strerror(errno));
+        if (rename(tmp, path) != 0)
+            die("%s: %s", path, strerror(errno));
+        remove_tree(old);
+        free(old);
+        return;
+    }
+    if (rename(tmp, path) != 0)
+        die("%s: %s", path, strerror(errno));
+}
+
+void remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d))) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                char *sub = path_join(path, e->d_name);
+                remove_tree(sub);
+                free(sub);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap)
+            buf = xrealloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len)
+        *len = n;
+    return buf;
+}
+
+char *path_join(const char *dir, const char *name)
+{
+    char *p;
+    size_t n = strlen(dir);
+    if (asprintf(&p, "%s%s%s", dir, (n && dir[n - 1] == '/') ? "" : "/", name) < 0)
+        die("out of memory");
+    return p;
+}
+
+int file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}

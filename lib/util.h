@@ -1,0 +1,79 @@
+/* util.h - diagnostics, checked allocation and output, atomic outputs.
+ *
+ * Every tool follows ../shared/CONVENTIONS.md: one-line diagnostics on stderr
+ * prefixed by the tool name, exit 1 for bad input or run-time failure, exit 2
+ * for usage errors.  Output is never left half-written under its final name. */
+#ifndef BP_UTIL_H
+#define BP_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BP_VERSION "0.1.0"
+
+enum { EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
+
+extern const char *progname;
+
+/* Set progname from argv[0] and ignore SIGPIPE, so that a closed pipe turns
+ * into an EPIPE write error we report, not a silent death. */
+void util_init(const char *argv0);
+
+/* "progname: message" on stderr, then exit 1. */
+__attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
+/* Usage error: message plus a pointer to --help, exit 2. */
+__attribute__((noreturn, format(printf, 1, 2))) void die_usage(const char *fmt, ...);
+/* "progname: message" on stderr, no exit. */
+__attribute__((format(printf, 1, 2))) void warnx(const char *fmt, ...);
+
+/* --version output, identical for every tool. */
+void print_version(void);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+/* Allocation of n * size bytes that dies on overflow. */
+void *xmallocarray(size_t n, size_t size);
+
+/* Checked output: die with "NAME: write error: REASON" on failure. */
+void out_write(FILE *f, const char *name, const void *p, size_t n);
+void out_printf(FILE *f, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Flush and close; any pending error (ENOSPC, EPIPE) is fatal. */
+void out_close(FILE *f, const char *name);
+
+/* Strict number parsing: the whole string must be a number in range.
+ * Return 0 on success, -1 otherwise. */
+int parse_long(const char *s, long min, long max, long *out);
+int parse_double(const char *s, double *out);
+
+/* A file written under a temporary name in the same directory and renamed
+ * into place by atomic_commit(); atomic_abort() removes it. */
+typedef struct {
+    char *path, *tmp;
+    FILE *f;
+} atomic_file;
+void atomic_open(atomic_file *a, const char *path);
+void atomic_commit(atomic_file *a);
+void atomic_abort(atomic_file *a);
+
+/* A directory built under a temporary name and renamed into place: an
+ * existing directory at path is replaced only once the new one is complete. */
+char *atomic_dir_begin(const char *path);          /* returns the tmp path */
+void atomic_dir_commit(const char *tmp, const char *path);
+void remove_tree(const char *path);
+
+/* Whole file into memory (NUL-terminated); NULL with errno set on failure. */
+char *read_file(const char *path, size_t *len);
+
+/* Path join into a new string. */
+char *path_join(const char *dir, const char *name);
+int file_exists(const char *path);
+
+/* Seconds from a monotonic clock. */
+double now_seconds(void);
+
+#endif

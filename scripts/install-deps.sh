@@ -1,0 +1,8 @@
+#!/bin/sh
+# Install the Debian packages bertpipe needs to build and test (run as root).
+set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+    build-essential pkg-config libjansson-dev libutf8proc-dev libopenblas-dev \
+    parallel bats perl python3 >/dev/null

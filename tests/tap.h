@@ -1,0 +1,56 @@
+/* tap.h - a minimal TAP producer for C unit tests run by prove(1). */
+#ifndef BP_TAP_H
+#define BP_TAP_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int tap_n, tap_failed;
+
+__attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char *fmt, ...)
+{
+    va_list ap;
+    printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    if (!cond)
+        tap_failed++;
+    fflush(stdout);
+    return cond;
+}
+
+/* Diagnostic line, shown by prove. */
+__attribute__((format(printf, 1, 2), unused)) static void diag(const char *fmt, ...)
+{
+    va_list ap;
+    printf("# ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+__attribute__((unused)) static void skip_all(const char *why)
+{
+    printf("1..0 # SKIP %s\n", why);
+    exit(0);
+}
+
+__attribute__((unused)) static int done_testing(void)
+{
+    printf("1..%d\n", tap_n);
+    return tap_failed ? 1 : 0;
+}
+
+/* Directory of ../shared (overridable by $SHARED). */
+__attribute__((unused)) static const char *shared_dir(void)
+{
+    const char *s = getenv("SHARED");
+    return s && *s ? s : "../shared";
+}
+
+#endif

@@ -1,0 +1,151 @@
+/* Tensor stream round trip and rejection of malformed frames. */
+#include "../tap.h"
+#include "npy.h"
+#include "util.h"
+
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/bp-npy-XXXXXX";
+
+static char *write_tmp(const char *name, const void *p, size_t n)
+{
+    char *path = path_join(dir, name);
+    FILE *f = fopen(path, "wb");
+    fwrite(p, 1, n, f);
+    fclose(f);
+    return path;
+}
+
+/* Run a read of the whole file in a child; return its exit status and the
+ * first line of stderr. */
+static int read_in_child(char *path, char *err, size_t errlen)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        npy_reader r;
+        npy_array a = {0};
+        npy_reader_init(&r, 1, &path);
+        while (npy_read(&r, &a, NPY_I4))
+            ;
+        exit(0);
+    }
+    close(fd[1]);
+    ssize_t n = read(fd[0], err, errlen - 1);
+    err[n > 0 ? n : 0] = 0;
+    close(fd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int main(void)
+{
+    util_init("test-npy");
+    if (!mkdtemp(dir))
+        return 1;
+
+    /* Two frames written, then read back. */
+    char *path = path_join(dir, "ok.npy");
+    FILE *f = fopen(path, "wb");
+    int32_t t1[2 * 2 * 3] = {101, 7, 102, 101, 102, -1, 101, 8, 102, 101, 9, 102};
+    int64_t s1[3] = {2, 2, 3};
+    npy_write(f, path, NPY_I4, 3, s1, t1);
+    int32_t t2[1 * 1 * 2] = {101, 102};
+    int64_t s2[3] = {1, 1, 2};
+    npy_write(f, path, NPY_I4, 3, s2, t2);
+    fclose(f);
+
+    size_t len;
+    char *bytes = read_file(path, &len);
+    ok(!memcmp(bytes, "\x93NUMPY\x01\x00", 8), "frame starts with NPY 1.0 magic");
+    size_t hlen = (unsigned char)bytes[8] | (unsigned char)bytes[9] << 8;
+    ok((10 + hlen) % 64 == 0, "data aligned to 64 bytes (header %zu)", hlen);
+
+    npy_reader r;
+    npy_array a = {0};
+    npy_reader_init(&r, 1, &path);
+    ok(npy_read(&r, &a, NPY_I4) == 1, "first frame read");
+    ok(a.shape[0] == 2 && a.shape[1] == 2 && a.shape[2] == 3, "first frame shape");
+    ok(!memcmp(a.data, t1, sizeof t1), "first frame data");
+    int32_t lens[4];
+    tokens_check(&r, &a, 0, lens);
+    ok(lens[0] == 3 && lens[1] == 2 && lens[2] == 3 && lens[3] == 3, "sequence lengths");
+    ok(npy_read(&r, &a, NPY_I4) == 1 && a.shape[0] == 1 && a.shape[2] == 2, "second frame");
+    ok(npy_read(&r, &a, NPY_I4) == 0, "end of stream");
+    npy_free(&a);
+
+    /* Every truncation of a valid stream is rejected with frame and offset. */
+    char err[512];
+    int all_fail = 1;
+    for (size_t cut = 1; cut < len; cut++) {
+        char *p = write_tmp("cut.npy", bytes, cut);
+        int st = read_in_child(p, err, sizeof err);
+        if (st == 0) {
+            /* valid only when the cut falls exactly between frames */
+            npy_reader rr;
+            npy_array aa = {0};
+            npy_reader_init(&rr, 1, &p);
+            npy_read(&rr, &aa, NPY_I4);
+            if (rr.offset != cut)
+                all_fail = 0;
+            npy_free(&aa);
+        } else if (st != 1 || !strstr(err, "frame ") || !strstr(err, " at byte ")) {
+            all_fail = 0;
+            diag("cut %zu: status %d: %s", cut, st, err);
+        }
+        free(p);
+    }
+    ok(all_fail, "every truncation fails with exit 1 naming frame and byte");
+
+    char *p = write_tmp("bad.npy", "hello world, not numpy", 22);
+    ok(read_in_child(p, err, sizeof err) == 1 && strstr(err, "frame 1 at byte 0: not an NPY frame"),
+       "bad magic: %s", err);
+    free(p);
+
+    /* Second frame corrupted: the message names frame 2 and its offset. */
+    char *bad = xmalloc(len);
+    memcpy(bad, bytes, len);
+    size_t second = 10 + hlen + sizeof t1;
+    memcpy(bad + second + 10, "{'descr': '<f8'", 15);
+    p = write_tmp("bad2.npy", bad, len);
+    char want[64];
+    snprintf(want, sizeof want, "frame 2 at byte %zu: dtype", second);
+    ok(read_in_child(p, err, sizeof err) == 1 && strstr(err, want), "wrong dtype: %s", err);
+    free(p);
+
+    /* Padding followed by an id is rejected. */
+    {
+        char *q = path_join(dir, "pad.npy");
+        FILE *g = fopen(q, "wb");
+        int32_t t[3] = {101, -1, 102};
+        int64_t s[3] = {1, 1, 3};
+        npy_write(g, q, NPY_I4, 3, s, t);
+        fclose(g);
+        pid_t pid = fork();
+        if (pid == 0) {
+            freopen("/dev/null", "w", stderr);
+            npy_reader rr;
+            npy_array aa = {0};
+            npy_reader_init(&rr, 1, &q);
+            npy_read(&rr, &aa, NPY_I4);
+            tokens_check(&rr, &aa, 0, NULL);
+            exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        ok(WIFEXITED(st) && WEXITSTATUS(st) == 1, "id after padding rejected");
+        free(q);
+    }
+
+    free(bad);
+    free(bytes);
+    remove_tree(dir);
+    return done_testing();
+}
