@@ -16,9 +16,9 @@ NVCC    ?= $(shell command -v nvcc 2>/dev/null)
 
 PKGS    := jansson libutf8proc openblas
 CFLAGS  ?= -O2 -g -march=x86-64-v2
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -Ilib \
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -fopenmp -Ilib \
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
-LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread
+LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)

@@ -27,6 +27,10 @@ typedef struct {
     float initializer_range;
 } bert_config;
 
+/* Sentence pooling over the positions of each sequence (mask 1), as
+ * sentence-transformers' Pooling module does. */
+typedef enum { POOL_MEAN, POOL_CLS, POOL_MAX } pooling_mode;
+
 enum bert_param {
     P_WORD_EMB,   /* [V, H] */
     P_POS_EMB,    /* [P, H] */

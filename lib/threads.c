@@ -1,0 +1,25 @@
+#include "threads.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <unistd.h>
+
+static int nthreads;
+
+void threads_set(int n)
+{
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)cores : 1;
+    }
+    nthreads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int threads_count(void)
+{
+    if (!nthreads)
+        threads_set(0);
+    return nthreads;
+}

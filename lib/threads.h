@@ -1,0 +1,9 @@
+/* threads.h - one knob for CPU parallelism: OpenMP loops and OpenBLAS. */
+#ifndef BP_THREADS_H
+#define BP_THREADS_H
+
+/* n <= 0 means all cores (the default, per CONVENTIONS.md). */
+void threads_set(int n);
+int threads_count(void);
+
+#endif
