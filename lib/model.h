@@ -1,0 +1,92 @@
+/* model.h - model directories: loading, saving and random initialisation.
+ *
+ * A model directory is what Hugging Face and sentence-transformers write:
+ * config.json, model.safetensors (or pytorch_model.bin), vocab.txt and/or
+ * tokenizer.json, tokenizer_config.json, and optionally sentence-transformers'
+ * modules.json, sentence_bert_config.json and 1_Pooling/config.json, in the
+ * 2.x-5.x layout or the 6.x one (see ../shared/fixtures/README.md).
+ *
+ * Weights are read in both key layouts: as BertModel.save_pretrained names
+ * them ("encoder.layer.0.attention.self.query.weight") and as the hub's
+ * pre-training checkpoints do ("bert." prefix, LayerNorm gamma/beta, cls.*
+ * heads ignored).  F32, F16 and BF16 tensors are upcast to float.
+ *
+ * Every problem is fatal through die(): one line naming the file and, for
+ * weights, the tensor ("tool: DIR/model.safetensors: tensor
+ * encoder.layer.1.output.dense.weight: shape [32, 63], expected [32, 64]"). */
+#ifndef BP_MODEL_H
+#define BP_MODEL_H
+
+#include "bert.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    bert_config cfg;      /* from config.json */
+    float *params;        /* flat buffer, layout of bert.h (bert_param_offsets) */
+    size_t nparams;       /* floats in params */
+    pooling_mode pooling; /* 1_Pooling/config.json when present, else POOL_MEAN */
+    int normalize;        /* modules.json lists a Normalize module */
+    int max_seq_length;   /* sentence_bert_config.json, else the 6.x tokenizer_config.json
+                           * model_max_length when it fits, else max_position_embeddings */
+    char *dir;            /* the directory given to model_load (or config.json's directory) */
+    char *transformer_dir; /* where config.json, weights and tokenizer files live: dir, or
+                            * the Transformer module's subdirectory (e.g. DIR/0_Transformer) */
+    char *config_text;    /* config.json as read, so that model_save keeps the fields we
+                           * do not interpret (model_type, architectures, pad_token_id ...) */
+} bert_model;
+
+/* Parse and validate a BERT config.json into c: positive sizes, hidden_size a
+ * multiple of num_attention_heads, hidden_act "gelu" (exact erf GELU; others
+ * such as gelu_new or relu are rejected), dropout probabilities in [0, 1).
+ * Missing optional fields take BertConfig's defaults (layer_norm_eps 1e-12,
+ * initializer_range 0.02, type_vocab_size 2, dropouts 0.1). */
+void config_parse(bert_config *c, const char *path);
+
+/* Read a model directory: config, sentence-transformers modules and pooling,
+ * and the weights (model.safetensors, else pytorch_model.bin).  The pooler is
+ * optional (zero when absent).  m is overwritten. */
+void model_load(bert_model *m, const char *dir);
+
+/* Everything model_load reads except the weights (params NULL, nparams 0):
+ * for tools that only need the configuration, pooling or file locations. */
+void model_load_meta(bert_model *m, const char *dir);
+
+/* A freshly initialised model as transformers' BertPreTrainedModel._init_weights
+ * does it: Linear weights and embeddings ~ normal(0, initializer_range),
+ * biases 0, LayerNorm weight 1 and bias 0, and the pad_token_id row of the
+ * word embeddings zero (when config.json sets pad_token_id).  Deterministic in
+ * seed (rng.h).  Pooling is mean, no normalisation, max_seq_length is
+ * max_position_embeddings; dir is config.json's directory, so that model_save
+ * finds the vocabulary beside it. */
+void model_init_random(bert_model *m, const char *config_json_path, uint64_t seed);
+
+/* Write a complete model directory at out_dir, atomically (built under a
+ * temporary name, then renamed; an existing out_dir is replaced only then).
+ * params (the same layout as m->params, which it may differ from, e.g. the
+ * trained weights) go to model.safetensors as F32 with BertModel.save_pretrained
+ * keys and __metadata__ {"format": "pt"}.  Also written: config.json (the
+ * source's with our fields updated), vocab.txt (copied, or taken from
+ * tokenizer.json's model.vocab), tokenizer.json when the source has one,
+ * tokenizer_config.json, special_tokens_map.json, and sentence-transformers'
+ * modules.json, sentence_bert_config.json, 1_Pooling/config.json (the
+ * 2.x-5.x layout, read by every version) and 2_Normalize/ when normalize. */
+void model_save(const bert_model *m, const char *out_dir, const float *params);
+
+/* The files of model_save written into an existing directory dir, not
+ * atomically: for checkpoints, which add their own files to the same
+ * temporary directory before atomic_dir_commit (util.h). */
+void model_write_files(const bert_model *m, const char *dir, const float *params);
+
+void model_free(bert_model *m);
+
+/* "mean", "cls" or "max". */
+const char *pooling_mode_name(pooling_mode p);
+
+/* Path of a file of the model: transformer_dir/name when it exists, else
+ * dir/name when that exists, else transformer_dir/name (so that opening it
+ * reports a sensible name); the caller frees.  E.g. model_file(m, "vocab.txt"). */
+char *model_file(const bert_model *m, const char *name);
+
+#endif
