@@ -1,0 +1,389 @@
+/* nli-filter - natural language inference rows to sentence-embedding training
+ * data: (anchor, positive) pairs from the entailment rows, or with --triplets
+ * (anchor, positive, hard negative) as in the AllNLI recipe.  See nli-filter(1).
+ *
+ * Input lines are SNLI/MultiNLI official JSON Lines, Hugging Face `datasets`
+ * JSON Lines exports or TSV, recognised line by line; output is TSV. */
+#define _GNU_SOURCE
+#include "input.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+enum { LABEL_NONE = -1, LABEL_ENTAILMENT = 0, LABEL_NEUTRAL = 1, LABEL_CONTRADICTION = 2 };
+
+typedef enum { FORMAT_AUTO, FORMAT_SNLI, FORMAT_HF, FORMAT_TSV } input_format;
+
+/* One parsed line.  The texts point into the line buffer or into json_text,
+ * valid until the next line is parsed. */
+typedef struct {
+    const char *premise, *hypothesis;
+    int label;
+} nli_row;
+
+/* Why the last line failed to parse, for "FILE:LINE: reason". */
+static char parse_error[256];
+
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(parse_error, sizeof parse_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Tabs, newlines and carriage returns would break the TSV we write. */
+static void flatten_whitespace(char *s)
+{
+    for (; *s; s++)
+        if (*s == '\t' || *s == '\n' || *s == '\r')
+            *s = ' ';
+}
+
+/* Labels as words (both formats) or as the datasets integers (TSV only). */
+static int label_from_text(const char *s, int allow_integer)
+{
+    static const struct {
+        const char *text;
+        int label;
+    } words[] = {
+        {"entailment", LABEL_ENTAILMENT}, {"neutral", LABEL_NEUTRAL},
+        {"contradiction", LABEL_CONTRADICTION}, {"-", LABEL_NONE},
+        {"0", LABEL_ENTAILMENT}, {"1", LABEL_NEUTRAL},
+        {"2", LABEL_CONTRADICTION}, {"-1", LABEL_NONE},
+    };
+    for (int i = 0; i < (allow_integer ? 8 : 4); i++)
+        if (!strcmp(s, words[i].text))
+            return words[i].label;
+    return -2;
+}
+
+/* Copies of the two JSON texts (jansson's strings die with the object). */
+static char *json_text[2];
+static size_t json_text_cap[2];
+
+static int json_field_text(json_t *obj, const char *key, int slot, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return fail("missing field \"%s\"", key);
+    if (!json_is_string(v))
+        return fail("field \"%s\" is not a string", key);
+    size_t n = json_string_length(v);
+    if (json_text_cap[slot] < n + 1)
+        json_text[slot] = xrealloc(json_text[slot], json_text_cap[slot] = n + 1);
+    memcpy(json_text[slot], json_string_value(v), n + 1);
+    flatten_whitespace(json_text[slot]);
+    *out = json_text[slot];
+    return 0;
+}
+
+static int parse_json_object(json_t *obj, input_format format, nli_row *row)
+{
+    if (format == FORMAT_AUTO) {
+        if (json_object_get(obj, "gold_label"))
+            format = FORMAT_SNLI;
+        else if (json_object_get(obj, "premise") || json_object_get(obj, "label"))
+            format = FORMAT_HF;
+        else
+            return fail("neither gold_label, sentence1, sentence2 (SNLI/MultiNLI) nor "
+                        "premise, hypothesis, label (datasets export)");
+    }
+    if (format == FORMAT_SNLI) {
+        json_t *g = json_object_get(obj, "gold_label");
+        if (!g)
+            return fail("missing field \"gold_label\"");
+        if (!json_is_string(g))
+            return fail("field \"gold_label\" is not a string");
+        row->label = label_from_text(json_string_value(g), 0);
+        if (row->label == -2)
+            return fail("unknown gold_label \"%.64s\"", json_string_value(g));
+        if (json_field_text(obj, "sentence1", 0, &row->premise) ||
+            json_field_text(obj, "sentence2", 1, &row->hypothesis))
+            return -1;
+        return 0;
+    }
+    json_t *l = json_object_get(obj, "label");
+    if (!l)
+        return fail("missing field \"label\"");
+    if (!json_is_integer(l))
+        return fail("field \"label\" is not an integer");
+    json_int_t v = json_integer_value(l);
+    if (v < -1 || v > 2)
+        return fail("unknown label %lld (expected 0, 1, 2 or -1)", (long long)v);
+    row->label = (int)v;
+    if (json_field_text(obj, "premise", 0, &row->premise) ||
+        json_field_text(obj, "hypothesis", 1, &row->hypothesis))
+        return -1;
+    return 0;
+}
+
+static int parse_json(const char *line, size_t n, input_format format, nli_row *row)
+{
+    json_error_t err;
+    json_t *obj = json_loadb(line, n, JSON_REJECT_DUPLICATES, &err);
+    if (!obj)
+        return fail("invalid JSON: %s", err.text);
+    int r = json_is_object(obj) ? parse_json_object(obj, format, row)
+                                : fail("invalid JSON: not an object");
+    json_decref(obj);
+    return r;
+}
+
+static int valid_utf8(const char *s, size_t n)
+{
+    utf8proc_int32_t c;
+    for (size_t i = 0; i < n;) {
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, n - i, &c);
+        if (k < 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* premise TAB hypothesis TAB label, split in place. */
+static int parse_tsv(char *line, size_t n, nli_row *row)
+{
+    if (memchr(line, 0, n))
+        return fail("NUL byte in line");
+    if (!valid_utf8(line, n))
+        return fail("invalid UTF-8");
+    char *tab1 = strchr(line, '\t');
+    char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+    if (!tab2 || strchr(tab2 + 1, '\t')) {
+        int columns = 1;
+        for (char *p = line; (p = strchr(p, '\t')); p++)
+            columns++;
+        return fail("%d tab-separated columns, expected 3 (premise, hypothesis, label)", columns);
+    }
+    *tab1 = *tab2 = 0;
+    const char *label = tab2 + 1;
+    if ((row->label = label_from_text(label, 1)) == -2)
+        return fail("unknown label \"%.64s\" (expected entailment, neutral, contradiction, "
+                    "-, or 0, 1, 2, -1)", label);
+    flatten_whitespace(line);
+    flatten_whitespace(tab1 + 1);
+    row->premise = line;
+    row->hypothesis = tab1 + 1;
+    return 0;
+}
+
+static int parse_line(char *line, size_t n, input_format format, nli_row *row)
+{
+    if (format == FORMAT_TSV)
+        return parse_tsv(line, n, row);
+    if (format == FORMAT_AUTO && line[strspn(line, " ")] != '{')
+        return parse_tsv(line, n, row);
+    return parse_json(line, n, format, row);
+}
+
+/* --triplets: every premise with its entailment and contradiction
+ * hypotheses, in order of first appearance, found through a hash table. */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} text_list;
+
+typedef struct {
+    char *text;
+    uint64_t hash;
+    text_list entail, contra;
+} premise;
+
+typedef struct {
+    premise *items;
+    size_t count, cap;
+    size_t *slots; /* index into items + 1; 0 = empty */
+    size_t nslots; /* a power of two, kept at least twice count */
+} premise_table;
+
+static void text_list_push(text_list *l, const char *s)
+{
+    if (l->n == l->cap)
+        l->v = xrealloc(l->v, (l->cap = l->cap ? 2 * l->cap : 2) * sizeof *l->v);
+    l->v[l->n++] = xstrdup(s);
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void table_grow(premise_table *t)
+{
+    size_t nslots = t->nslots ? 2 * t->nslots : 1024;
+    size_t *slots = xcalloc(nslots, sizeof *slots);
+    for (size_t i = 0; i < t->count; i++) {
+        size_t s = t->items[i].hash & (nslots - 1);
+        while (slots[s])
+            s = (s + 1) & (nslots - 1);
+        slots[s] = i + 1;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = nslots;
+}
+
+static premise *table_get(premise_table *t, const char *text)
+{
+    if (2 * (t->count + 1) > t->nslots)
+        table_grow(t);
+    uint64_t h = fnv1a(text);
+    size_t s = h & (t->nslots - 1);
+    for (; t->slots[s]; s = (s + 1) & (t->nslots - 1)) {
+        premise *p = &t->items[t->slots[s] - 1];
+        if (p->hash == h && !strcmp(p->text, text))
+            return p;
+    }
+    if (t->count == t->cap)
+        t->items = xrealloc(t->items, (t->cap = t->cap ? 2 * t->cap : 1024) * sizeof *t->items);
+    premise *p = &t->items[t->count];
+    memset(p, 0, sizeof *p);
+    p->text = xstrdup(text);
+    p->hash = h;
+    t->slots[s] = ++t->count;
+    return p;
+}
+
+/* One triplet per entailment row; the premise's contradictions serve as
+ * negatives in turn.  Returns the number of triplets written. */
+static long write_triplets(const premise_table *t)
+{
+    long written = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        const premise *p = &t->items[i];
+        if (!p->contra.n)
+            continue;
+        for (size_t k = 0; k < p->entail.n; k++) {
+            out_printf(stdout, "stdout", "%s\t%s\t%s\n", p->text, p->entail.v[k],
+                       p->contra.v[k % p->contra.n]);
+            written++;
+        }
+    }
+    return written;
+}
+
+static void usage(void)
+{
+    out_printf(stdout, "stdout", "%s",
+"Usage: nli-filter [OPTION]... [FILE]...\n"
+"Turn natural language inference rows into sentence-embedding training data:\n"
+"anchor<TAB>positive for every entailment row, or with --triplets\n"
+"anchor<TAB>positive<TAB>negative with the premise's contradictions as negatives.\n"
+"With no FILE, or when FILE is -, read standard input.  Empty lines are skipped.\n"
+"\n"
+"Input formats, recognised line by line (a line starting with '{' is JSON):\n"
+"  snli  SNLI/MultiNLI JSON Lines: gold_label (entailment, neutral,\n"
+"        contradiction, -), sentence1, sentence2\n"
+"  hf    Hugging Face datasets JSON Lines: premise, hypothesis,\n"
+"        label (0 entailment, 1 neutral, 2 contradiction, -1 none)\n"
+"  tsv   premise<TAB>hypothesis<TAB>label, the label as a word or an integer\n"
+"\n"
+"Options:\n"
+"  -f, --format=FORMAT  read every line as FORMAT: auto (default), snli, hf, tsv\n"
+"  -t, --triplets       write hard-negative triplets (reads all input first)\n"
+"      --skip-bad       skip malformed lines and count them, instead of failing\n"
+"  -h, --help           show this help and exit\n"
+"  -V, --version        show the version and exit\n"
+"\n"
+"Counts go to standard error: 'before: N rows', 'after: M rows'.\n"
+"Exit status: 0 success, 1 malformed input or failure, 2 usage error.\n");
+    out_close(stdout, "stdout");
+}
+
+int main(int argc, char **argv)
+{
+    util_init(argv[0]);
+    static const struct option longopts[] = {
+        {"format", required_argument, NULL, 'f'},
+        {"triplets", no_argument, NULL, 't'},
+        {"skip-bad", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *format_names[] = {"auto", "snli", "hf", "tsv"};
+    input_format format = FORMAT_AUTO;
+    int triplets = 0, skip_bad = 0, c;
+    opterr = 0; /* our own one-line messages below */
+    while ((c = getopt_long(argc, argv, ":f:thV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f': {
+            int i = 0;
+            while (i < 4 && strcmp(optarg, format_names[i]))
+                i++;
+            if (i == 4)
+                die_usage("unknown format '%s' (auto, snli, hf, tsv)", optarg);
+            format = (input_format)i;
+            break;
+        }
+        case 't':
+            triplets = 1;
+            break;
+        case 's':
+            skip_bad = 1;
+            break;
+        case 'h':
+            usage();
+            return 0;
+        case 'V':
+            print_version();
+            return 0;
+        case ':':
+            die_usage("option '%s' requires an argument", argv[optind - 1]);
+        default:
+            if (optopt)
+                die_usage("invalid option -- '%c'", optopt);
+            die_usage("unrecognized option '%s'", argv[optind - 1]);
+        }
+    }
+
+    input_set in;
+    input_init(&in, argc - optind, argv + optind);
+    premise_table table = {0};
+    char *line = NULL;
+    size_t cap = 0;
+    long before = 0, after = 0, bad = 0;
+    ssize_t n;
+    while ((n = input_getline(&in, &line, &cap)) >= 0) {
+        if (n && line[n - 1] == '\r') /* CRLF line ends */
+            line[--n] = 0;
+        if (n == 0)
+            continue;
+        nli_row row;
+        if (parse_line(line, n, format, &row) != 0) {
+            if (!skip_bad)
+                die("%s:%ld: %s", in.name, in.line, parse_error);
+            bad++;
+            continue;
+        }
+        before++;
+        if (triplets) {
+            premise *p = table_get(&table, row.premise);
+            if (row.label == LABEL_ENTAILMENT)
+                text_list_push(&p->entail, row.hypothesis);
+            else if (row.label == LABEL_CONTRADICTION)
+                text_list_push(&p->contra, row.hypothesis);
+        } else if (row.label == LABEL_ENTAILMENT) {
+            out_printf(stdout, "stdout", "%s\t%s\n", row.premise, row.hypothesis);
+            after++;
+        }
+    }
+    if (triplets)
+        after = write_triplets(&table);
+    out_close(stdout, "stdout");
+    fprintf(stderr, "before: %ld rows\nafter: %ld rows\n", before, after);
+    if (skip_bad)
+        fprintf(stderr, "skipped: %ld malformed lines\n", bad);
+    return 0;
+}
