@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
+
 typedef struct {
     int vocab_size;
     int hidden;        /* H */
@@ -76,5 +78,70 @@ typedef struct {
 
 /* Fill out[] (may be NULL) and return the number of tensors. */
 int bert_tensors(const bert_config *c, bert_tensor *out);
+
+/* ---- CPU reference encoder (bert.c) ------------------------------------
+ *
+ * A batch is B sequences given as token ids [B, T] (row b at ids + b*T),
+ * sequence b being its first lens[b] ids (1 <= lens[b] <= T <= P; the rest
+ * is padding, -1 by convention, never read).  Token type ids are all 0 and
+ * positions count from 0 in every sequence.
+ *
+ * Activations are packed: the N = sum(lens) real tokens are the rows of
+ * [N, H] matrices, sequence b at rows start[b] .. start[b+1]-1, so dense
+ * layers never compute on padding and attention looks only at real keys
+ * (what Hugging Face's additive mask gives for real query positions).
+ *
+ * One bert_acts holds one forward pass and everything its backward needs;
+ * several can exist at once (e.g. one per column of a training batch), each
+ * backward adding into one shared gradient buffer. */
+
+typedef struct bert_acts bert_acts;
+
+/* Activations for up to max_sequences sequences of up to max_len tokens.
+ * training = 0 keeps only what inference needs (plus every layer's hidden
+ * states); bert_backward then refuses.  Buffers grow to the largest token
+ * count seen, so short batches cost little memory. */
+bert_acts *bert_acts_new(const bert_config *c, int max_sequences, int max_len, int training);
+void bert_acts_free(bert_acts *a);
+
+/* Forward pass.  lens may be NULL: each length is then the number of ids
+ * before the first negative one (or T).  dropout NULL means no dropout
+ * (evaluation); otherwise hidden_dropout applies after the embedding
+ * LayerNorm and after the attention-output and FFN-output dense layers, and
+ * attn_dropout on the attention probabilities (inverted dropout, masks drawn
+ * from dropout and kept for the backward pass; the same generator state
+ * gives the same masks at any thread count). */
+void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
+                  const int32_t *lens, int B, int T, bert_acts *a, rng_t *dropout);
+
+/* The packed batch of the last forward: N, B and the row offsets start[B+1]. */
+int bert_acts_tokens(const bert_acts *a);
+int bert_acts_sequences(const bert_acts *a);
+const int *bert_acts_starts(const bert_acts *a);
+/* Hidden states [N, H] after layer l (0 = embedding output, L = last). */
+const float *bert_hidden(const bert_acts *a, int layer);
+
+/* Sentence embeddings out[B, H] from the last hidden states: mean over the
+ * tokens of each sequence ([CLS] and [SEP] included), the [CLS] token, or the
+ * elementwise maximum. */
+void bert_pool(const bert_acts *a, pooling_mode mode, float *out);
+/* Gradient d_pooled[B, H] of the pooled embeddings into the gradient of the
+ * last hidden states held in a (overwritten), for bert_backward. */
+void bert_pool_backward(bert_acts *a, pooling_mode mode, const float *d_pooled);
+/* That gradient, [N, H] packed: a caller with a loss on the hidden states
+ * themselves writes it here instead of calling bert_pool_backward. */
+float *bert_acts_dhidden(bert_acts *a);
+
+/* Backward pass of the last forward of a, from bert_acts_dhidden(a):
+ * parameter gradients are added (+=) into grads, laid out as params
+ * (bert_param_offsets); the pooler's part is left untouched. */
+void bert_backward(const bert_config *c, const float *params, float *grads, bert_acts *a);
+
+/* Rows of x[n, d] scaled to unit L2 norm (out may equal x), as
+ * torch.nn.functional.normalize: x / max(|x|, 1e-12); norms[n] keeps the
+ * divisors for the backward pass, which writes dx[n, d] (dx may equal dout). */
+void l2_normalize(float *out, float *norms, const float *x, int n, int d);
+void l2_normalize_backward(float *dx, const float *dout, const float *out, const float *norms,
+                           int n, int d);
 
 #endif
