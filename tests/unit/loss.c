@@ -1,0 +1,212 @@
+/* MNR losses against the fixtures' sentence-transformers values, and against
+ * sentence-transformers itself (run at test time) on more columns. */
+#include "../tap.h"
+#include "loss.h"
+#include "safetensors.h"
+#include "util.h"
+
+#include <string.h>
+
+static float *tensor_f32(const safetensors *st, const char *name, size_t *numel)
+{
+    const st_tensor *t = st_find(st, name);
+    if (!t)
+        die("%s: no tensor %s", st->path, name);
+    float *x = xmallocarray(t->numel, sizeof *x);
+    st_to_f32(t, x);
+    if (numel)
+        *numel = t->numel;
+    return x;
+}
+
+static double scalar_f64(const safetensors *st, const char *name)
+{
+    const st_tensor *t = st_find(st, name);
+    if (!t || t->numel != 1)
+        die("%s: no scalar %s", st->path, name);
+    double x;
+    st_to_f64(t, &x);
+    return x;
+}
+
+static double max_abs_diff(const float *x, const float *y, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i] - y[i]));
+    return m;
+}
+
+static void check_fixture(const char *name)
+{
+    char *path;
+    {
+        char *dir = path_join(shared_dir(), "fixtures");
+        char *sub = path_join(dir, name);
+        path = path_join(sub, "reference.safetensors");
+        free(dir);
+        free(sub);
+    }
+    safetensors st;
+    st_open(&st, path);
+    const st_tensor *ta = st_find(&st, "anchor.embedding");
+    if (!ta || ta->ndim != 2)
+        die("%s: no [B, H] anchor.embedding", path);
+    int B = (int)ta->shape[0], H = (int)ta->shape[1];
+    size_t n = (size_t)B * H;
+    float *a = tensor_f32(&st, "anchor.embedding", NULL);
+    float *p = tensor_f32(&st, "positive.embedding", NULL);
+    float *ng = tensor_f32(&st, "negative.embedding", NULL);
+    float *d[3], *scores = xmallocarray((size_t)B * 2 * B, sizeof *scores);
+    for (int c = 0; c < 3; c++)
+        d[c] = xmallocarray(n, sizeof(float));
+
+    static const char *variants[3] = {"pairs", "triplets", "symmetric"};
+    static const char *columns[3] = {"anchor", "positive", "negative"};
+    for (int v = 0; v < 3; v++) {
+        int triplets = v == 1, symmetric = v == 2;
+        char key[96];
+        snprintf(key, sizeof key, "loss.%s", variants[v]);
+        double want = scalar_f64(&st, key);
+        double got = mnr_loss(a, p, triplets ? ng : NULL, B, H, MNR_DEFAULT_SCALE, symmetric, d[0],
+                              d[1], triplets ? d[2] : NULL, triplets ? scores : NULL);
+        double rel = fabs(got - want) / fabs(want);
+        ok(rel <= 1e-6, "%s: %s %.12f, reference %.12f (relative error %.2e)", name, key, got,
+           want, rel);
+        ok(mnr_loss(a, p, triplets ? ng : NULL, B, H, MNR_DEFAULT_SCALE, symmetric, NULL, NULL,
+                    NULL, NULL) == got,
+           "%s: %s without gradients is the same number", name, key);
+        for (int c = 0; c < (triplets ? 3 : 2); c++) {
+            snprintf(key, sizeof key, "grad_embedding.%s.%s", variants[v], columns[c]);
+            size_t m;
+            float *g = tensor_f32(&st, key, &m);
+            double err = m == n ? max_abs_diff(d[c], g, n) : INFINITY;
+            ok(err <= 1e-5, "%s: %s max abs error %.2e", name, key, err);
+            free(g);
+        }
+        if (triplets) {
+            size_t m;
+            float *s = tensor_f32(&st, "scores.triplets", &m);
+            double err = m == (size_t)B * 2 * B ? max_abs_diff(scores, s, m) : INFINITY;
+            ok(err <= 1e-5, "%s: scores.triplets max abs error %.2e", name, err);
+            free(s);
+        }
+    }
+    for (int c = 0; c < 3; c++)
+        free(d[c]);
+    free(scores);
+    free(a);
+    free(p);
+    free(ng);
+    st_close(&st);
+    free(path);
+}
+
+/* sentence-transformers on C columns of float32 embeddings (raw file in argv[1],
+ * shape in argv[2..4]); writes, as raw float64 to argv[5], the loss then the
+ * gradient of every column, for MNRL and then MNSRL. */
+static const char *st_script =
+    "import sys, warnings\n"
+    "warnings.simplefilter('ignore')\n"
+    "try:\n"
+    "    import numpy as np, torch\n"
+    "    from sentence_transformers.sentence_transformer import losses\n"
+    "except Exception as e:\n"
+    "    print('SKIP sentence-transformers not importable:', type(e).__name__); sys.exit(0)\n"
+    "C, B, H = map(int, sys.argv[2:5])\n"
+    "x = np.fromfile(sys.argv[1], dtype='<f4').reshape(C, B, H).astype(np.float64)\n"
+    "out = []\n"
+    "for cls in (losses.MultipleNegativesRankingLoss, losses.MultipleNegativesSymmetricRankingLoss):\n"
+    "    e = [torch.tensor(x[c], requires_grad=True) for c in range(C)]\n"
+    "    loss = cls(None).compute_loss_from_embeddings(e, None)\n"
+    "    loss.backward()\n"
+    "    out.append(np.array([loss.item()]))\n"
+    "    out += [t.grad.numpy().ravel() for t in e]\n"
+    "np.concatenate(out).astype('<f8').tofile(sys.argv[5])\n"
+    "print('OK')\n";
+
+static void check_against_sentence_transformers(void)
+{
+    enum { C = 4, B = 5, H = 7 };
+    char dir[] = "/tmp/bp-loss-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp: failed");
+    char *script = path_join(dir, "mnr.py"), *in = path_join(dir, "emb.f32"),
+         *out = path_join(dir, "ref.f64");
+    FILE *f = fopen(script, "w");
+    fputs(st_script, f);
+    fclose(f);
+
+    /* Deterministic values in [-1, 1] with some rows close to each other. */
+    static float x[C][B][H];
+    unsigned s = 12345;
+    for (int c = 0; c < C; c++)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++) {
+                s = s * 1103515245 + 12345;
+                x[c][b][h] = (float)((s >> 8) % 2001) / 1000.0f - 1.0f;
+                if (c == 1 && b % 2)
+                    x[c][b][h] = x[0][b][h] + 0.1f * x[c][b][h];
+            }
+    f = fopen(in, "wb");
+    fwrite(x, sizeof x, 1, f);
+    fclose(f);
+
+    char cmd[512], line[256] = "";
+    snprintf(cmd, sizeof cmd, "python3 %s %s %d %d %d %s 2>&1", script, in, C, B, H, out);
+    FILE *py = popen(cmd, "r");
+    if (!py || !fgets(line, sizeof line, py))
+        strcpy(line, "SKIP python3 did not run\n");
+    if (py)
+        pclose(py);
+    line[strcspn(line, "\n")] = 0;
+    if (strcmp(line, "OK") != 0) {
+        if (strncmp(line, "SKIP ", 5) != 0)
+            diag("python: %s", line);
+        ok(1, "# SKIP %s", strncmp(line, "SKIP ", 5) ? "python3 failed" : line + 5);
+        remove_tree(dir);
+        return;
+    }
+    size_t len;
+    double *ref = (double *)read_file(out, &len);
+    if (!ref || len != 2 * (1 + C * B * H) * sizeof(double))
+        die("%s: unexpected size", out);
+
+    const float *cols[C];
+    float *dcols[C];
+    static float d[C][B][H];
+    for (int c = 0; c < C; c++) {
+        cols[c] = &x[c][0][0];
+        dcols[c] = &d[c][0][0];
+    }
+    for (int symmetric = 0; symmetric <= 1; symmetric++) {
+        const double *r = ref + symmetric * (1 + C * B * H);
+        double loss = mnr_loss_columns(cols, C, B, H, MNR_DEFAULT_SCALE, symmetric, dcols, NULL);
+        double rel = fabs(loss - r[0]) / fabs(r[0]);
+        double gmax = 0, err = 0;
+        for (int i = 0; i < C * B * H; i++) {
+            gmax = fmax(gmax, fabs(r[1 + i]));
+            err = fmax(err, fabs((&d[0][0][0])[i] - r[1 + i]));
+        }
+        const char *what = symmetric ? "MultipleNegativesSymmetricRankingLoss"
+                                     : "MultipleNegativesRankingLoss";
+        ok(rel <= 1e-9, "%s, %d columns: loss %.12f vs %.12f (relative error %.2e)", what, C,
+           loss, r[0], rel);
+        ok(err <= 1e-6 * gmax, "%s, %d columns: gradient max abs error %.2e (largest %.3g)",
+           what, C, err, gmax);
+    }
+    free(ref);
+    free(script);
+    free(in);
+    free(out);
+    remove_tree(dir);
+}
+
+int main(void)
+{
+    util_init("test-loss");
+    check_fixture("tiny");
+    check_fixture("head64");
+    check_against_sentence_transformers();
+    return done_testing();
+}
