@@ -1,0 +1,318 @@
+#!/usr/bin/env bats
+# spearman: correlations against scipy, cosines against numpy, errors, man page.
+load helper
+
+META=$FIXTURES/meta.json
+STS_DEV=$DATA/stsbenchmark/sts-dev.csv
+COSINES=$FIXTURES/tiny/sts-dev.cosine.txt
+MAN_PAGE=$BATS_TEST_DIRNAME/../../man/man1/spearman.1
+
+# Streams built once with numpy, with scipy's answers beside them.
+setup_file() {
+    python3 -c 'import numpy, scipy' 2>/dev/null || return 0
+    cd "$BATS_FILE_TMPDIR"
+    python3 - <<'EOF'
+import numpy as np
+from scipy import stats
+
+rng = np.random.default_rng(7)
+dim = 48
+emb = rng.normal(size=(300, 2, dim)).astype(np.float32)
+emb[5, 0] = 0                   # a zero vector: cosine 0
+emb[11] = emb[10]               # two equal cosines: a tie
+emb[20, 1] = 3 * emb[20, 0]     # cosine 1
+emb[30] *= 1e-3                 # small and large magnitudes
+emb[31] *= 1e3
+gold = rng.integers(0, 11, size=300) / 2   # heavy ties, as in STS
+e = emb.astype(np.float64)
+norms = np.maximum(np.linalg.norm(e, axis=2), 1e-12)
+cos = (e[:, 0] * e[:, 1]).sum(axis=1) / (norms[:, 0] * norms[:, 1])
+
+offsets = []
+with open("stream.npy", "wb") as f:
+    start = 0
+    for rows in (100, 7, 1, 0, 192):   # frames of several sizes, one empty
+        offsets.append(f.tell())
+        np.save(f, emb[start:start + rows])
+        start += rows
+np.savetxt("gold.txt", gold, fmt="%.1f")
+np.savetxt("cos.txt", cos, fmt="%.17g")
+with open("expect.txt", "w") as f:
+    f.write("%.17g %.17g\n" % (stats.spearmanr(cos, gold)[0], stats.pearsonr(cos, gold)[0]))
+with open("offsets.txt", "w") as f:
+    f.write(" ".join(map(str, offsets)) + "\n")
+
+data = open("stream.npy", "rb").read()
+open("trunc.npy", "wb").write(data[:-5])
+with open("cols3.npy", "wb") as f:
+    np.save(f, emb[:4])
+    np.save(f, rng.normal(size=(4, 3, 8)).astype(np.float32))
+bad = emb[:10].copy()
+bad[3, 1, 7] = np.nan
+with open("nan.npy", "wb") as f:
+    np.save(f, bad)
+bad[3, 1, 7] = np.inf
+with open("inf.npy", "wb") as f:
+    np.save(f, bad)
+EOF
+}
+
+need_stream() {
+    [ -f "$BATS_FILE_TMPDIR/stream.npy" ] || skip "python3 with numpy and scipy is not installed"
+    S=$BATS_FILE_TMPDIR
+}
+
+# |a - b| <= tol
+near() {
+    awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'
+}
+
+@test "scipy's values on meta.json spearman_ties, to 1e-9" {
+    command -v jq >/dev/null || skip "jq is not installed"
+    jq -r '.spearman_ties.x[]' "$META" >"$BATS_TEST_TMPDIR/x"
+    jq -r '.spearman_ties.y[]' "$META" >"$BATS_TEST_TMPDIR/y"
+    run spearman -s "$BATS_TEST_TMPDIR/x" -g "$BATS_TEST_TMPDIR/y" --digits 12
+    [ "$status" -eq 0 ]
+    read -r w1 rho w2 r w3 n <<<"$output"
+    [ "$w1 $w2 $w3 $n" = "spearman pearson n 200" ]
+    near "$rho" "$(jq .spearman_ties.spearman "$META")" 1e-9
+    near "$r" "$(jq .spearman_ties.pearson "$META")" 1e-9
+}
+
+@test "tiny model's STS-B dev cosines: meta.json's values to 1e-6" {
+    run spearman -s "$COSINES" -g <(cut -f5 "$STS_DEV")
+    [ "$status" -eq 0 ]
+    [ "$output" = "spearman 0.494386 pearson 0.466754 n 1500" ]
+    run spearman -s "$COSINES" -g <(cut -f5 "$STS_DEV") --digits 12
+    read -r _ rho _ r _ n <<<"$output"
+    [ "$n" = 1500 ]
+    near "$rho" "$(jq .tiny_sts.dev.spearman_cosine "$META")" 1e-6
+    near "$r" "$(jq .tiny_sts.dev.pearson_cosine "$META")" 1e-6
+}
+
+@test "stream of frames: Spearman and Pearson as scipy on numpy cosines, to 1e-9" {
+    need_stream
+    run spearman -g "$S/gold.txt" --digits 12 "$S/stream.npy"
+    [ "$status" -eq 0 ]
+    read -r w1 rho w2 r w3 n <<<"$output"
+    [ "$w1 $w2 $w3 $n" = "spearman pearson n 300" ]
+    read -r want_rho want_r <"$S/expect.txt"
+    near "$rho" "$want_rho" 1e-9
+    near "$r" "$want_r" 1e-9
+    # the same from standard input
+    run spearman -g "$S/gold.txt" --digits 12 <"$S/stream.npy"
+    [ "$output" = "spearman $rho pearson $r n 300" ]
+}
+
+@test "--scores: one cosine per row with 9 decimals, as numpy's to 1e-7" {
+    need_stream
+    spearman -g "$S/gold.txt" --scores "$S/stream.npy" >"$BATS_TEST_TMPDIR/out"
+    [ "$(wc -l <"$BATS_TEST_TMPDIR/out")" -eq 301 ]
+    [ "$(sed -n 6p "$BATS_TEST_TMPDIR/out")" = "0.000000000" ]   # zero vector
+    [ "$(sed -n 21p "$BATS_TEST_TMPDIR/out")" = "1.000000000" ]
+    [ -z "$(head -n 300 "$BATS_TEST_TMPDIR/out" | grep -Ev '^-?[0-9]\.[0-9]{9}$')" ]
+    head -n 300 "$BATS_TEST_TMPDIR/out" | paste - "$S/cos.txt" |
+        awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-7) { print NR ": " $0; bad = 1 } }
+             END { exit bad }'
+    tail -n 1 "$BATS_TEST_TMPDIR/out" | grep -Eq '^spearman -?[0-9.]+ pearson -?[0-9.]+ n 300$'
+}
+
+@test "-s with --scores prints the values read" {
+    printf '1\n2.5\n3\n' >"$BATS_TEST_TMPDIR/s"
+    printf '3\n1\n2\n' >"$BATS_TEST_TMPDIR/g"
+    run spearman -s "$BATS_TEST_TMPDIR/s" -g "$BATS_TEST_TMPDIR/g" --scores --digits 3
+    [ "$status" -eq 0 ]
+    [ "$output" = "$(printf '1.000000000\n2.500000000\n3.000000000\nspearman -0.500 pearson -0.721 n 3')" ]
+}
+
+@test "number files: CRLF and blanks allowed; empty line, NaN, inf, non-numeric rejected" {
+    cd "$BATS_TEST_TMPDIR"
+    printf '1\n2\n3\n4\n' >g
+    printf '1 \r\n 3\r\n2\r\n4\r\n' >crlf
+    run spearman -g g -s crlf
+    [ "$status" -eq 0 ]
+    [ "$output" = "spearman 0.800000 pearson 0.800000 n 4" ]
+    printf '1\n2\n\n4\n' >empty
+    run spearman -g g -s empty
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: empty:3: empty line, expected a number" ]
+    printf '1\nnan\n3\n4\n' >nan
+    run spearman -g g -s nan
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: nan:2: 'nan' is not a finite number" ]
+    printf '1\n2\n3\n-inf\n' >inf
+    run spearman -g inf -s g
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: inf:4: '-inf' is not a finite number" ]
+    printf '1\n2\n3 x\n4\n' >word
+    run spearman -g g -s word
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: word:3: '3 x' is not a finite number" ]
+}
+
+@test "count mismatch names the first unmatched line" {
+    cd "$BATS_TEST_TMPDIR"
+    printf '1\n2\n3\n' >three
+    printf '1\n2\n3\n4\n' >four
+    run spearman -g three -s four
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: four:4: no matching gold value: three has 3 values" ]
+    run spearman -g four -s three
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: four:4: no matching score: three has 3 values" ]
+}
+
+@test "count mismatch with a stream" {
+    need_stream
+    head -n 299 "$S/gold.txt" >"$BATS_TEST_TMPDIR/short"
+    run spearman -g "$BATS_TEST_TMPDIR/short" "$S/stream.npy"
+    [ "$status" -eq 1 ]
+    read -r _ _ _ _ last <"$S/offsets.txt"
+    [ "$output" = "spearman: $S/stream.npy: frame 5 at byte $last: row 191 has no gold value: $BATS_TEST_TMPDIR/short has 299 values" ]
+    { cat "$S/gold.txt"; echo 2; } >"$BATS_TEST_TMPDIR/long"
+    run spearman -g "$BATS_TEST_TMPDIR/long" <"$S/stream.npy"
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: $BATS_TEST_TMPDIR/long:301: no matching score: stdin has 300 rows" ]
+}
+
+@test "stream errors: truncated, 3 columns, NaN and inf name frame and byte" {
+    need_stream
+    read -r _ _ _ _ last <"$S/offsets.txt"
+    run spearman -g "$S/gold.txt" "$S/trunc.npy"
+    [ "$status" -eq 1 ]
+    [[ "$output" == "spearman: $S/trunc.npy: frame 5 at byte $last: truncated frame"* ]]
+    run spearman -g "$S/gold.txt" "$S/cols3.npy"
+    [ "$status" -eq 1 ]
+    [[ "$output" =~ ^"spearman: $S/cols3.npy: frame 2 at byte "[1-9][0-9]*": 3 columns, expected 2" ]]
+    run spearman -g "$S/gold.txt" <"$S/nan.npy"
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: stdin: frame 1 at byte 0: row 3: NaN or infinite value in the embeddings" ]
+    run spearman -g "$S/gold.txt" "$S/inf.npy"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"frame 1 at byte 0: row 3: NaN or infinite value"* ]]
+    run spearman -g "$S/gold.txt" "$S/gold.txt"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"frame 1 at byte 0: not an NPY frame"* ]]
+}
+
+@test "undefined correlation: fewer than 2 rows, constant gold, constant scores" {
+    cd "$BATS_TEST_TMPDIR"
+    echo 1 >one
+    run spearman -g one -s one
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: one: 1 values: a correlation needs at least 2" ]
+    : >none
+    run spearman -g none -s none
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: none: 0 values: a correlation needs at least 2" ]
+    printf '2\n2\n2\n' >same
+    printf '1\n2\n3\n' >diff
+    run spearman -g same -s diff
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: same: all 3 values are equal: the correlation is undefined" ]
+    run spearman -g diff -s same
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: same: all 3 scores are equal: the correlation is undefined" ]
+}
+
+@test "missing gold or scores file" {
+    run spearman -g "$BATS_TEST_TMPDIR/absent" -s "$COSINES"
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: $BATS_TEST_TMPDIR/absent: No such file or directory" ]
+    run spearman -g "$COSINES" -s "$BATS_TEST_TMPDIR/absent"
+    [ "$status" -eq 1 ]
+    run spearman -g "$COSINES" "$BATS_TEST_TMPDIR/absent.npy"
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: $BATS_TEST_TMPDIR/absent.npy: No such file or directory" ]
+}
+
+@test "usage errors exit 2" {
+    run spearman -s "$COSINES"
+    [ "$status" -eq 2 ]
+    [[ "${lines[0]}" == "spearman: no gold scores: -g GOLD is required" ]]
+    [[ "${lines[1]}" == "Try 'spearman --help' for more information." ]]
+    run spearman -g "$COSINES" -s "$COSINES" stream.npy
+    [ "$status" -eq 2 ]
+    [[ "${lines[0]}" == "spearman: both -s SCORES and STREAM given"* ]]
+    run spearman -g - -s -
+    [ "$status" -eq 2 ]
+    run spearman -g - </dev/null
+    [ "$status" -eq 2 ]
+    run spearman -g "$COSINES" a.npy b.npy
+    [ "$status" -eq 2 ]
+    run spearman -g "$COSINES" -s "$COSINES" --digits 18
+    [ "$status" -eq 2 ]
+    run spearman -g "$COSINES" -s "$COSINES" --digits x
+    [ "$status" -eq 2 ]
+    run spearman --bogus
+    [ "$status" -eq 2 ]
+    run spearman -g
+    [ "$status" -eq 2 ]
+}
+
+@test "write error on /dev/full: one line, exit 1" {
+    run spearman -g <(cut -f5 "$STS_DEV") -s "$COSINES" --scores
+    [ "$status" -eq 0 ]
+    run bash -c 'spearman -g <(cut -f5 "$1") -s "$2" >/dev/full' _ "$STS_DEV" "$COSINES"
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: stdout: write error: No space left on device" ]
+}
+
+@test "--help and --version" {
+    run spearman --help
+    [ "$status" -eq 0 ]
+    [[ "${lines[0]}" == "Usage: spearman -g GOLD"* ]]
+    run spearman --version
+    [ "$status" -eq 0 ]
+    [[ "$output" == "spearman (bertpipe) "* ]]
+}
+
+# Run the man page's EXAMPLES in a directory holding sts-dev.csv,
+# sts-dev.cosine.txt and model/, comparing each command's output with the
+# lines shown after it.  $1 = 1: include examples that need wp-tokenize/embed.
+run_man_examples() {
+    local with_embed=$1 dir=$BATS_TEST_TMPDIR/man
+    mkdir -p "$dir"
+    ln -sf "$STS_DEV" "$dir/sts-dev.csv"
+    ln -sf "$COSINES" "$dir/sts-dev.cosine.txt"
+    ln -sfn "$FIXTURES/tiny/model" "$dir/model"
+    sed -n '/^\.SH EXAMPLES/,/^\.SH /{/^\.EX/,/^\.EE/p}' "$MAN_PAGE" |
+        grep -v '^\.E[XE]' | sed 's/\\-/-/g; s/\\e/\\/g' >"$dir/examples"
+    [ "$(grep -c '^\$ ' "$dir/examples")" -ge 4 ]
+    local cmd="" ran=0
+    # A command, then its expected output up to the next command.
+    check_example() {
+        [ -n "$cmd" ] || return 0
+        if [[ "$cmd" == *embed* ]] && [ "$with_embed" = 0 ]; then return 0; fi
+        (cd "$dir" && bash -c "$cmd") >"$dir/got" || { echo "failed: $cmd"; return 1; }
+        diff -u "$dir/want" "$dir/got" || { echo "differs: $cmd"; return 1; }
+        ran=$((ran + 1))
+    }
+    while IFS= read -r line; do
+        if [[ "$line" == '$ '* ]]; then
+            check_example || return 1
+            cmd=${line#\$ }
+            : >"$dir/want"
+        else
+            printf '%s\n' "$line" >>"$dir/want"
+        fi
+    done <"$dir/examples"
+    check_example || return 1
+    echo "ran $ran examples"
+}
+
+@test "man page examples" {
+    run run_man_examples 0
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "ran 4 examples" ]
+}
+
+@test "man page pipeline example (wp-tokenize | embed | spearman) on the tiny model" {
+    command -v wp-tokenize >/dev/null && command -v embed >/dev/null ||
+        skip "wp-tokenize and embed are not built yet"
+    run run_man_examples 1
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$output" = "ran 5 examples" ]
+}
