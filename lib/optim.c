@@ -1,11 +1,138 @@
 #include "optim.h"
 
-int optim_bert_ranges(const bert_config *c, optim_range *out) { return 0; }
-adam_config adam_defaults(void) { return (adam_config){OPTIM_ADAMW, 0.9, 0.999, 1e-8, 0.01}; }
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int optim_bert_ranges(const bert_config *c, optim_range *out)
+{
+    int nt = bert_tensors(c, NULL);
+    bert_tensor *t = xmallocarray(nt, sizeof *t);
+    bert_tensors(c, t);
+    int n = 0;
+    for (int i = 0; i < nt; i++) {
+        if (!t[i].trainable)
+            continue;
+        if (out)
+            out[n] = (optim_range){t[i].offset, t[i].numel, t[i].decay};
+        n++;
+    }
+    free(t);
+    return n;
+}
+
+adam_config adam_defaults(void)
+{
+    return (adam_config){.kind = OPTIM_ADAMW, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
+                         .weight_decay = 0.01};
+}
+
 void adam_step(const adam_config *c, const optim_range *r, int nr, float *params,
-               const float *grads, float *m, float *v, long step, double lr) {}
-double grad_norm(const float *grads, const optim_range *r, int nr) { return 0; }
-double clip_grad_norm(float *grads, const optim_range *r, int nr, double max_norm) { return 0; }
-double lr_linear_warmup(double peak, long warmup, long total, long s) { return 0; }
-int warmup_parse(const char *s, warmup_spec *w) { return -1; }
-long warmup_steps(const warmup_spec *w, long total_steps) { return 0; }
+               const float *grads, float *m, float *v, long step, double lr)
+{
+    double b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    double step_size = lr / (1 - pow(b1, (double)step));
+    double bc2_sqrt = sqrt(1 - pow(b2, (double)step));
+    for (int k = 0; k < nr; k++) {
+        double wd = r[k].decay ? c->weight_decay : 0;
+        double shrink = c->kind == OPTIM_ADAMW ? 1 - lr * wd : 1;
+        double l2 = c->kind == OPTIM_ADAM ? wd : 0;
+        size_t end = r[k].offset + r[k].numel;
+#pragma omp parallel for schedule(static)
+        for (size_t i = r[k].offset; i < end; i++) {
+            double p = params[i] * shrink;
+            double g = grads[i] + l2 * params[i];
+            double mi = b1 * m[i] + (1 - b1) * g;
+            double vi = b2 * v[i] + (1 - b2) * g * g;
+            p -= step_size * mi / (sqrt(vi) / bc2_sqrt + eps);
+            m[i] = (float)mi;
+            v[i] = (float)vi;
+            params[i] = (float)p;
+        }
+    }
+}
+
+/* Squares are summed over fixed chunks in parallel, then the chunk sums in
+ * order, so the result does not depend on the number of threads. */
+#define NORM_CHUNK 65536
+
+double grad_norm(const float *grads, const optim_range *r, int nr)
+{
+    size_t nchunks = 0;
+    for (int k = 0; k < nr; k++)
+        nchunks += (r[k].numel + NORM_CHUNK - 1) / NORM_CHUNK;
+    size_t *start = xmallocarray(nchunks, sizeof *start);
+    size_t *len = xmallocarray(nchunks, sizeof *len);
+    double *sum = xmallocarray(nchunks, sizeof *sum);
+    size_t n = 0;
+    for (int k = 0; k < nr; k++)
+        for (size_t i = 0; i < r[k].numel; i += NORM_CHUNK) {
+            start[n] = r[k].offset + i;
+            len[n] = r[k].numel - i < NORM_CHUNK ? r[k].numel - i : NORM_CHUNK;
+            n++;
+        }
+#pragma omp parallel for schedule(dynamic)
+    for (size_t j = 0; j < nchunks; j++) {
+        double s = 0;
+        for (size_t i = start[j]; i < start[j] + len[j]; i++)
+            s += (double)grads[i] * grads[i];
+        sum[j] = s;
+    }
+    double total = 0;
+    for (size_t j = 0; j < nchunks; j++)
+        total += sum[j];
+    free(start);
+    free(len);
+    free(sum);
+    return sqrt(total);
+}
+
+double clip_grad_norm(float *grads, const optim_range *r, int nr, double max_norm)
+{
+    double norm = grad_norm(grads, r, nr);
+    if (max_norm <= 0 || !isfinite(norm))
+        return norm;
+    double clip = max_norm / (norm + 1e-6);
+    if (clip < 1)
+        for (int k = 0; k < nr; k++) {
+            size_t end = r[k].offset + r[k].numel;
+#pragma omp parallel for schedule(static)
+            for (size_t i = r[k].offset; i < end; i++)
+                grads[i] = (float)(grads[i] * clip);
+        }
+    return norm;
+}
+
+double lr_linear_warmup(double peak, long warmup, long total, long s)
+{
+    double factor;
+    if (s < warmup)
+        factor = (double)s / (double)(warmup > 1 ? warmup : 1);
+    else
+        factor = fmax(0.0, (double)(total - s) / (double)(total - warmup > 1 ? total - warmup : 1));
+    return peak * factor;
+}
+
+int warmup_parse(const char *s, warmup_spec *w)
+{
+    if (strchr(s, '.')) {
+        double share;
+        if (parse_double(s, &share) != 0 || share < 0 || share > 1)
+            return -1;
+        *w = (warmup_spec){.is_share = 1, .share = share};
+        return 0;
+    }
+    long steps;
+    if (parse_long(s, 0, LONG_MAX, &steps) != 0)
+        return -1;
+    *w = (warmup_spec){.is_share = 0, .steps = steps};
+    return 0;
+}
+
+long warmup_steps(const warmup_spec *w, long total_steps)
+{
+    return w->is_share ? (long)ceil((double)total_steps * w->share) : w->steps;
+}
