@@ -38,6 +38,8 @@ static double cross_entropy(const double *x, size_t stride, int n, int t, double
 double mnr_loss_columns(const float *const *cols, int C, int B, int H, double scale,
                         int symmetric, float *const *dcols, float *scores)
 {
+    if (C < 2 || B < 1 || H < 1)
+        die("mnr_loss: needs 2 or more columns and a non-empty batch (got %d x %d x %d)", B, C, H);
     int N = C * B;          /* embeddings: anchors, then candidates */
     int D = (C - 1) * B;    /* candidates: positives, then negatives */
 

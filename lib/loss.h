@@ -30,7 +30,8 @@
  *         d loss / d cols[c] for every column c (overwritten, not added to).
  * scores: NULL, or [B, (C-1)*B] floats receiving scale * cos (the logits of
  *         the forward direction).
- * symmetric: 0 MultipleNegativesRankingLoss, 1 the symmetric variant. */
+ * symmetric: 0 MultipleNegativesRankingLoss, 1 the symmetric variant.
+ * C < 2 or an empty batch is a programming error (fatal). */
 double mnr_loss_columns(const float *const *cols, int C, int B, int H, double scale,
                         int symmetric, float *const *dcols, float *scores);
 
