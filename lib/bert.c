@@ -1,19 +1,496 @@
-/* bert.c - the BERT encoder on the CPU (stubs; implementation follows). */
+/* bert.c - the BERT encoder on the CPU: forward and backward passes over flat
+ * parameter and activation buffers, one forward/backward function pair per
+ * layer as in llm.c.  This is the reference the CUDA backend mirrors.
+ *
+ * Activations are packed (no padding rows, see bert.h).  Dense layers are
+ * OpenBLAS matrix products on the main thread; everything else is plain
+ * loops parallelised with OpenMP (never calling BLAS inside a parallel
+ * region).  Sums over rows (LayerNorm statistics, bias and LayerNorm
+ * gradients, pooling) accumulate in double and are split by column, not by
+ * row, so results do not depend on the number of threads. */
 #include "bert.h"
 #include "util.h"
 
+#include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* What one encoder layer keeps for its backward pass; rows are tokens. */
+typedef struct {
+    float *qkv;                 /* [N, 3H] query | key | value */
+    float *att;                 /* softmax probabilities, per sequence [heads, len, len] */
+    uint8_t *att_keep;          /* dropout mask of att (training with attention dropout) */
+    float *ctx;                 /* [N, H] attention output, heads side by side */
+    uint8_t *attn_keep;         /* [N, H] dropout mask after the attention-output dense */
+    float *ln1_in;              /* [N, H] residual sum entering the attention LayerNorm */
+    float *ln1_mean, *ln1_rstd; /* [N] */
+    float *ln1_out;             /* [N, H] */
+    float *ffn_pre;             /* [N, I] intermediate dense output, before GELU */
+    uint8_t *ffn_keep;          /* [N, H] dropout mask after the FFN-output dense */
+    float *ln2_in;              /* [N, H] residual sum entering the output LayerNorm */
+    float *ln2_mean, *ln2_rstd; /* [N]; the LayerNorm output is hidden[l + 1] */
+} layer_acts;
 
 struct bert_acts {
-    int N, B;
-    int *start;
-    float *dhidden;
+    bert_config c;
+    int max_sequences, max_len, training;
+    int B, N;            /* the last forward's batch; N = 0 before any */
+    int *start;          /* [B + 1] first row of each sequence */
+    size_t *att_start;   /* [B + 1] first float of each sequence's probabilities */
+    float p_hidden, p_attn; /* dropout the last forward applied (0 = none) */
+
+    /* Buffers proportional to the token count, cap_tokens rows. */
+    int cap_tokens;
+    char *token_mem;
+    int32_t *ids, *pos;        /* [N] packed token ids and their positions */
+    float *emb;                /* [N, H] embedding sum entering the LayerNorm */
+    float *emb_mean, *emb_rstd;
+    uint8_t *emb_keep;         /* [N, H] dropout mask after the embedding LayerNorm */
+    float **hidden;            /* L + 1 pointers to [N, H] */
+    layer_acts *layer;         /* L; without training all alias one set */
+    float *gelu;               /* [N, I] GELU output (recomputed for the backward pass) */
+    float *dhidden, *g1, *g2, *xhat; /* [N, H] backward scratch (training) */
+    float *dqkv;               /* [N, 3H] */
+    float *dffn;               /* [N, I] */
+
+    /* Attention probabilities and masks, cap_att floats per layer. */
+    size_t cap_att;
+    char *att_mem;
 };
+
+/* ---- layer kernels ------------------------------------------------------ */
+
+static float dot(const float *a, const float *b, int n)
+{
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static void axpy(float *y, float alpha, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += alpha * x[i];
+}
+
+/* dst[j] += sum over rows i of a[i, j] (times b[i, j] when b is given), in
+ * double.  Columns are split among threads, so the sum order is fixed. */
+static void column_sums(float *dst, const float *a, const float *b, int n, int d)
+{
+    enum { BLOCK = 64 };
+    int nblocks = (d + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int j0 = blk * BLOCK, w = d - j0 < BLOCK ? d - j0 : BLOCK;
+        double acc[BLOCK] = {0};
+        for (int i = 0; i < n; i++) {
+            const float *ar = a + (size_t)i * d + j0;
+            if (b) {
+                const float *br = b + (size_t)i * d + j0;
+                for (int j = 0; j < w; j++)
+                    acc[j] += (double)ar[j] * br[j];
+            } else {
+                for (int j = 0; j < w; j++)
+                    acc[j] += ar[j];
+            }
+        }
+        for (int j = 0; j < w; j++)
+            dst[j0 + j] += (float)acc[j];
+    }
+}
+
+/* out[r] = word[ids[r]] + type[0] + position[pos[r]] (Hugging Face's order). */
+static void embedding_forward(float *out, const int32_t *ids, const int32_t *pos, int n,
+                              const float *word, const float *position, const float *type, int H)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *w = word + (size_t)ids[r] * H, *p = position + (size_t)pos[r] * H;
+        float *o = out + (size_t)r * H;
+        for (int j = 0; j < H; j++)
+            o[j] = (w[j] + type[j]) + p[j];
+    }
+}
+
+/* Scatter dout into the rows of the three tables it came from; columns are
+ * split among threads, so rows sharing a token id never race. */
+static void embedding_backward(float *dword, float *dposition, float *dtype, const float *dout,
+                               const int32_t *ids, const int32_t *pos, int n, int H)
+{
+    enum { BLOCK = 64 };
+    int nblocks = (H + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int j0 = blk * BLOCK, w = H - j0 < BLOCK ? H - j0 : BLOCK;
+        double type_acc[BLOCK] = {0};
+        for (int r = 0; r < n; r++) {
+            const float *d = dout + (size_t)r * H + j0;
+            float *dw = dword + (size_t)ids[r] * H + j0, *dp = dposition + (size_t)pos[r] * H + j0;
+            for (int j = 0; j < w; j++) {
+                dw[j] += d[j];
+                dp[j] += d[j];
+                type_acc[j] += d[j];
+            }
+        }
+        for (int j = 0; j < w; j++)
+            dtype[j0 + j] += (float)type_acc[j];
+    }
+}
+
+static void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
+                              const float *w, const float *b, int n, int H, double eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *x = in + (size_t)r * H;
+        double m = 0, v = 0;
+        for (int j = 0; j < H; j++)
+            m += x[j];
+        m /= H;
+        for (int j = 0; j < H; j++)
+            v += (x[j] - m) * (x[j] - m);
+        v /= H;
+        double s = 1.0 / sqrt(v + eps);
+        float *o = out + (size_t)r * H;
+        for (int j = 0; j < H; j++)
+            o[j] = (float)((x[j] - m) * s) * w[j] + b[j];
+        mean[r] = (float)m;
+        rstd[r] = (float)s;
+    }
+}
+
+/* din = d LayerNorm / d in (overwritten); dw, db accumulate.  xhat [n, H]
+ * is scratch for the normalised input. */
+static void layernorm_backward(float *din, float *dw, float *db, float *xhat, const float *dout,
+                               const float *in, const float *mean, const float *rstd,
+                               const float *w, int n, int H)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        const float *x = in + (size_t)r * H, *dy = dout + (size_t)r * H;
+        float *xh = xhat + (size_t)r * H, *dx = din + (size_t)r * H;
+        double sum_dn = 0, sum_dn_xh = 0;
+        for (int j = 0; j < H; j++) {
+            xh[j] = (x[j] - mean[r]) * rstd[r];
+            float dn = dy[j] * w[j];
+            sum_dn += dn;
+            sum_dn_xh += (double)dn * xh[j];
+        }
+        float mean_dn = (float)(sum_dn / H), mean_dn_xh = (float)(sum_dn_xh / H);
+        for (int j = 0; j < H; j++)
+            dx[j] = (dy[j] * w[j] - mean_dn - xh[j] * mean_dn_xh) * rstd[r];
+    }
+    column_sums(dw, dout, xhat, n, H);
+    column_sums(db, dout, NULL, n, H);
+}
+
+/* out[n, m] = in[n, k] w[m, k]^T + bias[m]. */
+static void matmul_forward(float *out, const float *in, const float *w, const float *bias,
+                           int n, int k, int m)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++)
+        memcpy(out + (size_t)r * m, bias, m * sizeof *bias);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, in, k, w, k, 1.0f, out, m);
+}
+
+/* din = dout w (added to din when accumulate, else overwritten);
+ * dw += dout^T in; db += column sums of dout. */
+static void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, int n, int k, int m, int accumulate)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, m, 1.0f, dout, m, w, k,
+                accumulate ? 1.0f : 0.0f, din, k);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, k, n, 1.0f, dout, m, in, k, 1.0f, dw, k);
+    column_sums(db, dout, NULL, n, m);
+}
+
+/* Exact GELU, x * Phi(x), as torch.nn.functional.gelu by default. */
+static void gelu_forward(float *out, const float *in, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
+}
+
+/* d *= GELU'(in). */
+static void gelu_backward(float *d, const float *in, size_t n)
+{
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = in[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        d[i] *= cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+    }
+}
+
+/* Dropout masks come from a generator seeded per (site, row) from one draw
+ * of the caller's generator, so they do not depend on thread scheduling. */
+static void rng_for(rng_t *r, uint64_t base, uint64_t site, uint64_t row)
+{
+    rng_seed(r, base ^ (site << 40) ^ row);
+}
+
+/* keep[i] = 1 with probability 1 - p: two 32-bit draws per generator step. */
+static void draw_mask(uint8_t *keep, int n, float p, rng_t *r)
+{
+    uint64_t threshold = (uint64_t)((double)p * 4294967296.0);
+    for (int i = 0; i < n; i += 2) {
+        uint64_t u = rng_next(r);
+        keep[i] = (u & 0xffffffffu) >= threshold;
+        if (i + 1 < n)
+            keep[i + 1] = (u >> 32) >= threshold;
+    }
+}
+
+/* Inverted dropout in place on x[n, d], one mask row per row of x. */
+static void dropout_forward(float *x, uint8_t *keep, int n, int d, float p, uint64_t base,
+                            uint64_t site)
+{
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < n; r++) {
+        rng_t g;
+        rng_for(&g, base, site, r);
+        uint8_t *k = keep + (size_t)r * d;
+        float *xr = x + (size_t)r * d;
+        draw_mask(k, d, p, &g);
+        for (int j = 0; j < d; j++)
+            xr[j] = k[j] ? xr[j] * scale : 0.0f;
+    }
+}
+
+static void dropout_backward(float *dx, const float *dy, const uint8_t *keep, size_t n, float p)
+{
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        dx[i] = keep[i] ? dy[i] * scale : 0.0f;
+}
+
+static void residual_forward(float *x, const float *res, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] += res[i];
+}
+
+/* Multi-head self-attention of each sequence over its own tokens.
+ * qkv [N, 3H] -> ctx [N, H]; att keeps the softmax probabilities (before
+ * dropout); with p_attn > 0 they are dropped out with the mask att_keep. */
+static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const float *qkv,
+                              const int *start, const size_t *att_start, int B, int H, int heads,
+                              float p_attn, uint64_t base, uint64_t site)
+{
+    int d = H / heads;
+    size_t ld = 3 * (size_t)H;
+    float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
+#pragma omp parallel for schedule(dynamic)
+    for (int bh = 0; bh < B * heads; bh++) {
+        int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
+        const float *q = qkv + (size_t)start[b] * ld + h * d, *k = q + H, *v = q + 2 * H;
+        float *P = att + att_start[b] + (size_t)h * n * n;
+        uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
+        rng_t g;
+        if (keep)
+            rng_for(&g, base, site, bh);
+        for (int i = 0; i < n; i++) {
+            float *row = P + (size_t)i * n, mx = -INFINITY;
+            for (int j = 0; j < n; j++) {
+                row[j] = dot(q + i * ld, k + j * ld, d) * scale;
+                mx = row[j] > mx ? row[j] : mx;
+            }
+            double sum = 0;
+            for (int j = 0; j < n; j++) {
+                row[j] = expf(row[j] - mx);
+                sum += row[j];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j < n; j++)
+                row[j] *= inv;
+            if (keep)
+                draw_mask(keep + (size_t)i * n, n, p_attn, &g);
+            float *c = ctx + (size_t)(start[b] + i) * H + h * d;
+            memset(c, 0, d * sizeof *c);
+            for (int j = 0; j < n; j++) {
+                float pj = keep ? (keep[(size_t)i * n + j] ? row[j] * drop_scale : 0.0f) : row[j];
+                axpy(c, pj, v + j * ld, d);
+            }
+        }
+    }
+}
+
+/* dctx [N, H] -> dqkv [N, 3H] (overwritten). */
+static void attention_backward(float *dqkv, const float *dctx, const float *qkv, const float *att,
+                               const uint8_t *att_keep, const int *start, const size_t *att_start,
+                               int B, int H, int heads, int max_len, float p_attn)
+{
+    int d = H / heads;
+    size_t ld = 3 * (size_t)H;
+    float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
+#pragma omp parallel
+    {
+        float *dp = xmalloc(max_len * sizeof *dp);
+#pragma omp for schedule(dynamic)
+        for (int bh = 0; bh < B * heads; bh++) {
+            int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
+            const float *q = qkv + (size_t)start[b] * ld + h * d, *k = q + H, *v = q + 2 * H;
+            float *dq = dqkv + (size_t)start[b] * ld + h * d, *dk = dq + H, *dv = dq + 2 * H;
+            const float *P = att + att_start[b] + (size_t)h * n * n;
+            const uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
+            for (int i = 0; i < n; i++) {
+                memset(dq + i * ld, 0, d * sizeof *dq);
+                memset(dk + i * ld, 0, d * sizeof *dk);
+                memset(dv + i * ld, 0, d * sizeof *dv);
+            }
+            for (int i = 0; i < n; i++) {
+                const float *row = P + (size_t)i * n, *dc = dctx + (size_t)(start[b] + i) * H + h * d;
+                const uint8_t *kr = keep ? keep + (size_t)i * n : NULL;
+                double sum = 0;
+                for (int j = 0; j < n; j++) {
+                    float pj = kr ? (kr[j] ? row[j] * drop_scale : 0.0f) : row[j];
+                    axpy(dv + j * ld, pj, dc, d);
+                    float g = dot(dc, v + j * ld, d);
+                    dp[j] = kr ? (kr[j] ? g * drop_scale : 0.0f) : g;
+                    sum += (double)row[j] * dp[j];
+                }
+                for (int j = 0; j < n; j++) {
+                    float ds = row[j] * (dp[j] - (float)sum) * scale;
+                    axpy(dq + i * ld, ds, k + j * ld, d);
+                    axpy(dk + j * ld, ds, q + i * ld, d);
+                }
+            }
+        }
+        free(dp);
+    }
+}
+
+/* ---- activations -------------------------------------------------------- */
+
+/* Place the token buffers for n rows at base (NULL: only measure); returns
+ * the bytes needed.  Each buffer starts on a 64-byte boundary. */
+static size_t layout_tokens(bert_acts *a, char *base, size_t n)
+{
+    const bert_config *c = &a->c;
+    size_t H = c->hidden, FF = c->intermediate, off = 0;
+    int drop_hidden = a->training && c->hidden_dropout > 0;
+#define PLACE(ptr, count)                                                                        \
+    do {                                                                                         \
+        (ptr) = base ? (void *)(base + off) : NULL;                                              \
+        off += ((size_t)(count) * sizeof *(ptr) + 63) & ~(size_t)63;                             \
+    } while (0)
+    PLACE(a->ids, n);
+    PLACE(a->pos, n);
+    PLACE(a->emb, n * H);
+    PLACE(a->emb_mean, n);
+    PLACE(a->emb_rstd, n);
+    a->emb_keep = NULL;
+    if (drop_hidden)
+        PLACE(a->emb_keep, n * H);
+    for (int l = 0; l <= c->layers; l++)
+        PLACE(a->hidden[l], n * H);
+    PLACE(a->gelu, n * FF);
+    for (int l = 0; l < (a->training ? c->layers : 1); l++) {
+        layer_acts *la = &a->layer[l];
+        PLACE(la->qkv, n * 3 * H);
+        PLACE(la->ctx, n * H);
+        PLACE(la->ln1_in, n * H);
+        PLACE(la->ln1_mean, n);
+        PLACE(la->ln1_rstd, n);
+        PLACE(la->ln1_out, n * H);
+        PLACE(la->ffn_pre, n * FF);
+        PLACE(la->ln2_in, n * H);
+        PLACE(la->ln2_mean, n);
+        PLACE(la->ln2_rstd, n);
+        la->attn_keep = la->ffn_keep = NULL;
+        if (drop_hidden) {
+            PLACE(la->attn_keep, n * H);
+            PLACE(la->ffn_keep, n * H);
+        }
+    }
+    a->dhidden = a->g1 = a->g2 = a->xhat = a->dqkv = a->dffn = NULL;
+    if (a->training) {
+        PLACE(a->g1, n * H);
+        PLACE(a->g2, n * H);
+        PLACE(a->xhat, n * H);
+        PLACE(a->dqkv, n * 3 * H);
+        PLACE(a->dffn, n * FF);
+    }
+    /* Needed without training too: a caller may pool-backward to inspect it. */
+    PLACE(a->dhidden, n * H);
+    return off;
+}
+
+/* Attention buffers, cap floats of probabilities per layer. */
+static size_t layout_att(bert_acts *a, char *base, size_t cap)
+{
+    const bert_config *c = &a->c;
+    size_t off = 0;
+    int drop_attn = a->training && c->attn_dropout > 0;
+    for (int l = 0; l < (a->training ? c->layers : 1); l++) {
+        PLACE(a->layer[l].att, cap);
+        a->layer[l].att_keep = NULL;
+        if (drop_attn)
+            PLACE(a->layer[l].att_keep, cap);
+    }
+#undef PLACE
+    return off;
+}
+
+/* Without training every layer shares the buffers of layer 0. */
+static void alias_layers(bert_acts *a)
+{
+    if (!a->training)
+        for (int l = 1; l < a->c.layers; l++)
+            a->layer[l] = a->layer[0];
+}
+
+/* Make room for n tokens and natt attention floats per layer; buffers grow
+ * by at least a quarter so that slowly growing batches reallocate rarely. */
+static void reserve(bert_acts *a, int n, size_t natt)
+{
+    int max_tokens = a->max_sequences * a->max_len;
+    if (n > a->cap_tokens) {
+        int cap = a->cap_tokens + a->cap_tokens / 4;
+        cap = cap < n ? n : cap > max_tokens ? max_tokens : cap;
+        free(a->token_mem);
+        a->token_mem = xmalloc(layout_tokens(a, NULL, cap));
+        layout_tokens(a, a->token_mem, cap);
+        a->cap_tokens = cap;
+    }
+    if (natt > a->cap_att) {
+        size_t cap = a->cap_att + a->cap_att / 4;
+        size_t max_att = (size_t)a->c.heads * a->max_sequences * a->max_len * a->max_len;
+        cap = cap < natt ? natt : cap > max_att ? max_att : cap;
+        free(a->att_mem);
+        a->att_mem = xmalloc(layout_att(a, NULL, cap));
+        layout_att(a, a->att_mem, cap);
+        a->cap_att = cap;
+    }
+    alias_layers(a);
+}
 
 bert_acts *bert_acts_new(const bert_config *c, int max_sequences, int max_len, int training)
 {
+    if (max_sequences < 1 || max_len < 1)
+        die("bert_acts_new: %d sequences of %d tokens", max_sequences, max_len);
+    if (c->hidden % c->heads)
+        die("bert_acts_new: hidden size %d is not a multiple of %d heads", c->hidden, c->heads);
+    if ((int64_t)max_sequences * max_len > INT32_MAX / 4)
+        die("bert_acts_new: %d sequences of %d tokens is too many", max_sequences, max_len);
     bert_acts *a = xcalloc(1, sizeof *a);
+    a->c = *c;
+    a->max_sequences = max_sequences;
+    a->max_len = max_len;
+    a->training = training;
     a->start = xcalloc(max_sequences + 1, sizeof *a->start);
+    a->att_start = xcalloc(max_sequences + 1, sizeof *a->att_start);
+    a->hidden = xcalloc(c->layers + 1, sizeof *a->hidden);
+    a->layer = xcalloc(c->layers, sizeof *a->layer);
     return a;
 }
 
@@ -21,34 +498,298 @@ void bert_acts_free(bert_acts *a)
 {
     if (!a)
         return;
+    free(a->token_mem);
+    free(a->att_mem);
     free(a->start);
-    free(a->dhidden);
+    free(a->att_start);
+    free(a->hidden);
+    free(a->layer);
     free(a);
+}
+
+int bert_acts_tokens(const bert_acts *a)
+{
+    return a->N;
+}
+
+int bert_acts_sequences(const bert_acts *a)
+{
+    return a->B;
+}
+
+const int *bert_acts_starts(const bert_acts *a)
+{
+    return a->start;
+}
+
+const float *bert_hidden(const bert_acts *a, int layer)
+{
+    if (layer < 0 || layer > a->c.layers)
+        die("bert_hidden: no layer %d", layer);
+    return a->hidden[layer];
+}
+
+float *bert_acts_dhidden(bert_acts *a)
+{
+    return a->dhidden;
+}
+
+/* ---- the encoder -------------------------------------------------------- */
+
+/* Offsets (in floats) of layer l's tensors in the flat parameter buffer. */
+typedef struct {
+    size_t qkv_w, qkv_b, attn_out_w, attn_out_b, attn_ln_w, attn_ln_b;
+    size_t ffn_in_w, ffn_in_b, ffn_out_w, ffn_out_b, ffn_ln_w, ffn_ln_b;
+} layer_offsets;
+
+static layer_offsets layer_at(const size_t off[P_COUNT + 1], const bert_config *c, int l)
+{
+    size_t H = c->hidden, FF = c->intermediate;
+    return (layer_offsets){
+        .qkv_w = off[P_QKV_W] + l * 3 * H * H,
+        .qkv_b = off[P_QKV_B] + l * 3 * H,
+        .attn_out_w = off[P_ATTN_OUT_W] + l * H * H,
+        .attn_out_b = off[P_ATTN_OUT_B] + l * H,
+        .attn_ln_w = off[P_ATTN_LN_W] + l * H,
+        .attn_ln_b = off[P_ATTN_LN_B] + l * H,
+        .ffn_in_w = off[P_FFN_IN_W] + l * FF * H,
+        .ffn_in_b = off[P_FFN_IN_B] + l * FF,
+        .ffn_out_w = off[P_FFN_OUT_W] + l * H * FF,
+        .ffn_out_b = off[P_FFN_OUT_B] + l * H,
+        .ffn_ln_w = off[P_FFN_LN_W] + l * H,
+        .ffn_ln_b = off[P_FFN_LN_B] + l * H,
+    };
+}
+
+/* Dropout sites: one per place a mask is drawn, for rng_for. */
+enum { SITE_EMB, SITE_ATT, SITE_ATTN_OUT, SITE_FFN_OUT, SITES_PER_LAYER = 3 };
+
+static uint64_t site(int layer, int which)
+{
+    return which == SITE_EMB ? SITE_EMB : 1 + (uint64_t)layer * SITES_PER_LAYER + (which - 1);
 }
 
 void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
                   const int32_t *lens, int B, int T, bert_acts *a, rng_t *dropout)
 {
-    die("bert_forward: not implemented yet");
+    int H = c->hidden, FF = c->intermediate, heads = c->heads;
+    if (B < 1 || B > a->max_sequences)
+        die("bert_forward: %d sequences, at most %d", B, a->max_sequences);
+    if (dropout && !a->training)
+        die("bert_forward: dropout needs activations made for training");
+
+    /* Pack the batch. */
+    int limit = T < a->max_len ? T : a->max_len;
+    limit = limit < c->max_positions ? limit : c->max_positions;
+    a->start[0] = 0;
+    a->att_start[0] = 0;
+    for (int b = 0; b < B; b++) {
+        int len = 0;
+        if (lens)
+            len = lens[b];
+        else
+            while (len < T && ids[(size_t)b * T + len] >= 0)
+                len++;
+        if (len < 1 || len > limit)
+            die("bert_forward: sequence %d has %d tokens (limits: 1 to %d)", b, len, limit);
+        a->start[b + 1] = a->start[b] + len;
+        a->att_start[b + 1] = a->att_start[b] + (size_t)heads * len * len;
+    }
+    int N = a->start[B];
+    reserve(a, N, a->att_start[B]);
+    a->B = B;
+    a->N = N;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < a->start[b + 1] - a->start[b]; t++) {
+            int32_t id = ids[(size_t)b * T + t];
+            if (id < 0 || id >= c->vocab_size)
+                die("bert_forward: token id %d at sequence %d position %d is outside the "
+                    "vocabulary (%d)", id, b, t, c->vocab_size);
+            a->ids[a->start[b] + t] = id;
+            a->pos[a->start[b] + t] = t;
+        }
+
+    a->p_hidden = dropout ? c->hidden_dropout : 0;
+    a->p_attn = dropout ? c->attn_dropout : 0;
+    uint64_t base = dropout ? rng_next(dropout) : 0;
+    size_t off[P_COUNT + 1], nH = (size_t)N * H;
+    bert_param_offsets(c, off);
+
+    embedding_forward(a->emb, a->ids, a->pos, N, params + off[P_WORD_EMB], params + off[P_POS_EMB],
+                      params + off[P_TYPE_EMB], H);
+    layernorm_forward(a->hidden[0], a->emb_mean, a->emb_rstd, a->emb, params + off[P_EMB_LN_W],
+                      params + off[P_EMB_LN_B], N, H, c->ln_eps);
+    if (a->p_hidden > 0)
+        dropout_forward(a->hidden[0], a->emb_keep, N, H, a->p_hidden, base, site(0, SITE_EMB));
+
+    for (int l = 0; l < c->layers; l++) {
+        layer_acts *la = &a->layer[l];
+        layer_offsets o = layer_at(off, c, l);
+        const float *x = a->hidden[l];
+        matmul_forward(la->qkv, x, params + o.qkv_w, params + o.qkv_b, N, H, 3 * H);
+        attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->start, a->att_start, B, H,
+                          heads, a->p_attn, base, site(l, SITE_ATT));
+        matmul_forward(la->ln1_in, la->ctx, params + o.attn_out_w, params + o.attn_out_b, N, H, H);
+        if (a->p_hidden > 0)
+            dropout_forward(la->ln1_in, la->attn_keep, N, H, a->p_hidden, base,
+                            site(l, SITE_ATTN_OUT));
+        residual_forward(la->ln1_in, x, nH);
+        layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in,
+                          params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
+        matmul_forward(la->ffn_pre, la->ln1_out, params + o.ffn_in_w, params + o.ffn_in_b, N, H, FF);
+        gelu_forward(a->gelu, la->ffn_pre, (size_t)N * FF);
+        matmul_forward(la->ln2_in, a->gelu, params + o.ffn_out_w, params + o.ffn_out_b, N, FF, H);
+        if (a->p_hidden > 0)
+            dropout_forward(la->ln2_in, la->ffn_keep, N, H, a->p_hidden, base,
+                            site(l, SITE_FFN_OUT));
+        residual_forward(la->ln2_in, la->ln1_out, nH);
+        layernorm_forward(a->hidden[l + 1], la->ln2_mean, la->ln2_rstd, la->ln2_in,
+                          params + o.ffn_ln_w, params + o.ffn_ln_b, N, H, c->ln_eps);
+    }
 }
 
-int bert_acts_tokens(const bert_acts *a) { return a->N; }
-int bert_acts_sequences(const bert_acts *a) { return a->B; }
-const int *bert_acts_starts(const bert_acts *a) { return a->start; }
-const float *bert_hidden(const bert_acts *a, int layer) { return NULL; }
-void bert_pool(const bert_acts *a, pooling_mode mode, float *out) { die("bert_pool: not implemented yet"); }
-void bert_pool_backward(bert_acts *a, pooling_mode mode, const float *d_pooled)
-{
-    die("bert_pool_backward: not implemented yet");
-}
-float *bert_acts_dhidden(bert_acts *a) { return a->dhidden; }
 void bert_backward(const bert_config *c, const float *params, float *grads, bert_acts *a)
 {
-    die("bert_backward: not implemented yet");
+    if (!a->training)
+        die("bert_backward: activations were made without training");
+    if (!a->N)
+        die("bert_backward: no forward pass to go back through");
+    int N = a->N, H = c->hidden, FF = c->intermediate;
+    size_t off[P_COUNT + 1], nH = (size_t)N * H;
+    bert_param_offsets(c, off);
+    float *dh = a->dhidden; /* gradient of the current layer's output, then its input */
+
+    for (int l = c->layers - 1; l >= 0; l--) {
+        layer_acts *la = &a->layer[l];
+        layer_offsets o = layer_at(off, c, l);
+        /* Output LayerNorm; g1 = d ln2_in, which also flows to ln1_out. */
+        layernorm_backward(a->g1, grads + o.ffn_ln_w, grads + o.ffn_ln_b, a->xhat, dh, la->ln2_in,
+                           la->ln2_mean, la->ln2_rstd, params + o.ffn_ln_w, N, H);
+        const float *d_ffn_out = a->g1;
+        if (a->p_hidden > 0) {
+            dropout_backward(a->g2, a->g1, la->ffn_keep, nH, a->p_hidden);
+            d_ffn_out = a->g2;
+        }
+        gelu_forward(a->gelu, la->ffn_pre, (size_t)N * FF);
+        matmul_backward(a->dffn, grads + o.ffn_out_w, grads + o.ffn_out_b, d_ffn_out, a->gelu,
+                        params + o.ffn_out_w, N, FF, H, 0);
+        gelu_backward(a->dffn, la->ffn_pre, (size_t)N * FF);
+        matmul_backward(a->g1, grads + o.ffn_in_w, grads + o.ffn_in_b, a->dffn, la->ln1_out,
+                        params + o.ffn_in_w, N, H, FF, 1);
+        /* Attention LayerNorm; dh = d ln1_in, which also flows to the layer input. */
+        layernorm_backward(dh, grads + o.attn_ln_w, grads + o.attn_ln_b, a->xhat, a->g1,
+                           la->ln1_in, la->ln1_mean, la->ln1_rstd, params + o.attn_ln_w, N, H);
+        const float *d_attn_out = dh;
+        if (a->p_hidden > 0) {
+            dropout_backward(a->g2, dh, la->attn_keep, nH, a->p_hidden);
+            d_attn_out = a->g2;
+        }
+        matmul_backward(a->g1, grads + o.attn_out_w, grads + o.attn_out_b, d_attn_out, la->ctx,
+                        params + o.attn_out_w, N, H, H, 0);
+        attention_backward(a->dqkv, a->g1, la->qkv, la->att, la->att_keep, a->start, a->att_start,
+                           a->B, H, c->heads, a->max_len, a->p_attn);
+        matmul_backward(dh, grads + o.qkv_w, grads + o.qkv_b, a->dqkv, a->hidden[l],
+                        params + o.qkv_w, N, H, 3 * H, 1);
+    }
+
+    const float *d_emb_out = dh;
+    if (a->p_hidden > 0) {
+        dropout_backward(a->g2, dh, a->emb_keep, nH, a->p_hidden);
+        d_emb_out = a->g2;
+    }
+    layernorm_backward(a->g1, grads + off[P_EMB_LN_W], grads + off[P_EMB_LN_B], a->xhat, d_emb_out,
+                       a->emb, a->emb_mean, a->emb_rstd, params + off[P_EMB_LN_W], N, H);
+    embedding_backward(grads + off[P_WORD_EMB], grads + off[P_POS_EMB], grads + off[P_TYPE_EMB],
+                       a->g1, a->ids, a->pos, N, H);
 }
-void l2_normalize(float *out, float *norms, const float *x, int n, int d) { die("l2_normalize: not implemented yet"); }
+
+/* ---- pooling and normalisation ----------------------------------------- */
+
+/* Row of sequence b's largest value in column j (the first one on ties). */
+static int argmax_row(const bert_acts *a, const float *h, int b, int j)
+{
+    int H = a->c.hidden, best = a->start[b];
+    for (int r = a->start[b] + 1; r < a->start[b + 1]; r++)
+        if (h[(size_t)r * H + j] > h[(size_t)best * H + j])
+            best = r;
+    return best;
+}
+
+void bert_pool(const bert_acts *a, pooling_mode mode, float *out)
+{
+    int H = a->c.hidden;
+    const float *h = a->hidden[a->c.layers];
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < a->B; b++) {
+        float *o = out + (size_t)b * H;
+        int n = a->start[b + 1] - a->start[b];
+        for (int j = 0; j < H; j++) {
+            if (mode == POOL_CLS) {
+                o[j] = h[(size_t)a->start[b] * H + j];
+            } else if (mode == POOL_MAX) {
+                o[j] = h[(size_t)argmax_row(a, h, b, j) * H + j];
+            } else {
+                double s = 0;
+                for (int r = a->start[b]; r < a->start[b + 1]; r++)
+                    s += h[(size_t)r * H + j];
+                o[j] = (float)(s / n);
+            }
+        }
+    }
+}
+
+void bert_pool_backward(bert_acts *a, pooling_mode mode, const float *d_pooled)
+{
+    if (!a->N)
+        die("bert_pool_backward: no forward pass to go back through");
+    int H = a->c.hidden;
+    const float *h = a->hidden[a->c.layers];
+    float *dh = a->dhidden;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < a->B; b++) {
+        const float *d = d_pooled + (size_t)b * H;
+        int n = a->start[b + 1] - a->start[b];
+        float *rows = dh + (size_t)a->start[b] * H;
+        if (mode == POOL_MEAN) {
+            for (int t = 0; t < n; t++)
+                for (int j = 0; j < H; j++)
+                    rows[(size_t)t * H + j] = d[j] / n;
+            continue;
+        }
+        memset(rows, 0, (size_t)n * H * sizeof *rows);
+        for (int j = 0; j < H; j++) {
+            int r = mode == POOL_CLS ? a->start[b] : argmax_row(a, h, b, j);
+            dh[(size_t)r * H + j] = d[j];
+        }
+    }
+}
+
+void l2_normalize(float *out, float *norms, const float *x, int n, int d)
+{
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d;
+        double s = 0;
+        for (int j = 0; j < d; j++)
+            s += (double)xi[j] * xi[j];
+        double norm = sqrt(s) > 1e-12 ? sqrt(s) : 1e-12;
+        norms[i] = (float)norm;
+        for (int j = 0; j < d; j++)
+            out[(size_t)i * d + j] = (float)(xi[j] / norm);
+    }
+}
+
+/* y = x / max(|x|, eps): dx = (dy - y (y . dy)) / |x| where |x| > eps, else
+ * dy / eps (the clamped divisor is a constant). */
 void l2_normalize_backward(float *dx, const float *dout, const float *out, const float *norms,
                            int n, int d)
 {
-    die("l2_normalize_backward: not implemented yet");
+    for (int i = 0; i < n; i++) {
+        const float *y = out + (size_t)i * d, *dy = dout + (size_t)i * d;
+        double ydy = 0;
+        if (norms[i] > 1e-12f)
+            for (int j = 0; j < d; j++)
+                ydy += (double)y[j] * dy[j];
+        for (int j = 0; j < d; j++)
+            dx[(size_t)i * d + j] = (float)((dy[j] - y[j] * ydy) / norms[i]);
+    }
 }

@@ -1,0 +1,187 @@
+/* The encoder's backward pass: parameter gradients of the fixtures' pairs
+ * loss against PyTorch's (upstream gradients of the anchor and positive
+ * embeddings given), central finite differences with and without dropout,
+ * and the determinism of dropout masks. */
+#include "bert_fixture.h"
+#include "threads.h"
+
+/* One training batch: the anchor and positive columns of the fixture and the
+ * gradients of some loss with respect to their mean-pooled embeddings. */
+typedef struct {
+    ref_column col[2];
+    float *d_emb[2];
+    bert_acts *acts[2];
+} batch;
+
+static void batch_read(batch *bt, const bert_config *c, const safetensors *st)
+{
+    static const char *names[2] = {"anchor", "positive"};
+    for (int k = 0; k < 2; k++) {
+        char tname[64];
+        bt->col[k] = ref_column_read(st, names[k]);
+        snprintf(tname, sizeof tname, "grad_embedding.pairs.%s", names[k]);
+        bt->d_emb[k] = ref_f32(st, tname);
+        bt->acts[k] = bert_acts_new(c, bt->col[k].B, bt->col[k].T, 1);
+    }
+}
+
+static void batch_free(batch *bt)
+{
+    for (int k = 0; k < 2; k++) {
+        ref_column_free(&bt->col[k]);
+        free(bt->d_emb[k]);
+        bert_acts_free(bt->acts[k]);
+    }
+}
+
+/* The scalar loss sum(d_emb . embedding) over both columns, whose gradient
+ * is what the fixture's grad.* tensors hold for the real loss.  dropout
+ * (NULL: none) is seeded with seed before the first column. */
+static double batch_loss(batch *bt, const bert_config *c, const float *params, rng_t *dropout,
+                         uint64_t seed)
+{
+    if (dropout)
+        rng_seed(dropout, seed);
+    double loss = 0;
+    for (int k = 0; k < 2; k++) {
+        ref_column *col = &bt->col[k];
+        size_t n = (size_t)col->B * c->hidden;
+        float *emb = xmallocarray(n, sizeof *emb);
+        bert_forward(c, params, col->ids, col->lens, col->B, col->T, bt->acts[k], dropout);
+        bert_pool(bt->acts[k], POOL_MEAN, emb);
+        loss += dot_f(emb, bt->d_emb[k], (int)n);
+        free(emb);
+    }
+    return loss;
+}
+
+/* Gradients of batch_loss added into grads: each column forward, then back. */
+static void batch_grads(batch *bt, const bert_config *c, const float *params, float *grads,
+                        rng_t *dropout, uint64_t seed)
+{
+    batch_loss(bt, c, params, dropout, seed);
+    for (int k = 0; k < 2; k++) {
+        bert_pool_backward(bt->acts[k], POOL_MEAN, bt->d_emb[k]);
+        bert_backward(c, params, grads, bt->acts[k]);
+    }
+}
+
+/* Every trainable tensor's gradient against grad.<name>; the pooler's stays 0. */
+static void check_reference_grads(const char *name, const bert_config *c, const float *grads,
+                                  const safetensors *st)
+{
+    int n = bert_tensors(c, NULL);
+    bert_tensor *t = xcalloc(n, sizeof *t);
+    bert_tensors(c, t);
+    for (int i = 0; i < n; i++) {
+        const float *g = grads + t[i].offset;
+        if (!t[i].trainable) {
+            ok(max_abs(g, t[i].numel) == 0, "%s: %s gets no gradient", name, t[i].name);
+            continue;
+        }
+        char tname[128];
+        snprintf(tname, sizeof tname, "grad.%s", t[i].name);
+        float *ref = ref_f32(st, tname);
+        double scale = max_abs(ref, t[i].numel), e = max_abs_diff(g, ref, t[i].numel);
+        ok(e <= 1e-4 * scale + 1e-6, "%s: %s, max error %.3g (largest %.3g)", name, tname, e,
+           scale);
+        free(ref);
+    }
+    free(t);
+}
+
+/* Central differences of batch_loss at a few parameters of several tensors:
+ * the one with the largest analytic gradient and one chosen at random. */
+static void check_finite_differences(const char *what, batch *bt, const bert_config *c,
+                                     float *params, const float *grads, rng_t *dropout,
+                                     uint64_t seed)
+{
+    static const enum bert_param checked[] = {P_WORD_EMB,   P_POS_EMB,   P_EMB_LN_W, P_QKV_W,
+                                              P_QKV_B,      P_ATTN_OUT_W, P_ATTN_LN_B, P_FFN_IN_W,
+                                              P_FFN_OUT_B,  P_FFN_LN_W};
+    size_t off[P_COUNT + 1];
+    bert_param_offsets(c, off);
+    rng_t pick;
+    rng_seed(&pick, 1);
+    const float eps = 1e-2f;
+    double worst = 0;
+    int n = 0;
+    for (size_t i = 0; i < sizeof checked / sizeof *checked; i++) {
+        size_t o = off[checked[i]], size = off[checked[i] + 1] - o, best = o;
+        double scale = max_abs(grads + o, size);
+        for (size_t j = o; j < o + size; j++)
+            if (fabsf(grads[j]) > fabsf(grads[best]))
+                best = j;
+        size_t at[2] = {best, o + rng_below(&pick, size)};
+        for (int k = 0; k < 2; k++) {
+            float saved = params[at[k]];
+            params[at[k]] = saved + eps;
+            double up = batch_loss(bt, c, params, dropout, seed);
+            params[at[k]] = saved - eps;
+            double down = batch_loss(bt, c, params, dropout, seed);
+            params[at[k]] = saved;
+            double fd = (up - down) / (2.0 * eps), e = fabs(fd - grads[at[k]]) / (scale + 1e-6);
+            worst = fmax(worst, e);
+            if (e > 1e-2)
+                diag("%s: parameter %d[%zu]: finite difference %.6g, backward %.6g", what,
+                     (int)checked[i], at[k] - o, fd, grads[at[k]]);
+            n++;
+        }
+    }
+    ok(worst <= 1e-2, "%s: %d finite differences agree, largest error %.3g of the tensor's "
+       "largest gradient", what, n, worst);
+}
+
+static void check_fixture(const char *name)
+{
+    bert_model m;
+    fixture_model(name, &m);
+    bert_config *c = &m.cfg;
+    char *path = fixture_path(name, "reference.safetensors");
+    safetensors st;
+    st_open(&st, path);
+    float *grads = xcalloc(m.nparams, sizeof *grads);
+
+    batch bt;
+    batch_read(&bt, c, &st);
+    batch_grads(&bt, c, m.params, grads, NULL, 0);
+    check_reference_grads(name, c, grads, &st);
+    char what[64];
+    snprintf(what, sizeof what, "%s without dropout", name);
+    check_finite_differences(what, &bt, c, m.params, grads, NULL, 0);
+    batch_free(&bt);
+
+    /* With dropout: masks follow the generator, whatever the thread count,
+     * and the backward pass goes through the same masks. */
+    c->hidden_dropout = 0.1f;
+    c->attn_dropout = 0.1f;
+    batch_read(&bt, c, &st);
+    rng_t r;
+    double plain = batch_loss(&bt, c, m.params, NULL, 0);
+    double l7 = batch_loss(&bt, c, m.params, &r, 7);
+    threads_set(1);
+    double again = batch_loss(&bt, c, m.params, &r, 7);
+    threads_set(0);
+    double l8 = batch_loss(&bt, c, m.params, &r, 8);
+    ok(l7 == again && l7 != l8 && l7 != plain,
+       "%s: dropout is deterministic in the seed and thread count (seed 7: %.9g on all "
+       "threads, %.9g on one; seed 8: %.9g; none: %.9g)", name, l7, again, l8, plain);
+    memset(grads, 0, m.nparams * sizeof *grads);
+    batch_grads(&bt, c, m.params, grads, &r, 7);
+    snprintf(what, sizeof what, "%s with dropout 0.1", name);
+    check_finite_differences(what, &bt, c, m.params, grads, &r, 7);
+    batch_free(&bt);
+
+    free(grads);
+    st_close(&st);
+    free(path);
+    model_free(&m);
+}
+
+int main(void)
+{
+    util_init("test-bert-backward");
+    check_fixture("tiny");
+    check_fixture("head64");
+    return done_testing();
+}

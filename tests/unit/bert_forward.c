@@ -1,0 +1,173 @@
+/* The encoder's forward pass against the fixtures' Hugging Face hidden states
+ * and sentence embeddings; cls/max pooling and L2 normalisation against
+ * direct computations from the reference values. */
+#include "bert_fixture.h"
+
+static const double TOL = 1e-5;
+
+/* Largest difference between our packed hidden states h [N, H] and the
+ * reference [B, T, H] at the positions where the mask is 1. */
+static double hidden_error(const bert_acts *a, const float *h, const float *ref,
+                           const ref_column *col, int H)
+{
+    const int *start = bert_acts_starts(a);
+    double m = 0;
+    for (int b = 0; b < col->B; b++)
+        for (int t = 0; t < col->lens[b]; t++)
+            m = fmax(m, max_abs_diff(h + (size_t)(start[b] + t) * H,
+                                     ref + ((size_t)b * col->T + t) * H, H));
+    return m;
+}
+
+/* CLS and max pooling of the reference last hidden states, [B, H] each. */
+static void direct_pooling(const float *ref, const ref_column *col, int H, float *cls, float *max)
+{
+    for (int b = 0; b < col->B; b++)
+        for (int j = 0; j < H; j++) {
+            const float *x = ref + (size_t)b * col->T * H + j;
+            cls[(size_t)b * H + j] = x[0];
+            float m = x[0];
+            for (int t = 1; t < col->lens[b]; t++)
+                m = fmaxf(m, x[(size_t)t * H]);
+            max[(size_t)b * H + j] = m;
+        }
+}
+
+static void check_fixture(const char *name)
+{
+    bert_model m;
+    fixture_model(name, &m);
+    const bert_config *c = &m.cfg;
+    int H = c->hidden, L = c->layers;
+    char *path = fixture_path(name, "reference.safetensors");
+    safetensors st;
+    st_open(&st, path);
+
+    static const char *columns[3] = {"anchor", "positive", "negative"};
+    ref_column col[3];
+    bert_acts *acts[3];
+    float *emb[3];
+    for (int k = 0; k < 3; k++) {
+        col[k] = ref_column_read(&st, columns[k]);
+        /* Inference activations sized exactly; lens NULL for the negatives
+         * exercises finding the lengths from the -1 padding. */
+        acts[k] = bert_acts_new(c, col[k].B, col[k].T, 0);
+        bert_forward(c, m.params, col[k].ids, k == 2 ? NULL : col[k].lens, col[k].B, col[k].T,
+                     acts[k], NULL);
+        int B = col[k].B;
+        emb[k] = xmallocarray((size_t)B * H, sizeof *emb[k]);
+        bert_pool(acts[k], POOL_MEAN, emb[k]);
+        char tname[64];
+        snprintf(tname, sizeof tname, "%s.embedding", columns[k]);
+        float *ref = ref_f32(&st, tname);
+        double e = max_abs_diff(emb[k], ref, (size_t)B * H);
+        ok(e <= TOL, "%s: %s mean-pooled embedding, max error %.3g", name, columns[k], e);
+        free(ref);
+    }
+
+    /* Every layer's hidden states of the anchors. */
+    ref_column *a = &col[0];
+    for (int l = 0; l <= L; l++) {
+        char tname[64];
+        snprintf(tname, sizeof tname, "anchor.hidden_states.%d", l);
+        float *ref = ref_f32(&st, tname);
+        double e = hidden_error(acts[0], bert_hidden(acts[0], l), ref, a, H);
+        ok(e <= TOL, "%s: anchor hidden states %d, max error %.3g", name, l, e);
+        free(ref);
+    }
+
+    /* Training activations without dropout give the same embeddings, also
+     * when the batch is padded to a longer T than needed. */
+    {
+        int T = a->T + 5;
+        int32_t *ids = xmallocarray((size_t)a->B * T, sizeof *ids);
+        for (int b = 0; b < a->B; b++)
+            for (int t = 0; t < T; t++)
+                ids[(size_t)b * T + t] = t < a->T ? a->ids[(size_t)b * a->T + t] : -1;
+        bert_acts *tr = bert_acts_new(c, a->B + 3, T, 1);
+        bert_forward(c, m.params, ids, a->lens, a->B, T, tr, NULL);
+        float *e2 = xmallocarray((size_t)a->B * H, sizeof *e2);
+        bert_pool(tr, POOL_MEAN, e2);
+        ok(memcmp(e2, emb[0], (size_t)a->B * H * sizeof *e2) == 0,
+           "%s: training activations and a wider padding give identical embeddings", name);
+        free(e2);
+        free(ids);
+        bert_acts_free(tr);
+    }
+
+    /* CLS and max pooling against the reference last hidden states. */
+    {
+        size_t n = (size_t)a->B * H;
+        char tname[64];
+        snprintf(tname, sizeof tname, "anchor.hidden_states.%d", L);
+        float *ref = ref_f32(&st, tname);
+        float *cls = xmallocarray(n, sizeof *cls), *max = xmallocarray(n, sizeof *max);
+        float *ours = xmallocarray(n, sizeof *ours);
+        direct_pooling(ref, a, H, cls, max);
+        bert_pool(acts[0], POOL_CLS, ours);
+        double e = max_abs_diff(ours, cls, n);
+        ok(e <= TOL, "%s: cls pooling, max error %.3g", name, e);
+        bert_pool(acts[0], POOL_MAX, ours);
+        e = max_abs_diff(ours, max, n);
+        ok(e <= TOL, "%s: max pooling, max error %.3g", name, e);
+        free(ref);
+        free(cls);
+        free(max);
+        free(ours);
+    }
+
+    /* L2 normalisation: unit norms, and 20 * cosine against the reference
+     * scores (anchor i with positive j, then with negative j). */
+    {
+        int B = a->B;
+        float *unit[3], *norms = xmallocarray(B, sizeof *norms);
+        double worst_norm = 0, worst_ratio = 0;
+        for (int k = 0; k < 3; k++) {
+            unit[k] = xmallocarray((size_t)B * H, sizeof *unit[k]);
+            l2_normalize(unit[k], norms, emb[k], B, H);
+            for (int b = 0; b < B; b++) {
+                double s = 0;
+                for (int j = 0; j < H; j++)
+                    s += (double)unit[k][(size_t)b * H + j] * unit[k][(size_t)b * H + j];
+                worst_norm = fmax(worst_norm, fabs(sqrt(s) - 1));
+                for (int j = 0; j < H; j++)
+                    worst_ratio = fmax(worst_ratio, fabs(unit[k][(size_t)b * H + j] * norms[b] -
+                                                         emb[k][(size_t)b * H + j]));
+            }
+        }
+        ok(worst_norm <= 1e-6 && worst_ratio <= 1e-6,
+           "%s: normalized rows have norm 1 (error %.3g) and times the norm give the input "
+           "(error %.3g)", name, worst_norm, worst_ratio);
+        float *scores = ref_f32(&st, "scores.triplets");
+        double e = 0;
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < 2 * B; j++) {
+                const float *cand = unit[1 + j / B] + (size_t)(j % B) * H;
+                double s = 20 * dot_f(unit[0] + (size_t)i * H, cand, H);
+                e = fmax(e, fabs(s - scores[(size_t)i * 2 * B + j]));
+            }
+        ok(e <= 20 * TOL, "%s: 20 * cosine of normalized embeddings vs scores.triplets, "
+           "max error %.3g", name, e);
+        free(scores);
+        free(norms);
+        for (int k = 0; k < 3; k++)
+            free(unit[k]);
+    }
+
+    for (int k = 0; k < 3; k++) {
+        bert_acts_free(acts[k]);
+        ref_column_free(&col[k]);
+        free(emb[k]);
+    }
+    st_close(&st);
+    free(path);
+    model_free(&m);
+}
+
+int main(void)
+{
+    util_init("test-bert-forward");
+    check_fixture("tiny");
+    check_fixture("head64");
+    return done_testing();
+}
