@@ -41,7 +41,7 @@ NVCCFLAGS ?= -O2 -g -std=c++17 -gencode arch=compute_90,code=sm_90 \
 NVCCFLAGS += -Ilib -Xcompiler -Wall
 CU_OBJ   := $(CU_SRC:%.cu=$(O)/%.o)
 CFLAGS   += -DBP_HAVE_CUDA -I$(CUDA_HOME)/include
-LDLIBS   += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 endif
 
 .PHONY: all check install clean

@@ -5,4 +5,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     build-essential pkg-config libjansson-dev libutf8proc-dev libopenblas-dev \
-    parallel bats perl python3 >/dev/null
+    parallel bats jq perl python3 >/dev/null
