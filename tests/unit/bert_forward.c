@@ -33,6 +33,95 @@ static void direct_pooling(const float *ref, const ref_column *col, int H, float
         }
 }
 
+/* transformers' BertModel in float64 on a batch of ids (raw <i4 [B, T] in
+ * argv[2], -1 padded) of the model in argv[1]; writes the last hidden states
+ * as raw <f4 [B, T, H] to argv[5]. */
+static const char *hf_script =
+    "import os, sys, warnings\n"
+    "warnings.simplefilter('ignore')\n"
+    "os.environ['TRANSFORMERS_VERBOSITY'] = 'error'\n"
+    "os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] = '1'\n"
+    "try:\n"
+    "    import numpy as np, torch\n"
+    "    from transformers import BertModel\n"
+    "    from transformers.utils import logging\n"
+    "except Exception as e:\n"
+    "    print('SKIP transformers not importable:', type(e).__name__); sys.exit(0)\n"
+    "logging.disable_progress_bar()\n"
+    "B, T = int(sys.argv[3]), int(sys.argv[4])\n"
+    "ids = np.fromfile(sys.argv[2], dtype='<i4').reshape(B, T)\n"
+    "m = BertModel.from_pretrained(sys.argv[1]).double().eval()\n"
+    "with torch.no_grad():\n"
+    "    h = m(input_ids=torch.tensor(np.maximum(ids, 0)).long(),\n"
+    "          attention_mask=torch.tensor(ids >= 0).long()).last_hidden_state\n"
+    "h.numpy().astype('<f4').tofile(sys.argv[5])\n"
+    "print('OK')\n";
+
+/* Sequences from 1 token up to max_position_embeddings against transformers
+ * run now (the fixtures' sequences are at most 37 tokens long). */
+static void check_long_sequences(const char *name, const bert_model *m)
+{
+    const bert_config *c = &m->cfg;
+    int P = c->max_positions, H = c->hidden;
+    enum { B = 5 };
+    int lens[B] = {P, 1, P - 27, 2, 64 < P ? 64 : P};
+    ref_column col = {B, P, xmallocarray((size_t)B * P, sizeof(int32_t)), lens, NULL};
+    rng_t r;
+    rng_seed(&r, 3);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < P; t++)
+            col.ids[(size_t)b * P + t] = t < lens[b] ? (int32_t)rng_below(&r, c->vocab_size) : -1;
+
+    char dir[] = "/tmp/bp-bert-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp: failed");
+    char *script = path_join(dir, "hf.py"), *in = path_join(dir, "ids.i32"),
+         *out = path_join(dir, "hidden.f32"), *model_dir = fixture_path(name, "model");
+    FILE *f = fopen(script, "w");
+    fputs(hf_script, f);
+    fclose(f);
+    f = fopen(in, "wb");
+    fwrite(col.ids, sizeof *col.ids, (size_t)B * P, f);
+    fclose(f);
+    char cmd[1024], line[512], last[512] = "python3 did not run";
+    snprintf(cmd, sizeof cmd, "python3 %s %s %s %d %d %s 2>&1", script, model_dir, in, B, P, out);
+    FILE *py = popen(cmd, "r");
+    int status = 0; /* 1 OK, 2 SKIP */
+    while (py && fgets(line, sizeof line, py)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strcmp(line, "OK") == 0)
+            status = 1;
+        else if (strncmp(line, "SKIP ", 5) == 0)
+            status = 2;
+        snprintf(last, sizeof last, "%s", line);
+    }
+    if (py)
+        pclose(py);
+    if (status != 1) {
+        if (status != 2)
+            diag("python: %s", last);
+        ok(1, "# SKIP %s", status == 2 ? last + 5 : "python3 failed");
+    } else {
+        size_t len;
+        float *ref = (float *)read_file(out, &len);
+        if (!ref || len != (size_t)B * P * H * sizeof *ref)
+            die("%s: unexpected size", out);
+        bert_acts *a = bert_acts_new(c, B, P, 0);
+        bert_forward(c, m->params, col.ids, lens, B, P, a, NULL);
+        double e = hidden_error(a, bert_hidden(a, c->layers), ref, &col, H);
+        ok(e <= TOL, "%s: lengths %d, %d, %d, %d, %d against transformers, max error %.3g", name,
+           lens[0], lens[1], lens[2], lens[3], lens[4], e);
+        bert_acts_free(a);
+        free(ref);
+    }
+    remove_tree(dir);
+    free(script);
+    free(in);
+    free(out);
+    free(model_dir);
+    free(col.ids);
+}
+
 static void check_fixture(const char *name)
 {
     bert_model m;
@@ -161,6 +250,7 @@ static void check_fixture(const char *name)
     }
     st_close(&st);
     free(path);
+    check_long_sequences(name, &m);
     model_free(&m);
 }
 
