@@ -79,6 +79,10 @@ void model_save(const bert_model *m, const char *out_dir, const float *params);
  * temporary directory before atomic_dir_commit (util.h). */
 void model_write_files(const bert_model *m, const char *dir, const float *params);
 
+/* Whether the model has the vocabulary model_save needs (vocab.txt or
+ * tokenizer.json), which dies without one: a trainer can check up front. */
+int model_has_vocab(const bert_model *m);
+
 void model_free(bert_model *m);
 
 /* "mean", "cls" or "max". */
