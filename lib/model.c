@@ -382,7 +382,8 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
     if (!m->config_text)
         die("%s: %s", config_json_path, strerror(errno));
     const char *slash = strrchr(config_json_path, '/');
-    m->dir = slash ? strndup(config_json_path, slash - config_json_path + 1) : xstrdup(".");
+    m->dir = !slash ? xstrdup(".") : slash == config_json_path ? xstrdup("/")
+                                   : strndup(config_json_path, slash - config_json_path);
     if (!m->dir)
         die("out of memory");
     m->transformer_dir = xstrdup(m->dir);
@@ -609,11 +610,16 @@ static json_t *tokenizer_config(const bert_model *m)
     return tc;
 }
 
+static void require_vocab(const bert_model *m)
+{
+    if (!model_has_vocab(m))
+        die("%s: no vocab.txt or tokenizer.json to take the vocabulary from", m->transformer_dir);
+}
+
 static void write_tokenizer(const bert_model *m, const char *dir)
 {
+    require_vocab(m);
     char *vocab = model_file(m, "vocab.txt"), *tok = model_file(m, "tokenizer.json");
-    if (!file_exists(vocab) && !file_exists(tok))
-        die("%s: no vocab.txt or tokenizer.json to take the vocabulary from", m->transformer_dir);
     if (file_exists(vocab))
         copy_file(vocab, dir, "vocab.txt");
     else
@@ -673,6 +679,7 @@ void model_write_files(const bert_model *m, const char *dir, const float *params
 
 void model_save(const bert_model *m, const char *out_dir, const float *params)
 {
+    require_vocab(m); /* before any output exists */
     char *tmp = atomic_dir_begin(out_dir);
     model_write_files(m, tmp, params);
     atomic_dir_commit(tmp, out_dir);
