@@ -66,12 +66,18 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
  * temporary name, then renamed; an existing out_dir is replaced only then).
  * params (the same layout as m->params, which it may differ from, e.g. the
  * trained weights) go to model.safetensors as F32 with BertModel.save_pretrained
- * keys and __metadata__ {"format": "pt"}.  Also written: config.json (the
- * source's with our fields updated), vocab.txt (copied, or taken from
- * tokenizer.json's model.vocab), tokenizer.json when the source has one,
- * tokenizer_config.json, special_tokens_map.json, and sentence-transformers'
- * modules.json, sentence_bert_config.json, 1_Pooling/config.json (the
- * 2.x-5.x layout, read by every version) and 2_Normalize/ when normalize. */
+ * keys and __metadata__ {"format": "pt"}.  Also written:
+ *   config.json              the source's, our fields updated (so transformers'
+ *                            AutoModel.from_pretrained loads it)
+ *   vocab.txt                copied, or made from tokenizer.json's model.vocab
+ *   tokenizer.json           copied when the source has one
+ *   tokenizer_config.json    the source's (do_lower_case ...), with tokenizer_class
+ *                            BertTokenizer, which transformers 4.x and 5.x both load
+ *   special_tokens_map.json  its special tokens
+ *   modules.json, sentence_bert_config.json, 1_Pooling/config.json, and
+ *   2_Normalize/ when normalize: sentence-transformers' 2.x-5.x layout, which
+ *                            6.x reads too.
+ * Dies before writing anything when the source has no vocabulary. */
 void model_save(const bert_model *m, const char *out_dir, const float *params);
 
 /* The files of model_save written into an existing directory dir, not
