@@ -142,8 +142,8 @@ int main(int argc, char **argv)
             f.cols = cols;
             f.lens = xmallocarray((size_t)STREAM_FRAME_ROWS * cols, sizeof *f.lens);
         } else if (cols != f.cols) {
-            die("%s:%ld: %d columns, expected %d as on the first line", in.name, in.line, cols,
-                f.cols);
+            die("%s:%ld: %d column%s, expected %d as on the first line", in.name, in.line, cols,
+                cols == 1 ? "" : "s", f.cols);
         }
         const char *text = line, *end = line + len;
         for (int j = 0; j < cols; j++) {
