@@ -14,6 +14,39 @@
 
 const char *progname = "bertpipe";
 
+/* Temporary files and directories not yet renamed into place: die() removes
+ * them, so that a failed run leaves nothing behind that looks like output. */
+#define MAX_PENDING 16
+static char *pending[MAX_PENDING];
+
+static void pending_add(const char *path)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (!pending[i]) {
+            pending[i] = strdup(path);
+            return;
+        }
+}
+
+static void pending_remove(const char *path)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (pending[i] && !strcmp(pending[i], path)) {
+            free(pending[i]);
+            pending[i] = NULL;
+        }
+}
+
+void remove_pending_outputs(void)
+{
+    for (int i = 0; i < MAX_PENDING; i++)
+        if (pending[i]) {
+            remove_tree(pending[i]);
+            free(pending[i]);
+            pending[i] = NULL;
+        }
+}
+
 void util_init(const char *argv0)
 {
     const char *slash = strrchr(argv0, '/');
@@ -35,6 +68,7 @@ void die(const char *fmt, ...)
     va_start(ap, fmt);
     vmessage(fmt, ap);
     va_end(ap);
+    remove_pending_outputs();
     exit(EXIT_BAD_INPUT);
 }
 
@@ -162,6 +196,7 @@ void atomic_open(atomic_file *a, const char *path)
     a->f = fopen(a->tmp, "wb");
     if (!a->f)
         die("%s: %s", a->tmp, strerror(errno));
+    pending_add(a->tmp);
 }
 
 void atomic_commit(atomic_file *a)
@@ -182,6 +217,7 @@ void atomic_commit(atomic_file *a)
         unlink(a->tmp);
         die("%s: %s", a->path, strerror(e));
     }
+    pending_remove(a->tmp);
     free(a->tmp);
     free(a->path);
     a->f = NULL;
@@ -192,6 +228,7 @@ void atomic_abort(atomic_file *a)
     if (a->f)
         fclose(a->f);
     unlink(a->tmp);
+    pending_remove(a->tmp);
     free(a->tmp);
     free(a->path);
     a->f = NULL;
@@ -203,12 +240,14 @@ char *atomic_dir_begin(const char *path)
     remove_tree(tmp);
     if (mkdir(tmp, 0777) != 0)
         die("%s: %s", tmp, strerror(errno));
+    pending_add(tmp);
     return tmp;
 }
 
 void atomic_dir_commit(const char *tmp, const char *path)
 {
     struct stat st;
+    pending_remove(tmp);
     if (stat(path, &st) == 0) {
         /* rename(2) cannot replace a non-empty directory: move the old one
          * aside first, so that path always names a complete directory. */

@@ -63,6 +63,9 @@ void atomic_abort(atomic_file *a);
 /* A directory built under a temporary name and renamed into place: an
  * existing directory at path is replaced only once the new one is complete. */
 char *atomic_dir_begin(const char *path);          /* returns the tmp path */
+/* Remove every temporary of atomic_open/atomic_dir_begin not yet committed
+ * (die() does it; a signal handler's exit path may call it too). */
+void remove_pending_outputs(void);
 void atomic_dir_commit(const char *tmp, const char *path);
 void remove_tree(const char *path);
 
