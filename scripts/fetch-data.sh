@@ -3,7 +3,9 @@
 # pairs), the STS benchmark (evaluation) and bert-base-uncased (a starting model).
 #
 #   scripts/fetch-data.sh                      download from the official sources
-#   DATA_MIRROR=DIR scripts/fetch-data.sh      offline: copy from DIR instead
+#   scripts/fetch-data.sh --no-model           the data only, not bert-base-uncased
+#   scripts/fetch-data.sh --model-only         bert-base-uncased only
+#   DATA_MIRROR=DIR scripts/fetch-data.sh      offline: copy the data from DIR instead
 #
 # DATA_MIRROR names a directory laid out as the result below (nli/*.jsonl,
 # stsbenchmark/sts-*.csv, vocab/bert-base-uncased-vocab.txt); this is the mode
@@ -13,9 +15,11 @@
 #   stsbenchmark/sts-train.csv, sts-dev.csv, sts-test.csv, readme.txt, LICENSE.txt
 #   vocab/bert-base-uncased-vocab.txt
 #
-# and, when downloading, MODELS_DIR/bert-base-uncased/ (default models/):
-# config.json, vocab.txt, model.safetensors.  Downloads are kept in
-# DATA_DIR/download/ and not fetched again while they pass the checks.
+# and, unless --no-model, MODELS_DIR/bert-base-uncased/ (default models/):
+# config.json, vocab.txt, model.safetensors (from DATA_MIRROR/bert-base-uncased/
+# in the offline mode, when the mirror has one; otherwise skipped there).
+# Downloads are kept in DATA_DIR/download/ and not fetched again (remove a
+# damaged one to fetch it anew).
 # Every file is checked (archive listing, row counts) and the counts are printed;
 # a failed check stops the script with exit status 1.  DATA_DIR/.complete is
 # written last, when everything passed.
@@ -26,14 +30,24 @@ DATA_DIR=${DATA_DIR:-$top/data}
 MODELS_DIR=${MODELS_DIR:-$top/models}
 DATA_MIRROR=${DATA_MIRROR:-}
 
-SNLI_URL=https://nlp.stanford.edu/projects/snli/snli_1.0.zip
-MNLI_URL=https://cims.nyu.edu/~sbowman/multinli/multinli_1.0.zip
-STS_URL=http://ixa2.si.ehu.eus/stswiki/images/4/48/Stsbenchmark.tar.gz
-BERT_URL=https://huggingface.co/google-bert/bert-base-uncased/resolve/main
+# The official sources (the variables let a local mirror or a test stand in).
+SNLI_URL=${SNLI_URL:-https://nlp.stanford.edu/projects/snli/snli_1.0.zip}
+MNLI_URL=${MNLI_URL:-https://cims.nyu.edu/~sbowman/multinli/multinli_1.0.zip}
+STS_URL=${STS_URL:-http://ixa2.si.ehu.eus/stswiki/images/4/48/Stsbenchmark.tar.gz}
+BERT_URL=${BERT_URL:-https://huggingface.co/google-bert/bert-base-uncased/resolve/main}
 
 prog=fetch-data
 die() { echo "$prog: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
+
+want_data=yes want_model=yes
+case ${1:-} in
+"") ;;
+--no-model) want_model=no ;;
+--model-only) want_data=no ;;
+-h | --help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+*) echo "$prog: unknown option '$1' (--no-model, --model-only or --help)" >&2; exit 2 ;;
+esac
 
 # Rows of the files we know (official releases and the shared offline copy).
 expected_rows() {
@@ -147,10 +161,25 @@ download() {
     for f in train dev test; do
         check_sts "$DATA_DIR/stsbenchmark/sts-$f.csv"
     done
+    fetch "$BERT_URL/vocab.txt" "$dl/bert-base-uncased-vocab.txt"
+    install -m 644 -D "$dl/bert-base-uncased-vocab.txt" "$DATA_DIR/vocab/bert-base-uncased-vocab.txt"
+    check_rows "$DATA_DIR/vocab/bert-base-uncased-vocab.txt"
+}
 
-    local bert=$MODELS_DIR/bert-base-uncased
+# get_model: bert-base-uncased downloaded, or copied from the mirror.
+get_model() {
+    local bert=$MODELS_DIR/bert-base-uncased f
     for f in config.json vocab.txt model.safetensors; do
-        fetch "$BERT_URL/$f" "$bert/$f"
+        if [ -n "$DATA_MIRROR" ]; then
+            if [ ! -d "$DATA_MIRROR/bert-base-uncased" ]; then
+                say "no bert-base-uncased in $DATA_MIRROR: skipped (offline)"
+                return 0
+            fi
+            install -m 644 -D "$DATA_MIRROR/bert-base-uncased/$f" "$bert/$f" ||
+                die "$DATA_MIRROR/bert-base-uncased/$f: missing"
+        else
+            fetch "$BERT_URL/$f" "$bert/$f"
+        fi
     done
     grep -q '"model_type": *"bert"' "$bert/config.json" || die "$bert/config.json: not a BERT config"
     check_rows "$bert/vocab.txt"
@@ -158,16 +187,21 @@ download() {
     [ "$(head -c 9 "$bert/model.safetensors" | tail -c 1)" = "{" ] ||
         die "$bert/model.safetensors: not a safetensors file"
     say "$bert/model.safetensors: $(wc -c <"$bert/model.safetensors") bytes"
-    cp "$bert/vocab.txt" "$DATA_DIR/vocab/bert-base-uncased-vocab.txt"
+    say "bert-base-uncased ready in $bert"
 }
 
 # Start clean: the pipelines read every nli/*.jsonl and stsbenchmark/sts-*.csv,
 # and DATA_DIR/.complete says that the last run passed every check.
-rm -f "$DATA_DIR"/.complete "$DATA_DIR"/nli/*.jsonl "$DATA_DIR"/stsbenchmark/sts-*.csv
-if [ -n "$DATA_MIRROR" ]; then
-    from_mirror
-else
-    download
+if [ $want_data = yes ]; then
+    rm -f "$DATA_DIR"/.complete "$DATA_DIR"/nli/*.jsonl "$DATA_DIR"/stsbenchmark/sts-*.csv
+    if [ -n "$DATA_MIRROR" ]; then
+        from_mirror
+    else
+        download
+    fi
+    touch "$DATA_DIR/.complete"
+    say "data ready in $DATA_DIR"
 fi
-touch "$DATA_DIR/.complete"
-say "data ready in $DATA_DIR"
+if [ $want_model = yes ]; then
+    get_model
+fi

