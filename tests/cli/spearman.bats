@@ -284,7 +284,7 @@ run_man_examples() {
     check_example() {
         [ -n "$cmd" ] || return 0
         if [[ "$cmd" == *embed* ]] && [ "$with_embed" = 0 ]; then return 0; fi
-        (cd "$dir" && bash -c "$cmd") >"$dir/got" || { echo "failed: $cmd"; return 1; }
+        (cd "$dir" && bash -c "$cmd") >"$dir/got" 2>"$dir/stderr" || { echo "failed: $cmd"; cat "$dir/stderr"; return 1; }
         diff -u "$dir/want" "$dir/got" || { echo "differs: $cmd"; return 1; }
         ran=$((ran + 1))
     }
