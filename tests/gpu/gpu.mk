@@ -1,0 +1,18 @@
+# gpu.mk - builds the GPU check programs tests/gpu/*.c with the project's
+# own compiler flags and library, read together with the Makefile:
+#
+#   make -f Makefile -f tests/gpu/gpu.mk O=DIR all gpu-checks
+#
+# They are not part of `make all` or `make check` (they need a GPU and the
+# fixtures); tests/gpu/check.sh builds and runs them.
+
+GPU_CHECK_SRC := $(wildcard tests/gpu/*.c)
+GPU_CHECKS    := $(GPU_CHECK_SRC:tests/gpu/%.c=$(O)/gpu-checks/%)
+
+.PHONY: gpu-checks
+gpu-checks: $(GPU_CHECKS)
+
+$(O)/gpu-checks/%: tests/gpu/%.c tests/gpu/gpu_check.h tests/unit/bert_fixture.h tests/tap.h \
+                   $(LIBA) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

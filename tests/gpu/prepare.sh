@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# prepare.sh - run here (no GPU needed) before a GPU session: fills
+# gpu-fixtures/ (ignored through .git/info/exclude, so it travels with the
+# working tree to the GPU machine, which has no ../shared and no network)
+# with what tests/gpu/check.sh reads:
+#
+#   gpu-fixtures/fixtures/...     the tiny/head64 fixture files used, and meta.json
+#   gpu-fixtures/data/...         STS-B dev and the bert-base-uncased vocabulary
+#                                 (laid out as ../shared, so SHARED=gpu-fixtures works)
+#   gpu-fixtures/train100.cpu.txt the CPU fp32 losses of tests/gpu/train100.c
+#   gpu-fixtures/bertbase.cpu.f32 the CPU fp32 embeddings of tests/gpu/bertbase.c
+#   gpu-fixtures/deps/            headers and libraries for building without the
+#                                 jansson, utf8proc and OpenBLAS development packages:
+#                                 static jansson and utf8proc, netlib BLAS (Debian's
+#                                 libblas3; CPU speed does not matter there) and a
+#                                 pkg-config stand-in pointing at them
+#
+# Usage: tests/gpu/prepare.sh   (SHARED defaults to ../shared; O to a build dir in /tmp)
+# The CPU references take a few minutes on 2 cores (they run under nice).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SHARED=${SHARED:-../shared}
+O=${O:-/tmp/build-gpu-prepare}
+DEST=gpu-fixtures
+
+grep -qx '/gpu-fixtures/' .git/info/exclude 2>/dev/null || echo '/gpu-fixtures/' >>.git/info/exclude
+
+copy() {
+    for f in "$@"; do
+        mkdir -p "$DEST/$(dirname "$f")"
+        cp "$SHARED/$f" "$DEST/$f"
+    done
+}
+copy fixtures/meta.json data/stsbenchmark/sts-dev.csv data/vocab/bert-base-uncased-vocab.txt
+for m in tiny head64; do
+    copy fixtures/$m/reference.safetensors
+    for f in "$SHARED"/fixtures/$m/model/*; do copy "fixtures/$m/model/$(basename "$f")"; done
+done
+copy fixtures/tiny/sts-dev.cosine.txt
+
+# Build dependencies for a machine without the -dev packages.
+deps=$DEST/deps
+mkdir -p "$deps/include" "$deps/lib"
+blas_inc=$(pkg-config --variable=includedir openblas)
+cp "$blas_inc/cblas.h" "$blas_inc/openblas_config.h" "$deps/include/"
+for h in jansson.h jansson_config.h utf8proc.h; do
+    cp "$(echo '#include <'$h'>' | cc -E -M - | tr ' \\' '\n\n' | grep "/$h\$" | head -1)" "$deps/include/"
+done
+libdir=$(pkg-config --variable=libdir jansson)
+cp "$libdir/libjansson.a" "$libdir/libutf8proc.a" "$deps/lib/"
+netlib=/usr/lib/x86_64-linux-gnu/blas/libblas.so.3
+if [ ! -f "$netlib" ]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download libblas3 >/dev/null 2>&1 || { apt-get update -qq && apt-get download libblas3; })
+    dpkg -x "$tmp"/libblas3_*.deb "$tmp/x"
+    netlib=$(ls "$tmp"/x/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.*)
+fi
+cp "$netlib" "$deps/lib/libblas.so.3"
+# threads.c sets OpenBLAS's thread count; netlib BLAS has no threads.
+echo 'void openblas_set_num_threads(int n) { (void)n; }' >"$deps/openblas_shim.c"
+cc -O2 -c -o "$deps/openblas_shim.o" "$deps/openblas_shim.c"
+ar rcs "$deps/lib/libopenblas_shim.a" "$deps/openblas_shim.o"
+rm -f "$deps/openblas_shim.c" "$deps/openblas_shim.o"
+cat >"$deps/pkg-config" <<'EOF'
+#!/bin/sh
+# pkg-config stand-in for jansson, libutf8proc and openblas (see tests/gpu/prepare.sh)
+d=$(cd "$(dirname "$0")" && pwd)
+case "$1" in
+--cflags) echo "-I$d/include" ;;
+--libs) echo "$d/lib/libjansson.a $d/lib/libutf8proc.a $d/lib/libopenblas_shim.a $d/lib/libblas.so.3 -Wl,-rpath,$d/lib" ;;
+--exists) exit 0 ;;
+*) exit 1 ;;
+esac
+EOF
+chmod +x "$deps/pkg-config"
+
+# The CPU references, from a CPU-only build of the check programs.
+nice make -f Makefile -f tests/gpu/gpu.mk O="$O" NVCC= -j2 gpu-checks >/dev/null
+SHARED=$DEST nice "$O/gpu-checks/train100" cpu "$DEST/train100.cpu.txt"
+SHARED=$DEST BERT_BASE_CONFIG=tests/gpu/bert-base-config.json \
+    nice "$O/gpu-checks/bertbase" cpu "$DEST/bertbase.cpu.f32"
+du -sh "$DEST"
