@@ -47,7 +47,8 @@ struct bert_acts {
     float *emb;                /* [N, H] embedding sum entering the LayerNorm */
     float *emb_mean, *emb_rstd;
     uint8_t *emb_keep;         /* [N, H] dropout mask after the embedding LayerNorm */
-    float **hidden;            /* L + 1 pointers to [N, H] */
+    float **hidden;            /* L + 1 pointers to [N, H]; without training two
+                                * buffers serve alternate layers */
     layer_acts *layer;         /* L; without training all alias one set */
     float *gelu;               /* [N, I] GELU output (recomputed for the backward pass) */
     float *dhidden, *g1, *g2, *xhat; /* [N, H] backward scratch (training) */
@@ -392,7 +393,8 @@ static size_t layout_tokens(bert_acts *a, char *base, size_t n)
     if (drop_hidden)
         PLACE(a->emb_keep, n * H);
     for (int l = 0; l <= c->layers; l++)
-        PLACE(a->hidden[l], n * H);
+        if (a->training || l < 2)
+            PLACE(a->hidden[l], n * H);
     PLACE(a->gelu, n * FF);
     for (int l = 0; l < (a->training ? c->layers : 1); l++) {
         layer_acts *la = &a->layer[l];
@@ -414,14 +416,13 @@ static size_t layout_tokens(bert_acts *a, char *base, size_t n)
     }
     a->dhidden = a->g1 = a->g2 = a->xhat = a->dqkv = a->dffn = NULL;
     if (a->training) {
+        PLACE(a->dhidden, n * H);
         PLACE(a->g1, n * H);
         PLACE(a->g2, n * H);
         PLACE(a->xhat, n * H);
         PLACE(a->dqkv, n * 3 * H);
         PLACE(a->dffn, n * FF);
     }
-    /* Needed without training too: a caller may pool-backward to inspect it. */
-    PLACE(a->dhidden, n * H);
     return off;
 }
 
@@ -441,12 +442,16 @@ static size_t layout_att(bert_acts *a, char *base, size_t cap)
     return off;
 }
 
-/* Without training every layer shares the buffers of layer 0. */
+/* Without training every layer shares the buffers of layer 0, and the
+ * hidden states alternate between two buffers. */
 static void alias_layers(bert_acts *a)
 {
-    if (!a->training)
-        for (int l = 1; l < a->c.layers; l++)
-            a->layer[l] = a->layer[0];
+    if (a->training)
+        return;
+    for (int l = 1; l < a->c.layers; l++)
+        a->layer[l] = a->layer[0];
+    for (int l = 2; l <= a->c.layers; l++)
+        a->hidden[l] = a->hidden[l % 2];
 }
 
 /* Make room for n tokens and natt attention floats per layer; buffers grow
@@ -526,6 +531,8 @@ const float *bert_hidden(const bert_acts *a, int layer)
 {
     if (layer < 0 || layer > a->c.layers)
         die("bert_hidden: no layer %d", layer);
+    if (!a->training && layer != a->c.layers)
+        die("bert_hidden: activations made without training keep only the last layer");
     return a->hidden[layer];
 }
 
@@ -740,6 +747,8 @@ void bert_pool(const bert_acts *a, pooling_mode mode, float *out)
 
 void bert_pool_backward(bert_acts *a, pooling_mode mode, const float *d_pooled)
 {
+    if (!a->training)
+        die("bert_pool_backward: activations were made without training");
     if (!a->N)
         die("bert_pool_backward: no forward pass to go back through");
     int H = a->c.hidden;

@@ -82,8 +82,9 @@ int bert_tensors(const bert_config *c, bert_tensor *out);
 /* ---- CPU reference encoder (bert.c) ------------------------------------
  *
  * A batch is B sequences given as token ids [B, T] (row b at ids + b*T),
- * sequence b being its first lens[b] ids (1 <= lens[b] <= T <= P; the rest
- * is padding, -1 by convention, never read).  Token type ids are all 0 and
+ * sequence b being its first lens[b] ids (1 <= lens[b] <= T, at most P and
+ * the max_len of the activations; the rest is padding, -1 by convention,
+ * never read).  Token type ids are all 0 and
  * positions count from 0 in every sequence.
  *
  * Activations are packed: the N = sum(lens) real tokens are the rows of
@@ -98,9 +99,9 @@ int bert_tensors(const bert_config *c, bert_tensor *out);
 typedef struct bert_acts bert_acts;
 
 /* Activations for up to max_sequences sequences of up to max_len tokens.
- * training = 0 keeps only what inference needs (plus every layer's hidden
- * states); bert_backward then refuses.  Buffers grow to the largest token
- * count seen, so short batches cost little memory. */
+ * training = 0 keeps only what inference needs (of the hidden states, only
+ * the last layer's); the backward functions then refuse.  Buffers grow to
+ * the largest token count seen, so short batches cost little memory. */
 bert_acts *bert_acts_new(const bert_config *c, int max_sequences, int max_len, int training);
 void bert_acts_free(bert_acts *a);
 
@@ -118,7 +119,8 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
 int bert_acts_tokens(const bert_acts *a);
 int bert_acts_sequences(const bert_acts *a);
 const int *bert_acts_starts(const bert_acts *a);
-/* Hidden states [N, H] after layer l (0 = embedding output, L = last). */
+/* Hidden states [N, H] after layer l (0 = embedding output, L = last; only
+ * L for activations made without training). */
 const float *bert_hidden(const bert_acts *a, int layer);
 
 /* Sentence embeddings out[B, H] from the last hidden states: mean over the
@@ -128,13 +130,14 @@ void bert_pool(const bert_acts *a, pooling_mode mode, float *out);
 /* Gradient d_pooled[B, H] of the pooled embeddings into the gradient of the
  * last hidden states held in a (overwritten), for bert_backward. */
 void bert_pool_backward(bert_acts *a, pooling_mode mode, const float *d_pooled);
-/* That gradient, [N, H] packed: a caller with a loss on the hidden states
- * themselves writes it here instead of calling bert_pool_backward. */
+/* That gradient, [N, H] packed (valid after bert_forward): a caller with a
+ * loss on the hidden states themselves writes it here instead of calling
+ * bert_pool_backward. */
 float *bert_acts_dhidden(bert_acts *a);
 
-/* Backward pass of the last forward of a, from bert_acts_dhidden(a):
- * parameter gradients are added (+=) into grads, laid out as params
- * (bert_param_offsets); the pooler's part is left untouched. */
+/* Backward pass of the last forward of a, from bert_acts_dhidden(a) (which
+ * it uses as scratch): parameter gradients are added (+=) into grads, laid
+ * out as params (bert_param_offsets); the pooler's part is left untouched. */
 void bert_backward(const bert_config *c, const float *params, float *grads, bert_acts *a);
 
 /* Rows of x[n, d] scaled to unit L2 norm (out may equal x), as

@@ -138,9 +138,10 @@ static void check_fixture(const char *name)
     float *emb[3];
     for (int k = 0; k < 3; k++) {
         col[k] = ref_column_read(&st, columns[k]);
-        /* Inference activations sized exactly; lens NULL for the negatives
-         * exercises finding the lengths from the -1 padding. */
-        acts[k] = bert_acts_new(c, col[k].B, col[k].T, 0);
+        /* Activations sized exactly, for training (every layer's hidden
+         * states kept, no dropout) for the anchors, for inference otherwise;
+         * lens NULL for the negatives finds the lengths from the -1 padding. */
+        acts[k] = bert_acts_new(c, col[k].B, col[k].T, k == 0);
         bert_forward(c, m.params, col[k].ids, k == 2 ? NULL : col[k].lens, col[k].B, col[k].T,
                      acts[k], NULL);
         int B = col[k].B;
@@ -165,20 +166,20 @@ static void check_fixture(const char *name)
         free(ref);
     }
 
-    /* Training activations without dropout give the same embeddings, also
-     * when the batch is padded to a longer T than needed. */
+    /* Inference activations with room to spare give the same embeddings as
+     * the training ones, also when the batch is padded wider than needed. */
     {
         int T = a->T + 5;
         int32_t *ids = xmallocarray((size_t)a->B * T, sizeof *ids);
         for (int b = 0; b < a->B; b++)
             for (int t = 0; t < T; t++)
                 ids[(size_t)b * T + t] = t < a->T ? a->ids[(size_t)b * a->T + t] : -1;
-        bert_acts *tr = bert_acts_new(c, a->B + 3, T, 1);
+        bert_acts *tr = bert_acts_new(c, a->B + 3, T, 0);
         bert_forward(c, m.params, ids, a->lens, a->B, T, tr, NULL);
         float *e2 = xmallocarray((size_t)a->B * H, sizeof *e2);
         bert_pool(tr, POOL_MEAN, e2);
         ok(memcmp(e2, emb[0], (size_t)a->B * H * sizeof *e2) == 0,
-           "%s: training activations and a wider padding give identical embeddings", name);
+           "%s: inference activations and a wider padding give identical embeddings", name);
         free(e2);
         free(ids);
         bert_acts_free(tr);
