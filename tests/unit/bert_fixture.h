@@ -9,7 +9,6 @@
 #include "safetensors.h"
 #include "util.h"
 
-#include <jansson.h>
 #include <string.h>
 
 /* $SHARED/fixtures/NAME/FILE, to be freed. */
@@ -78,48 +77,12 @@ __attribute__((unused)) static void ref_column_free(ref_column *c)
     free(c->mask);
 }
 
-/* The fixture's model: cfg and params (the layout of bert.h).
- * TEMPORARY direct loader until model_load (model.h) is implemented. */
+/* The fixture's model: cfg and params (the layout of bert.h). */
 __attribute__((unused)) static void fixture_model(const char *name, bert_model *m)
 {
-    char *cfg_path = fixture_path(name, "model/config.json");
-    json_error_t err;
-    json_t *j = json_load_file(cfg_path, 0, &err);
-    if (!j)
-        die("%s: %s", cfg_path, err.text);
-    memset(m, 0, sizeof *m);
-    bert_config *c = &m->cfg;
-    c->vocab_size = json_integer_value(json_object_get(j, "vocab_size"));
-    c->hidden = json_integer_value(json_object_get(j, "hidden_size"));
-    c->layers = json_integer_value(json_object_get(j, "num_hidden_layers"));
-    c->heads = json_integer_value(json_object_get(j, "num_attention_heads"));
-    c->intermediate = json_integer_value(json_object_get(j, "intermediate_size"));
-    c->max_positions = json_integer_value(json_object_get(j, "max_position_embeddings"));
-    c->type_vocab = json_integer_value(json_object_get(j, "type_vocab_size"));
-    c->ln_eps = json_number_value(json_object_get(j, "layer_norm_eps"));
-    c->hidden_dropout = json_number_value(json_object_get(j, "hidden_dropout_prob"));
-    c->attn_dropout = json_number_value(json_object_get(j, "attention_probs_dropout_prob"));
-    c->initializer_range = json_number_value(json_object_get(j, "initializer_range"));
-    json_decref(j);
-    free(cfg_path);
-    size_t off[P_COUNT + 1];
-    m->nparams = bert_param_offsets(c, off);
-    m->params = xcalloc(m->nparams, sizeof *m->params);
-    int n = bert_tensors(c, NULL);
-    bert_tensor *t = xcalloc(n, sizeof *t);
-    bert_tensors(c, t);
-    char *st_path = fixture_path(name, "model/model.safetensors");
-    safetensors st;
-    st_open(&st, st_path);
-    for (int i = 0; i < n; i++) {
-        const st_tensor *s = ref_find(&st, t[i].name);
-        if (s->numel != t[i].numel)
-            die("%s: %s: %zu values, expected %zu", st_path, t[i].name, s->numel, t[i].numel);
-        st_to_f32(s, m->params + t[i].offset);
-    }
-    st_close(&st);
-    free(st_path);
-    free(t);
+    char *dir = fixture_path(name, "model");
+    model_load(m, dir);
+    free(dir);
 }
 
 __attribute__((unused)) static double max_abs_diff(const float *x, const float *y, size_t n)
