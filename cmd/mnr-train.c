@@ -189,6 +189,17 @@ typedef struct {
 
 static volatile sig_atomic_t stop_signal;
 
+/* Whether a progress bar without its newline is on the terminal: messages
+ * clear it first (the next step draws it again). */
+static int bar_drawn;
+
+static void bar_clear(void)
+{
+    if (bar_drawn)
+        fputs("\r\033[K", stderr);
+    bar_drawn = 0;
+}
+
 static void on_signal(int sig)
 {
     stop_signal = sig;
@@ -407,6 +418,7 @@ static void log_eval(run *R, double rho)
                        R->pos.step);
         fflush(R->log);
     }
+    bar_clear();
     warnx("step %ld: STS Spearman %.6f", R->pos.step, rho);
     if (R->opt.keep_best && rho > R->best_score) {
         R->best_score = rho;
@@ -639,6 +651,7 @@ static void format_time(char *buf, size_t n, double s)
 
 /* A tqdm-like bar redrawn in place on a terminal; otherwise a line every
  * `every` steps. */
+#define PROGRESS_WIDTH 20
 static void progress(const run *R, long done, double elapsed, double loss, int tty, long every)
 {
     long steps = R->pos.step, total = R->total_steps;
@@ -647,9 +660,16 @@ static void progress(const run *R, long done, double elapsed, double loss, int t
     format_time(el, sizeof el, elapsed);
     format_time(eta, sizeof eta, rate > 0 ? (total - steps) / rate : 0);
     if (tty) {
-        fprintf(stderr, "\r%s: %ld/%ld [%s<%s, %.2f it/s, loss %.4f]\033[K%s", progname, steps,
-                total, el, eta, rate, loss, steps == total ? "\n" : "");
+        char bar[PROGRESS_WIDTH + 1];
+        long filled = total > 0 ? steps * PROGRESS_WIDTH / total : 0;
+        for (int i = 0; i < PROGRESS_WIDTH; i++)
+            bar[i] = i < filled ? '#' : ' ';
+        bar[PROGRESS_WIDTH] = 0;
+        fprintf(stderr, "\r%s: %3ld%% |%s| %ld/%ld [%s<%s, %.2f it/s, loss %.4f]\033[K%s",
+                progname, total > 0 ? steps * 100 / total : 0, bar, steps, total, el, eta, rate,
+                loss, steps == total ? "\n" : "");
         fflush(stderr);
+        bar_drawn = steps < total;
     } else if (steps % every == 0 || steps == total) {
         warnx("step %ld/%ld loss %.6f %.2f it/s elapsed %s eta %s", steps, total, loss, rate, el,
               eta);
@@ -679,6 +699,7 @@ static void stop_with_checkpoint(run *R, const position *p, int status, const ch
     write_checkpoint(R, p);
     if (R->log)
         out_close(R->log, R->log_path);
+    bar_clear();
     warnx("%s; the state after step %ld is in %s (continue with --resume %s)", why, p->step,
           R->checkpoint_dir, R->checkpoint_dir);
     exit(status);
@@ -991,6 +1012,9 @@ int main(int argc, char **argv)
 
     /* The schedule: its length is the run's number of steps unless given (or
      * kept from the checkpoint), counted by running the sampler. */
+    if (o->max_steps > 0 && o->max_steps < R.pos.step)
+        die_usage("--max-steps %ld: the checkpoint is at step %ld already", o->max_steps,
+                  R.pos.step);
     R.shuffle_seed = (uint64_t)o->seed ^ SHUFFLE_STREAM;
     long data_steps = R.pos.step + count_steps(&R, R.pos.epoch, R.pos.batch, LONG_MAX);
     R.total_steps = o->max_steps > 0 && o->max_steps < data_steps ? o->max_steps : data_steps;

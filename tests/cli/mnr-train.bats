@@ -258,6 +258,9 @@ EOF
     [ "$status" -eq 0 ]
     # warmup ceil(0.1 * 8) = 1 step: step 5 has 1e-4 * (8 - 4) / (8 - 1)
     grep -q '"step":5,"epoch":1,.*"lr":5.7142857142857142e-05,' b3.jsonl
+    run train --resume a.checkpoint -o b5 --max-steps 3 "$S/syn.npy"
+    [ "$status" -eq 2 ]
+    [[ "$output" == *"--max-steps 3: the checkpoint is at step 4 already"* ]]
     # another input
     run train --resume a.checkpoint -o b4 "$S/dup.npy"
     [ "$status" -eq 1 ]
