@@ -62,6 +62,13 @@ struct bert_acts {
 
 /* ---- layer kernels ------------------------------------------------------ */
 
+/* Whether a loop over this many elements is worth a team of threads: small
+ * ones (the test models') cost more to hand out than to run. */
+static int worth_threads(size_t elements)
+{
+    return elements >= 1 << 17;
+}
+
 static float dot(const float *a, const float *b, int n)
 {
     float s = 0;
@@ -83,7 +90,7 @@ static void column_sums(float *dst, const float *a, const float *b, int n, int d
 {
     enum { BLOCK = 64 };
     int nblocks = (d + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * d))
     for (int blk = 0; blk < nblocks; blk++) {
         int j0 = blk * BLOCK, w = d - j0 < BLOCK ? d - j0 : BLOCK;
         double acc[BLOCK] = {0};
@@ -107,7 +114,7 @@ static void column_sums(float *dst, const float *a, const float *b, int n, int d
 static void embedding_forward(float *out, const int32_t *ids, const int32_t *pos, int n,
                               const float *word, const float *position, const float *type, int H)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
     for (int r = 0; r < n; r++) {
         const float *w = word + (size_t)ids[r] * H, *p = position + (size_t)pos[r] * H;
         float *o = out + (size_t)r * H;
@@ -123,7 +130,7 @@ static void embedding_backward(float *dword, float *dposition, float *dtype, con
 {
     enum { BLOCK = 64 };
     int nblocks = (H + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
     for (int blk = 0; blk < nblocks; blk++) {
         int j0 = blk * BLOCK, w = H - j0 < BLOCK ? H - j0 : BLOCK;
         double type_acc[BLOCK] = {0};
@@ -144,7 +151,7 @@ static void embedding_backward(float *dword, float *dposition, float *dtype, con
 static void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                               const float *w, const float *b, int n, int H, double eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
     for (int r = 0; r < n; r++) {
         const float *x = in + (size_t)r * H;
         double m = 0, v = 0;
@@ -169,7 +176,7 @@ static void layernorm_backward(float *din, float *dw, float *db, float *xhat, co
                                const float *in, const float *mean, const float *rstd,
                                const float *w, int n, int H)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
     for (int r = 0; r < n; r++) {
         const float *x = in + (size_t)r * H, *dy = dout + (size_t)r * H;
         float *xh = xhat + (size_t)r * H, *dx = din + (size_t)r * H;
@@ -192,7 +199,7 @@ static void layernorm_backward(float *din, float *dw, float *db, float *xhat, co
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias,
                            int n, int k, int m)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * m))
     for (int r = 0; r < n; r++)
         memcpy(out + (size_t)r * m, bias, m * sizeof *bias);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, in, k, w, k, 1.0f, out, m);
@@ -212,7 +219,7 @@ static void matmul_backward(float *din, float *dw, float *db, const float *dout,
 /* Exact GELU, x * Phi(x), as torch.nn.functional.gelu by default. */
 static void gelu_forward(float *out, const float *in, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t i = 0; i < n; i++)
         out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
 }
@@ -221,7 +228,7 @@ static void gelu_forward(float *out, const float *in, size_t n)
 static void gelu_backward(float *d, const float *in, size_t n)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t i = 0; i < n; i++) {
         float x = in[i];
         float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
@@ -253,7 +260,7 @@ static void dropout_forward(float *x, uint8_t *keep, int n, int d, float p, uint
                             uint64_t site)
 {
     float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * d))
     for (int r = 0; r < n; r++) {
         rng_t g;
         rng_for(&g, base, site, r);
@@ -268,14 +275,14 @@ static void dropout_forward(float *x, uint8_t *keep, int n, int d, float p, uint
 static void dropout_backward(float *dx, const float *dy, const uint8_t *keep, size_t n, float p)
 {
     float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t i = 0; i < n; i++)
         dx[i] = keep[i] ? dy[i] * scale : 0.0f;
 }
 
 static void residual_forward(float *x, const float *res, size_t n)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t i = 0; i < n; i++)
         x[i] += res[i];
 }
@@ -290,7 +297,7 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
     int d = H / heads;
     size_t ld = 3 * (size_t)H;
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(dynamic) if (worth_threads(att_start[B] * d))
     for (int bh = 0; bh < B * heads; bh++) {
         int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
         const float *q = qkv + (size_t)start[b] * ld + h * d, *k = q + H, *v = q + 2 * H;
@@ -333,7 +340,7 @@ static void attention_backward(float *dqkv, const float *dctx, const float *qkv,
     int d = H / heads;
     size_t ld = 3 * (size_t)H;
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(att_start[B] * d))
     {
         float *dp = xmalloc(max_len * sizeof *dp);
 #pragma omp for schedule(dynamic)
@@ -726,7 +733,7 @@ void bert_pool(const bert_acts *a, pooling_mode mode, float *out)
 {
     int H = a->c.hidden;
     const float *h = a->hidden[a->c.layers];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)a->N * H))
     for (int b = 0; b < a->B; b++) {
         float *o = out + (size_t)b * H;
         int n = a->start[b + 1] - a->start[b];
@@ -754,7 +761,7 @@ void bert_pool_backward(bert_acts *a, pooling_mode mode, const float *d_pooled)
     int H = a->c.hidden;
     const float *h = a->hidden[a->c.layers];
     float *dh = a->dhidden;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)a->N * H))
     for (int b = 0; b < a->B; b++) {
         const float *d = d_pooled + (size_t)b * H;
         int n = a->start[b + 1] - a->start[b];
