@@ -3,11 +3,11 @@
  * layer as in llm.c.  This is the reference the CUDA backend mirrors.
  *
  * Activations are packed (no padding rows, see bert.h).  Dense layers are
- * OpenBLAS matrix products on the main thread; everything else is plain
- * loops parallelised with OpenMP (never calling BLAS inside a parallel
- * region).  Sums over rows (LayerNorm statistics, bias and LayerNorm
- * gradients, pooling) accumulate in double and are split by column, not by
- * row, so results do not depend on the number of threads. */
+ * OpenBLAS matrix products, called outside any parallel region; everything
+ * else is plain loops parallelised with OpenMP.  Sums over rows (LayerNorm
+ * statistics, bias and LayerNorm gradients, pooling) accumulate in double
+ * and are split among threads by column, not by row, so these loops give
+ * the same results at any thread count. */
 #include "bert.h"
 #include "util.h"
 
@@ -575,6 +575,14 @@ static layer_offsets layer_at(const size_t off[P_COUNT + 1], const bert_config *
     };
 }
 
+/* Whether activations made for config a fit a pass with config b. */
+static int same_shape(const bert_config *a, const bert_config *b)
+{
+    return a->hidden == b->hidden && a->layers == b->layers && a->heads == b->heads &&
+           a->intermediate == b->intermediate && a->hidden_dropout == b->hidden_dropout &&
+           a->attn_dropout == b->attn_dropout;
+}
+
 /* Dropout sites: one per place a mask is drawn, for rng_for. */
 enum { SITE_EMB, SITE_ATT, SITE_ATTN_OUT, SITE_FFN_OUT, SITES_PER_LAYER = 3 };
 
@@ -589,6 +597,8 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
     int H = c->hidden, FF = c->intermediate, heads = c->heads;
     if (B < 1 || B > a->max_sequences)
         die("bert_forward: %d sequences, at most %d", B, a->max_sequences);
+    if (!same_shape(c, &a->c))
+        die("bert_forward: activations made for another configuration");
     if (dropout && !a->training)
         die("bert_forward: dropout needs activations made for training");
 
@@ -668,6 +678,8 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
         die("bert_backward: activations were made without training");
     if (!a->N)
         die("bert_backward: no forward pass to go back through");
+    if (!same_shape(c, &a->c))
+        die("bert_backward: activations made for another configuration");
     int N = a->N, H = c->hidden, FF = c->intermediate;
     size_t off[P_COUNT + 1], nH = (size_t)N * H;
     bert_param_offsets(c, off);
