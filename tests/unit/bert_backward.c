@@ -132,6 +132,69 @@ static void check_finite_differences(const char *what, batch *bt, const bert_con
        "largest gradient", what, n, worst);
 }
 
+/* CLS and max pooling route each gradient to the one row it came from;
+ * mean pooling spreads it evenly. */
+static void check_pool_backward(const char *name, batch *bt, const bert_config *c,
+                                const float *params)
+{
+    ref_column *col = &bt->col[0];
+    bert_acts *a = bt->acts[0];
+    int H = c->hidden, B = col->B;
+    bert_forward(c, params, col->ids, col->lens, B, col->T, a, NULL);
+    const float *h = bert_hidden(a, c->layers), *d = bt->d_emb[0];
+    const int *start = bert_acts_starts(a);
+    static const pooling_mode modes[3] = {POOL_MEAN, POOL_CLS, POOL_MAX};
+    static const char *names[3] = {"mean", "cls", "max"};
+    for (int m = 0; m < 3; m++) {
+        bert_pool_backward(a, modes[m], d);
+        const float *dh = bert_acts_dhidden(a);
+        double e = 0;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                int best = start[b];
+                for (int r = start[b]; r < start[b + 1]; r++)
+                    if (h[(size_t)r * H + j] > h[(size_t)best * H + j])
+                        best = r;
+                for (int r = start[b]; r < start[b + 1]; r++) {
+                    double want = modes[m] == POOL_MEAN  ? d[(size_t)b * H + j] / col->lens[b]
+                                  : modes[m] == POOL_CLS ? (r == start[b]) * d[(size_t)b * H + j]
+                                                         : (r == best) * d[(size_t)b * H + j];
+                    e = fmax(e, fabs(dh[(size_t)r * H + j] - want));
+                }
+            }
+        ok(e <= 1e-7, "%s: %s pooling backward, max error %.3g", name, names[m], e);
+    }
+}
+
+/* l2_normalize_backward against central differences of sum(g . normalize(x)). */
+static void check_normalize_backward(void)
+{
+    enum { N = 4, D = 9 };
+    float x[N * D], g[N * D], y[N * D], dx[N * D], norms[N];
+    rng_t r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < N * D; i++) {
+        x[i] = (float)rng_normal(&r);
+        g[i] = (float)rng_normal(&r);
+    }
+    l2_normalize(y, norms, x, N, D);
+    l2_normalize_backward(dx, g, y, norms, N, D);
+    double e = 0;
+    for (int i = 0; i < N * D; i++) {
+        double f[2];
+        float saved = x[i];
+        for (int s = 0; s < 2; s++) {
+            x[i] = saved + (s ? -1e-2f : 1e-2f);
+            float yy[N * D], nn[N];
+            l2_normalize(yy, nn, x, N, D);
+            f[s] = dot_f(yy, g, N * D);
+        }
+        x[i] = saved;
+        e = fmax(e, fabs((f[0] - f[1]) / (2 * (double)1e-2f) - dx[i]));
+    }
+    ok(e <= 1e-4, "l2_normalize_backward against finite differences, max error %.3g", e);
+}
+
 static void check_fixture(const char *name)
 {
     bert_model m;
@@ -149,6 +212,7 @@ static void check_fixture(const char *name)
     char what[64];
     snprintf(what, sizeof what, "%s without dropout", name);
     check_finite_differences(what, &bt, c, m.params, grads, NULL, 0);
+    check_pool_backward(name, &bt, c, m.params);
     batch_free(&bt);
 
     /* With dropout: masks follow the generator, whatever the thread count,
@@ -184,5 +248,6 @@ int main(void)
     util_init("test-bert-backward");
     check_fixture("tiny");
     check_fixture("head64");
+    check_normalize_backward();
     return done_testing();
 }
