@@ -25,6 +25,33 @@ static void batch_read(batch *bt, const bert_config *c, const safetensors *st)
     }
 }
 
+/* The batch repeated copies times in each column: enough tokens that the
+ * loops run on all threads (the fixture's own batches are too small). */
+static void batch_repeat(batch *bt, const bert_config *c, int copies)
+{
+    for (int k = 0; k < 2; k++) {
+        ref_column *col = &bt->col[k];
+        int B = col->B * copies, H = c->hidden;
+        int32_t *ids = xmallocarray((size_t)B * col->T, sizeof *ids);
+        int32_t *lens = xmallocarray(B, sizeof *lens);
+        float *d = xmallocarray((size_t)B * H, sizeof *d);
+        for (int i = 0; i < copies; i++) {
+            memcpy(ids + (size_t)i * col->B * col->T, col->ids, (size_t)col->B * col->T * sizeof *ids);
+            memcpy(lens + (size_t)i * col->B, col->lens, col->B * sizeof *lens);
+            memcpy(d + (size_t)i * col->B * H, bt->d_emb[k], (size_t)col->B * H * sizeof *d);
+        }
+        free(col->ids);
+        free(col->lens);
+        free(bt->d_emb[k]);
+        col->ids = ids;
+        col->lens = lens;
+        bt->d_emb[k] = d;
+        col->B = B;
+        bert_acts_free(bt->acts[k]);
+        bt->acts[k] = bert_acts_new(c, B, col->T, 1);
+    }
+}
+
 static void batch_free(batch *bt)
 {
     for (int k = 0; k < 2; k++) {
@@ -66,9 +93,10 @@ static void batch_grads(batch *bt, const bert_config *c, const float *params, fl
     }
 }
 
-/* Every trainable tensor's gradient against grad.<name>; the pooler's stays 0. */
+/* Every trainable tensor's gradient against grad.<name> (times copies, for a
+ * batch holding that many copies of the fixture's); the pooler's stays 0. */
 static void check_reference_grads(const char *name, const bert_config *c, const float *grads,
-                                  const safetensors *st)
+                                  int copies, const safetensors *st)
 {
     int n = bert_tensors(c, NULL);
     bert_tensor *t = xcalloc(n, sizeof *t);
@@ -82,6 +110,8 @@ static void check_reference_grads(const char *name, const bert_config *c, const 
         char tname[128];
         snprintf(tname, sizeof tname, "grad.%s", t[i].name);
         float *ref = ref_f32(st, tname);
+        for (size_t j = 0; j < t[i].numel; j++)
+            ref[j] *= copies;
         double scale = max_abs(ref, t[i].numel), e = max_abs_diff(g, ref, t[i].numel);
         ok(e <= 1e-4 * scale + 1e-6, "%s: %s, max error %.3g (largest %.3g)", name, tname, e,
            scale);
@@ -208,7 +238,26 @@ static void check_fixture(const char *name)
     batch bt;
     batch_read(&bt, c, &st);
     batch_grads(&bt, c, m.params, grads, NULL, 0);
-    check_reference_grads(name, c, grads, &st);
+    check_reference_grads(name, c, grads, 1, &st);
+    /* The same through the multi-threaded paths: copies of the batch give
+     * copies times the gradients. */
+    {
+        batch big;
+        batch_read(&big, c, &st);
+        int tokens = 0;
+        for (int b = 0; b < big.col[1].B; b++)
+            tokens += big.col[1].lens[b];
+        int copies = (1 << 18) / (tokens * c->hidden) + 1;
+        batch_repeat(&big, c, copies);
+        memset(grads, 0, m.nparams * sizeof *grads);
+        batch_grads(&big, c, m.params, grads, NULL, 0);
+        char what[64];
+        snprintf(what, sizeof what, "%s x %d", name, copies);
+        check_reference_grads(what, c, grads, copies, &st);
+        batch_free(&big);
+        memset(grads, 0, m.nparams * sizeof *grads);
+        batch_grads(&bt, c, m.params, grads, NULL, 0);
+    }
     char what[64];
     snprintf(what, sizeof what, "%s without dropout", name);
     check_finite_differences(what, &bt, c, m.params, grads, NULL, 0);
