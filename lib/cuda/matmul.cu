@@ -176,13 +176,15 @@ void matmul(const matmul_args &m)
             pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]));
         cublasLtMatmulHeuristicResult_t heur;
         int nres = 0;
-        CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op, first, second, out, out, pref, 1,
-                                                    &heur, &nres));
+        cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, op, first, second, out, out,
+                                                           pref, 1, &heur, &nres);
         CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-        if (nres < 1)
+        if (st != CUBLAS_STATUS_SUCCESS || nres < 1)
             die("cuda: cuBLASLt has no algorithm for a %dx%dx%d product (batch %d, %s operands, "
-                "%s result%s)", m.M, m.N, m.K, batch, m.tab == DT_F32 ? "fp32" : "bf16",
-                m.tc == DT_F32 ? "fp32" : "bf16", m.bias ? ", bias" : "");
+                "%s result%s, alignments %u/%u/%u): %s", m.M, m.N, m.K, batch,
+                m.tab == DT_F32 ? "fp32" : "bf16", m.tc == DT_F32 ? "fp32" : "bf16",
+                m.bias ? ", bias" : "", key.align_a, key.align_b, key.align_c,
+                st != CUBLAS_STATUS_SUCCESS ? cublasGetStatusString(st) : "none found");
         int slot = nplans < MAX_PLANS ? nplans++ : next_evict++ % MAX_PLANS;
         plans[slot].key = key;
         plans[slot].algo = heur.algo;

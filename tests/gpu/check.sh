@@ -71,8 +71,29 @@ tap() { # NAME COMMAND...
     grep '^# ' <<<"$out" | head -12 | sed 's/^/    /'
 }
 
+# ---- the CUDA toolkit ---------------------------------------------------
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
+    export PATH=/usr/local/cuda/bin:$PATH
+fi
+cuda_home=$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")
+export LD_LIBRARY_PATH=$cuda_home/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+if [ ! -e "$cuda_home/lib64/libcublasLt.so" ] || [ ! -e "$cuda_home/include/cublasLt.h" ]; then
+    # cuBLAS from Python's nvidia wheels instead, linked through unversioned names.
+    wheel=$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null)
+    lt=$(find "${wheel:-/nonexistent}/nvidia" -name 'libcublasLt.so.*' 2>/dev/null | head -1)
+    if [ -n "$lt" ]; then
+        links=$PWD/$O/cublas-links
+        mkdir -p "$links"
+        ln -sf "$lt" "$links/libcublasLt.so"
+        ln -sf "$(ls "$(dirname "$lt")"/libcublas.so.* | head -1)" "$links/libcublas.so"
+        export CFLAGS="-O2 -g -march=x86-64-v2 -L$links"
+        export NVCCFLAGS="-O2 -g -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -I$(dirname "$(dirname "$lt")")/include"
+        export LD_LIBRARY_PATH=$(dirname "$lt"):$LD_LIBRARY_PATH
+        echo "cuBLAS from $(dirname "$lt")" | tee -a "$LOG"
+    fi
+fi
 echo "device: $(nvidia-smi -L 2>&1 | head -1)" | tee -a "$LOG"
-echo "nvcc: $(nvcc --version 2>&1 | tail -1)" | tee -a "$LOG"
+echo "nvcc: $(nvcc --version 2>&1 | tail -1) ($cuda_home)" | tee -a "$LOG"
 
 # ---- build --------------------------------------------------------------
 if pkg-config --exists jansson libutf8proc openblas 2>/dev/null; then

@@ -15,4 +15,4 @@ gpu-checks: $(GPU_CHECKS)
 $(O)/gpu-checks/%: tests/gpu/%.c tests/gpu/gpu_check.h tests/unit/bert_fixture.h tests/tap.h \
                    $(LIBA) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
