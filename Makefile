@@ -20,7 +20,7 @@ PKGS    := jansson libutf8proc openblas
 # run path makes the tools use it whatever the system's default variant is.
 OPENBLAS_DIR ?= $(firstword $(wildcard /usr/lib/*/openblas-openmp))
 ifneq ($(OPENBLAS_DIR),)
-export PKG_CONFIG_PATH := $(OPENBLAS_DIR)/pkgconfig:$(PKG_CONFIG_PATH)
+PKG_CONFIG := PKG_CONFIG_PATH=$(OPENBLAS_DIR)/pkgconfig:$$PKG_CONFIG_PATH $(PKG_CONFIG)
 LDFLAGS += -Wl,-rpath,$(OPENBLAS_DIR)
 endif
 CFLAGS  ?= -O2 -g -march=x86-64-v2
