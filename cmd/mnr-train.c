@@ -5,6 +5,7 @@
  * bit-identically, STS evaluation, and the model written as a Hugging Face /
  * sentence-transformers directory. */
 #include "bert.h"
+#include "gpu.h"
 #include "loss.h"
 #include "model.h"
 #include "npy.h"
@@ -168,7 +169,8 @@ typedef struct {
 
     bert_model model;
     const bert_config *cfg;
-    float *grads, *adam_m, *adam_v;
+    gpu_model *gpu; /* training on the GPU; NULL: on the CPU */
+    float *grads, *adam_m, *adam_v; /* with the GPU: the moments' host copies, no grads */
     optim_range *ranges;
     int nranges;
     adam_config adam;
@@ -354,6 +356,19 @@ static void read_sts(run *R, const char *path)
             (long long)s->pairs.rows);
 }
 
+/* ---- the GPU ------------------------------------------------------------ */
+
+/* With the GPU the weights and moments live on the device between steps:
+ * copy them into the host buffers before anything reads those. */
+static void gpu_to_host(run *R, int moments)
+{
+    if (!R->gpu)
+        return;
+    gpu_get_params(R->gpu, R->model.params);
+    if (moments)
+        gpu_get_moments(R->gpu, R->adam_m, R->adam_v);
+}
+
 /* ---- evaluation --------------------------------------------------------- */
 
 #define EVAL_BATCH 64
@@ -383,7 +398,7 @@ static double eval_sts(run *R)
     const train_data *d = &R->sts.pairs;
     int H = R->cfg->hidden;
     int64_t nseq = d->rows * 2;
-    bert_acts *acts = bert_acts_new(R->cfg, EVAL_BATCH, d->max_len, 0);
+    bert_acts *acts = R->gpu ? NULL : bert_acts_new(R->cfg, EVAL_BATCH, d->max_len, 0);
     float *emb = xmallocarray((size_t)nseq * H, sizeof *emb);
     int32_t *ids = xmallocarray((size_t)EVAL_BATCH * d->max_len, sizeof *ids);
     int32_t lens[EVAL_BATCH];
@@ -393,6 +408,10 @@ static double eval_sts(run *R)
         for (int i = 0; i < n; i++)
             seq[i] = s0 + i;
         int T = pack(d, seq, n, ids, lens);
+        if (R->gpu) {
+            gpu_embed(R->gpu, ids, lens, n, T, R->model.pooling, 0, emb + (size_t)s0 * H);
+            continue;
+        }
         bert_forward(R->cfg, R->model.params, ids, lens, n, T, acts, NULL);
         bert_pool(acts, R->model.pooling, emb + (size_t)s0 * H);
     }
@@ -423,6 +442,7 @@ static void log_eval(run *R, double rho)
     if (R->opt.keep_best && rho > R->best_score) {
         R->best_score = rho;
         R->best_step = R->pos.step;
+        gpu_to_host(R, 0);
         memcpy(R->best_params, R->model.params, R->model.nparams * sizeof(float));
     }
 }
@@ -451,6 +471,7 @@ static void write_flat(const char *path, const char *names[], const float *data[
  * state's), in R->checkpoint_dir, replacing the one before. */
 static void write_checkpoint(run *R, const position *p)
 {
+    gpu_to_host(R, 1);
     char *tmp = atomic_dir_begin(R->checkpoint_dir);
     model_write_files(&R->model, tmp, R->model.params);
     size_t n = R->model.nparams;
@@ -577,7 +598,7 @@ static void check_input(run *R, json_t *state)
 
 /* ---- training ----------------------------------------------------------- */
 
-/* Buffers of one training step. */
+/* Buffers of one training step (with the GPU only ids, lens and seq). */
 typedef struct {
     bert_acts *acts;
     int32_t *ids, *lens;
@@ -588,10 +609,13 @@ typedef struct {
 static void step_buffers_init(step_buffers *b, const run *R)
 {
     int C = R->data.columns, n = (int)R->opt.batch_size * C, H = R->cfg->hidden;
-    b->acts = bert_acts_new(R->cfg, n, R->data.max_len, 1);
+    *b = (step_buffers){0};
     b->ids = xmallocarray((size_t)n * R->data.max_len, sizeof *b->ids);
     b->lens = xmallocarray(n, sizeof *b->lens);
     b->seq = xmallocarray(n, sizeof *b->seq);
+    if (R->gpu)
+        return;
+    b->acts = bert_acts_new(R->cfg, n, R->data.max_len, 1);
     b->pooled = xmallocarray((size_t)n * H, sizeof *b->pooled);
     b->dpooled = xmallocarray((size_t)n * H, sizeof *b->dpooled);
 }
@@ -606,10 +630,28 @@ static void step_buffers_free(step_buffers *b)
     free(b->dpooled);
 }
 
-/* Forward and backward of one batch (rows[0..B)) into R->grads: all its
- * sequences in one packed pass, column after column, so that column c's
- * pooled embeddings are the block pooled + c*B*H the loss expects. Returns
- * the loss. */
+/* The GPU's forward and backward of the packed batch (C columns of B rows,
+ * all padded to T), the gradients left on the device; the dropout masks come
+ * from one number of the run's generator. */
+static double forward_backward_gpu(run *R, const step_buffers *b, int B, int T, rng_t *dropout)
+{
+    int C = R->data.columns;
+    const int32_t *col_ids[C], *col_lens[C];
+    int Ts[C];
+    for (int c = 0; c < C; c++) {
+        col_ids[c] = b->ids + (size_t)c * B * T;
+        col_lens[c] = b->lens + (size_t)c * B;
+        Ts[c] = T;
+    }
+    gpu_loss_config lc = {.scale = R->opt.scale, .symmetric = R->opt.symmetric,
+                          .pooling = R->model.pooling, .dropout_seed = rng_next(dropout)};
+    return gpu_forward_backward(R->gpu, col_ids, col_lens, C, B, Ts, &lc, NULL);
+}
+
+/* Forward and backward of one batch (rows[0..B)) into R->grads (or the
+ * GPU's): all its sequences in one packed pass, column after column, so that
+ * column c's pooled embeddings are the block pooled + c*B*H the loss expects.
+ * Returns the loss. */
 static double forward_backward(run *R, step_buffers *b, const int64_t *rows, int B, rng_t *dropout,
                                int *stopped)
 {
@@ -618,6 +660,11 @@ static double forward_backward(run *R, step_buffers *b, const int64_t *rows, int
         for (int i = 0; i < B; i++)
             b->seq[c * B + i] = rows[i] * C + c;
     int T = pack(&R->data, b->seq, n, b->ids, b->lens);
+    if (R->gpu) {
+        double loss = forward_backward_gpu(R, b, B, T, dropout);
+        *stopped = !isfinite(loss);
+        return loss;
+    }
     bert_forward(R->cfg, R->model.params, b->ids, b->lens, n, T, b->acts, dropout);
     bert_pool(b->acts, R->model.pooling, b->pooled);
     const float *cols[C];
@@ -638,6 +685,20 @@ static double forward_backward(run *R, step_buffers *b, const int64_t *rows, int
         memset(R->grads + R->ranges[k].offset, 0, R->ranges[k].numel * sizeof *R->grads);
     bert_backward(R->cfg, R->model.params, R->grads, b->acts);
     return loss;
+}
+
+/* Gradient clipping and the AdamW update of step k; returns the gradient
+ * norm before clipping.  A non-finite norm updates nothing (the caller
+ * stops). */
+static double optimizer_step(run *R, long k, double lr)
+{
+    if (R->gpu)
+        return gpu_optimizer_step(R->gpu, &R->adam, lr, R->opt.max_grad_norm, k);
+    double norm = clip_grad_norm(R->grads, R->ranges, R->nranges, R->opt.max_grad_norm);
+    if (isfinite(norm))
+        adam_step(&R->adam, R->ranges, R->nranges, R->model.params, R->grads, R->adam_m,
+                  R->adam_v, k, lr);
+    return norm;
 }
 
 static void format_time(char *buf, size_t n, double s)
@@ -738,9 +799,10 @@ static void train(run *R)
         double t = now_seconds();
         const int64_t *rows = plan.rows + plan.start[R->pos.batch];
         int B = (int)(plan.start[R->pos.batch + 1] - plan.start[R->pos.batch]), bad = 0;
+        long k = R->pos.step + 1;
+        double lr = lr_linear_warmup(R->opt.lr, R->warmup, R->schedule_steps, k - 1);
         double loss = forward_backward(R, &buf, rows, B, &R->pos.dropout, &bad);
-        double norm = bad ? NAN : clip_grad_norm(R->grads, R->ranges, R->nranges,
-                                                 R->opt.max_grad_norm);
+        double norm = bad ? NAN : optimizer_step(R, k, lr);
         if (bad || !isfinite(norm)) {
             double x = bad ? loss : norm;
             char why[160];
@@ -749,10 +811,6 @@ static void train(run *R)
                      isnan(x) ? "NaN" : x > 0 ? "infinite" : "-infinite");
             stop_with_checkpoint(R, &before, EXIT_BAD_INPUT, why);
         }
-        long k = R->pos.step + 1;
-        double lr = lr_linear_warmup(R->opt.lr, R->warmup, R->schedule_steps, k - 1);
-        adam_step(&R->adam, R->ranges, R->nranges, R->model.params, R->grads, R->adam_m,
-                  R->adam_v, k, lr);
         R->pos.step = k;
         R->pos.batch++;
         double dt = now_seconds() - t;
@@ -825,7 +883,10 @@ static void usage(void)
 "      --log=FILE              JSON Lines, one object per step and per evaluation\n"
 "      --checkpoint-every=N    checkpoint OUT_DIR.checkpoint every N steps\n"
 "      --resume=DIR            continue from a checkpoint\n"
-"      --device=auto|cpu|cuda  (default auto: the CPU in this build)\n"
+"      --device=auto|cpu|cuda  where to train (default auto: the GPU when there is\n"
+"                              one, else the CPU; says which on stderr)\n"
+"      --precision=fp32|bf16   the GPU's arithmetic (default bf16: bf16 products,\n"
+"                              fp32 weights and moments); the CPU is always fp32\n"
 "      --threads=N             CPU threads (default: all cores)\n"
 "  -h, --help                  show this help and exit\n"
 "  -V, --version               show the version and exit\n"
@@ -839,9 +900,24 @@ static void usage(void)
 enum {
     OPT_BATCH = 256, OPT_EPOCHS, OPT_MAX_STEPS, OPT_LR, OPT_WARMUP, OPT_SCHEDULE, OPT_SCALE,
     OPT_SYMMETRIC, OPT_OPTIMIZER, OPT_WD, OPT_EPS, OPT_CLIP, OPT_SEED, OPT_NO_SHUFFLE,
-    OPT_MAX_LENGTH, OPT_DROP_LAST, OPT_DEVICE, OPT_THREADS, OPT_LOG, OPT_CKPT, OPT_RESUME,
-    OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST,
+    OPT_MAX_LENGTH, OPT_DROP_LAST, OPT_DEVICE, OPT_PRECISION, OPT_THREADS, OPT_LOG, OPT_CKPT,
+    OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST,
 };
+
+/* --device: 1 for the GPU, 0 for the CPU; auto says which on stderr and why,
+ * cuda without a usable GPU is a run-time error (exit 1). */
+static int select_device(const char *device, gpu_precision precision)
+{
+    if (strcmp(device, "auto"))
+        return gpu_select(device);
+    char why[256];
+    int gpu = gpu_available(why, sizeof why);
+    if (gpu)
+        warnx("--device auto: training on the GPU (%s; %s)", why, gpu_precision_name(precision));
+    else
+        warnx("--device auto: training on the CPU (%s)", why);
+    return gpu;
+}
 
 static void check_eval_options(const options *o)
 {
@@ -888,6 +964,7 @@ int main(int argc, char **argv)
         {"max-length", required_argument, NULL, OPT_MAX_LENGTH},
         {"drop-last", no_argument, NULL, OPT_DROP_LAST},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"precision", required_argument, NULL, OPT_PRECISION},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"log", required_argument, NULL, OPT_LOG},
         {"checkpoint-every", required_argument, NULL, OPT_CKPT},
@@ -903,7 +980,8 @@ int main(int argc, char **argv)
     run R = {.best_score = -INFINITY};
     R.opt = default_options();
     options *o = &R.opt;
-    const char *model_dir = NULL, *init_config = NULL, *device = "auto";
+    const char *model_dir = NULL, *init_config = NULL, *device = "auto", *precision_arg = NULL;
+    gpu_precision precision = GPU_BF16;
     long threads = 0;
     unsigned given = 0;
     int c;
@@ -948,6 +1026,11 @@ int main(int argc, char **argv)
         case OPT_KEEP_BEST: o->keep_best = 1; given |= G_KEEP_BEST; break;
         case OPT_EVAL_STS: o->eval_sts = optarg; given |= G_EVAL_STS; break;
         case OPT_DEVICE: device = optarg; break;
+        case OPT_PRECISION:
+            if (gpu_precision_parse(optarg, &precision) != 0)
+                die_usage("--precision: '%s' is not fp32 or bf16", optarg);
+            precision_arg = optarg;
+            break;
         case OPT_LOG: R.log_path = optarg; break;
         case OPT_RESUME: R.resume_dir = optarg; break;
         case OPT_INIT: init_config = optarg; break;
@@ -968,15 +1051,9 @@ int main(int argc, char **argv)
         die_usage("--device: '%s' is not auto, cpu or cuda", device);
     if (!R.resume_dir)
         check_eval_options(o);
-    if (!strcmp(device, "cuda")) {
-#ifdef BP_HAVE_CUDA
-        die("--device cuda: training on the GPU is not implemented yet");
-#else
-        die("--device cuda: built without CUDA");
-#endif
-    }
-    if (!strcmp(device, "auto"))
-        warnx("--device auto: training on the CPU");
+    int on_gpu = select_device(device, precision);
+    if (!on_gpu && precision == GPU_BF16 && precision_arg)
+        warnx("--precision bf16: the CPU computes in fp32");
     threads_set((int)threads);
 
     json_t *state = NULL;
@@ -1028,7 +1105,6 @@ int main(int argc, char **argv)
         rng_seed(&R.pos.dropout, (uint64_t)o->seed ^ DROPOUT_STREAM);
 
     size_t n = R.model.nparams;
-    R.grads = xcalloc(n, sizeof *R.grads);
     R.adam_m = xcalloc(n, sizeof *R.adam_m);
     R.adam_v = xcalloc(n, sizeof *R.adam_v);
     if (o->keep_best)
@@ -1041,6 +1117,13 @@ int main(int argc, char **argv)
         else
             R.best_step = 0, R.best_score = -INFINITY;
         json_decref(state);
+    }
+    if (on_gpu) {
+        R.gpu = gpu_model_create(R.cfg, R.model.params, precision, 1);
+        if (R.resume_dir)
+            gpu_set_moments(R.gpu, R.adam_m, R.adam_v);
+    } else {
+        R.grads = xcalloc(n, sizeof *R.grads);
     }
     R.nranges = optim_bert_ranges(R.cfg, NULL);
     R.ranges = xmallocarray(R.nranges, sizeof *R.ranges);
@@ -1073,12 +1156,15 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 
+    gpu_to_host(&R, 0);
     const float *final = R.model.params;
     if (o->keep_best && R.best_step > 0) {
         final = R.best_params;
         warnx("keeping the weights of step %ld (STS Spearman %.6f)", R.best_step, R.best_score);
     }
     model_save(&R.model, R.out_dir, final);
+    if (R.gpu)
+        gpu_model_free(R.gpu);
     if (R.log)
         out_close(R.log, R.log_path);
     warnx("wrote %s", R.out_dir);

@@ -103,7 +103,7 @@ state_field() {
     [[ "${lines[0]}" == "Usage: mnr-train -m MODEL_DIR -o OUT_DIR [OPTION]... [FILE]..." ]]
     for opt in --batch-size --epochs --max-steps --lr --warmup --schedule-steps --scale \
         --symmetric --optimizer --weight-decay --adam-eps --max-grad-norm --seed --no-shuffle \
-        --max-length --drop-last --device --threads --log --checkpoint-every --resume \
+        --max-length --drop-last --device --precision --threads --log --checkpoint-every --resume \
         --init-from-config --eval-sts --eval-every --keep-best; do
         [[ "$output" == *"$opt"* ]] || { echo "help lacks $opt"; return 1; }
         sed 's/\\-/-/g' "$MAN_PAGE" | grep -q -- "^\\.B[RI]* $opt" ||
@@ -463,7 +463,7 @@ print(max(ev, key=lambda e: (e["eval_sts_spearman"], -e["step"]))["step"])')
     [ ! -e out ]
 }
 
-@test "usage errors exit 2; --device cuda is refused" {
+@test "usage errors exit 2" {
     for args in "-o out" "-m $TINY/model" "-m $TINY/model -o out --bogus" \
         "-m $TINY/model -o out --batch-size 0" "-m $TINY/model -o out --lr -1" \
         "-m $TINY/model -o out --warmup abc" "-m $TINY/model -o out --warmup 1.5" \
@@ -476,10 +476,46 @@ print(max(ev, key=lambda e: (e["eval_sts_spearman"], -e["step"]))["step"])')
         [ "$status" -eq 2 ]
         [[ "${lines[1]}" == "Try 'mnr-train --help' for more information." ]]
     done
-    run mnr-train -m "$TINY/model" -o out --device cuda
+}
+
+# Whether this build and machine can train on the GPU: --device cuda gets past
+# the device check (and then fails on the missing checkpoint).
+gpu_usable() {
+    ! mnr-train --device cuda --resume "$BATS_TEST_TMPDIR/none" -o "$BATS_TEST_TMPDIR/none.out" 2>&1 |
+        grep -q -- '--device cuda: '
+}
+
+@test "--device and --precision without a GPU: auto says CPU and why, cuda is one error line" {
+    gpu_usable && skip "a usable GPU is present (the GPU checks are tests/gpu/check.sh)"
+    need_streams
+    # auto names the CPU and the reason; bf16 is a note on the CPU, not an error
+    run --separate-stderr mnr-train -m "$TINY/model" -o out --threads 1 --max-steps 1 \
+        --precision bf16 "$S/syn.npy"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [ "${stderr_lines[0]}" = "mnr-train: --device auto: training on the CPU (built without CUDA)" ] ||
+        [[ "${stderr_lines[0]}" == "mnr-train: --device auto: training on the CPU (no CUDA device"*")" ]]
+    [ "${stderr_lines[1]}" = "mnr-train: --precision bf16: the CPU computes in fp32" ]
+    [ -f out/model.safetensors ]
+    # explicit cpu and fp32: no device line, no note
+    run --separate-stderr train -m "$TINY/model" -o out2 --max-steps 1 --precision fp32 "$S/syn.npy"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" != *"--device"* && "$stderr" != *"--precision"* ]]
+    # cuda: exit 1, one line, nothing written
+    run --separate-stderr mnr-train -m "$TINY/model" -o out3 --device cuda --precision fp32 "$S/syn.npy"
     [ "$status" -eq 1 ]
-    [[ "$output" == "mnr-train: --device cuda: built without CUDA" ||
-       "$output" == "mnr-train: --device cuda: training on the GPU is not implemented yet" ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ "$stderr" == "mnr-train: --device cuda: "* ]]
+    [ ! -e out3 ]
+    # --precision: a usage error for anything but fp32 and bf16, or no argument
+    for args in "--precision fp16" "--precision BF16" "--precision"; do
+        run mnr-train -m "$TINY/model" -o out4 $args
+        echo "$args: $output"
+        [ "$status" -eq 2 ]
+        [[ "${lines[1]}" == "Try 'mnr-train --help' for more information." ]]
+    done
+    run mnr-train -m "$TINY/model" -o out4 --precision fp16
+    [ "${lines[0]}" = "mnr-train: --precision: 'fp16' is not fp32 or bf16" ]
 }
 
 @test "progress: a line per step for short runs when stderr is not a terminal" {
