@@ -9,6 +9,7 @@
  * on its real tokens only, so batches need no padding, and sorting by length
  * (which sentence-transformers does to save padding) would change nothing. */
 #include "bert.h"
+#include "gpu.h"
 #include "model.h"
 #include "npy.h"
 #include "threads.h"
@@ -35,12 +36,15 @@ static void usage(void)
 "\n"
 "Options:\n"
 "  -m, --model=DIR       model directory (Hugging Face or sentence-transformers)\n"
-"  -b, --batch-size=N    sequences per forward pass (default 32, as\n"
-"                        sentence-transformers' encode)\n"
+"  -b, --batch-size=N    sequences per forward pass on the CPU (default 32, as\n"
+"                        sentence-transformers' encode); the GPU takes each\n"
+"                        frame at once, in batches of its own size\n"
 "      --normalize       scale every embedding to unit length, whatever the\n"
 "                        model directory says\n"
-"      --device=DEVICE   auto (the default; names the device on stderr), cpu or\n"
-"                        cuda (this version runs on the CPU only)\n"
+"      --device=DEVICE   auto (the default: the GPU when there is one, else the\n"
+"                        CPU; names the device on stderr), cpu or cuda\n"
+"      --precision=P     the GPU's arithmetic: bf16 (the default: bf16 products,\n"
+"                        fp32 accumulation) or fp32; the CPU is always fp32\n"
 "      --threads=N       CPU threads (default: all cores)\n"
 "  -h, --help            show this help and exit\n"
 "  -V, --version         show the version and exit\n"
@@ -49,20 +53,22 @@ static void usage(void)
     out_close(stdout, "stdout");
 }
 
-/* The only device embed runs on is the CPU; say why cuda is refused. */
-static void choose_device(enum device d)
+/* 1 to embed on the GPU, 0 on the CPU.  auto names the device on stderr;
+ * cuda without a usable GPU is a run-time error (exit 1, one line). */
+static int choose_device(enum device d, gpu_precision precision)
 {
-    if (d == DEVICE_CUDA) {
-#ifdef BP_HAVE_CUDA
-        die("--device cuda: embed has no CUDA encoder yet; use --device cpu");
-#else
-        die("--device cuda: this build has no CUDA support (built without nvcc); use --device cpu");
-#endif
+    if (d == DEVICE_CPU)
+        return 0;
+    if (d == DEVICE_CUDA)
+        return gpu_select("cuda");
+    char why[256];
+    if (gpu_available(why, sizeof why)) {
+        warnx("--device auto: embedding on the GPU (%s; %s)", why, gpu_precision_name(precision));
+        return 1;
     }
-    if (d == DEVICE_AUTO) {
-        int n = threads_count();
-        warnx("--device auto: embedding on the CPU (%d thread%s)", n, n == 1 ? "" : "s");
-    }
+    int n = threads_count();
+    warnx("--device auto: embedding on the CPU (%d thread%s)", n, n == 1 ? "" : "s");
+    return 0;
 }
 
 /* Embeddings of sequences [first, first + n) of frame a (lens[] their
@@ -88,6 +94,7 @@ int main(int argc, char **argv)
         {"batch-size", required_argument, NULL, 'b'},
         {"normalize", no_argument, NULL, 'n'},
         {"device", required_argument, NULL, 'd'},
+        {"precision", required_argument, NULL, 'p'},
         {"threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -97,6 +104,8 @@ int main(int argc, char **argv)
     long batch_size = 32, threads = 0;
     int force_normalize = 0, c;
     enum device device = DEVICE_AUTO;
+    gpu_precision precision = GPU_BF16;
+    int precision_given = 0;
     opterr = 0; /* our own one-line messages below */
     while ((c = getopt_long(argc, argv, ":m:b:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -120,6 +129,11 @@ int main(int argc, char **argv)
             else
                 die_usage("--device: '%s' is not auto, cpu or cuda", optarg);
             break;
+        case 'p':
+            if (gpu_precision_parse(optarg, &precision) != 0)
+                die_usage("--precision: '%s' is not fp32 or bf16", optarg);
+            precision_given = 1;
+            break;
         case 't':
             if (parse_long(optarg, 1, 4096, &threads) != 0)
                 die_usage("--threads: '%s' is not a whole number from 1 to 4096", optarg);
@@ -142,11 +156,14 @@ int main(int argc, char **argv)
         die_usage("no model: -m MODEL is required");
 
     threads_set((int)threads);
-    choose_device(device);
+    int on_gpu = choose_device(device, precision);
+    if (!on_gpu && precision_given && precision == GPU_BF16)
+        warnx("--precision bf16: the CPU computes in fp32");
     bert_model m;
     model_load(&m, model_dir);
     int H = m.cfg.hidden, P = m.cfg.max_positions, normalize = m.normalize || force_normalize;
-    bert_acts *acts = bert_acts_new(&m.cfg, (int)batch_size, P, 0);
+    gpu_model *g = on_gpu ? gpu_model_create(&m.cfg, m.params, precision, 0) : NULL;
+    bert_acts *acts = g ? NULL : bert_acts_new(&m.cfg, (int)batch_size, P, 0);
 
     npy_reader r;
     npy_reader_init(&r, argc - optind, argv + optind);
@@ -184,10 +201,16 @@ int main(int argc, char **argv)
         }
         int64_t row = 0;
         do {
-            int64_t n = rows - row < chunk ? rows - row : chunk;
-            embed_sequences(&m, acts, (int)batch_size, &a, lens, row * cols, n * cols, out);
-            if (normalize)
-                l2_normalize(out, norms, out, (int)(n * cols), H);
+            int64_t n = rows - row < chunk ? rows - row : chunk, first = row * cols;
+            if (!g) {
+                embed_sequences(&m, acts, (int)batch_size, &a, lens, first, n * cols, out);
+                if (normalize)
+                    l2_normalize(out, norms, out, (int)(n * cols), H);
+            } else if (n * cols > 0) {
+                int T = (int)a.shape[2];
+                gpu_embed(g, (const int32_t *)a.data + first * T, lens + first, (int)(n * cols), T,
+                          m.pooling, normalize, out);
+            }
             int64_t shape[3] = {n, cols, H};
             npy_write(stdout, "stdout", NPY_F4, 3, shape, out);
             row += n;
@@ -203,6 +226,8 @@ int main(int argc, char **argv)
     free(out);
     free(norms);
     bert_acts_free(acts);
+    if (g)
+        gpu_model_free(g);
     model_free(&m);
     return 0;
 }

@@ -35,6 +35,12 @@ need_wp_tokenize() {
     command -v wp-tokenize >/dev/null || skip "wp-tokenize is not built yet"
 }
 
+# Whether this build and machine can embed on the GPU: --device cuda gets
+# past the device check (and then fails on the missing model).
+gpu_usable() {
+    ! embed --device cuda -m "$BATS_TEST_TMPDIR/none" /dev/null 2>&1 | grep -q -- '--device cuda: '
+}
+
 # Largest absolute difference of two streams is at most $3.
 max_diff_within() {
     local d
@@ -57,6 +63,7 @@ st_dir() {
     run -0 embed --help
     [[ "${lines[0]}" == "Usage: embed -m MODEL [OPTION]... [FILE]..." ]]
     [[ "$output" == *"--batch-size"* && "$output" == *"--normalize"* ]]
+    [[ "$output" == *"--device"* && "$output" == *"--precision"* ]]
     run -0 embed --version
     [ "$output" = "embed (bertpipe) 0.1.0" ]
 }
@@ -190,6 +197,7 @@ EOF
 }
 
 @test "--device: auto says cpu on stderr, cpu is silent, cuda is an error" {
+    gpu_usable && skip "a usable GPU is present (the GPU checks are tests/gpu/check.sh)"
     need_numpy
     run --separate-stderr -0 embed -m "$TINY/model" --threads 1 "$S/tiny.tok"
     [ "$stderr" = "embed: --device auto: embedding on the CPU (1 thread)" ]
@@ -198,6 +206,22 @@ EOF
     run -1 embed -m "$TINY/model" --device cuda "$S/tiny.tok"
     [ "${#lines[@]}" -eq 1 ]
     [[ "$output" == "embed: --device cuda: "* ]]
+}
+
+@test "--precision: bf16 is a note on the CPU, fp32 is silent, cuda still one error line" {
+    gpu_usable && skip "a usable GPU is present (the GPU checks are tests/gpu/check.sh)"
+    need_numpy
+    embed -m "$TINY/model" --device cpu --threads 1 "$S/tiny.tok" >plain
+    embed -m "$TINY/model" --threads 1 --precision bf16 "$S/tiny.tok" >bf16 2>bf16.err
+    [ "$(cat bf16.err)" = $'embed: --device auto: embedding on the CPU (1 thread)\nembed: --precision bf16: the CPU computes in fp32' ]
+    cmp bf16 plain
+    run --separate-stderr -0 embed -m "$TINY/model" --device cpu --threads 1 --precision fp32 \
+        "$S/tiny.tok"
+    [ -z "$stderr" ]
+    run -1 --separate-stderr embed -m "$TINY/model" --device cuda --precision fp32 "$S/tiny.tok"
+    [ "${#stderr_lines[@]}" -eq 1 ]
+    [[ "$stderr" == "embed: --device cuda: "* ]]
+    [ -z "$output" ]
 }
 
 @test "usage errors exit 2" {
@@ -209,6 +233,11 @@ EOF
     run -2 embed -m "$TINY/model" --threads 0
     run -2 embed -m "$TINY/model" --device gpu
     [ "${lines[0]}" = "embed: --device: 'gpu' is not auto, cpu or cuda" ]
+    run -2 embed -m "$TINY/model" --precision fp16
+    [ "${lines[0]}" = "embed: --precision: 'fp16' is not fp32 or bf16" ]
+    [ "${lines[1]}" = "Try 'embed --help' for more information." ]
+    run -2 embed -m "$TINY/model" --precision
+    [ "${lines[0]}" = "embed: option '--precision' requires an argument" ]
     run -2 embed -m "$TINY/model" --bogus
     [ "${lines[0]}" = "embed: unrecognized option '--bogus'" ]
     run -2 embed -m
