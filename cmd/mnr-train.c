@@ -1036,8 +1036,7 @@ int main(int argc, char **argv)
         case OPT_INIT: init_config = optarg; break;
         case 'h': usage(); return 0;
         case 'V': print_version(); return 0;
-        case ':': die_usage("option '%s' needs an argument", argv[optind - 1]);
-        default: die_usage("unknown option '%s'", argv[optind - 1]);
+        default: die_bad_option(c, argv);
         }
     }
     if (!R.out_dir)

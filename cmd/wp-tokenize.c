@@ -111,12 +111,8 @@ int main(int argc, char **argv)
         case 'V':
             print_version();
             return 0;
-        case ':':
-            die_usage("option '%s' requires an argument", argv[optind - 1]);
         default:
-            if (optopt)
-                die_usage("invalid option -- '%c'", optopt);
-            die_usage("unrecognized option '%s'", argv[optind - 1]);
+            die_bad_option(c, argv);
         }
     }
     if (!model == !vocab)

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -80,6 +81,15 @@ void die_usage(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "Try '%s --help' for more information.\n", progname);
     exit(EXIT_USAGE);
+}
+
+void die_bad_option(int c, char **argv)
+{
+    if (c == ':')
+        die_usage("option '%s' requires an argument", argv[optind - 1]);
+    if (optopt)
+        die_usage("invalid option -- '%c'", optopt);
+    die_usage("unrecognized option '%s'", argv[optind - 1]);
 }
 
 void warnx(const char *fmt, ...)

@@ -25,6 +25,9 @@ void util_init(const char *argv0);
 __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
 /* Usage error: message plus a pointer to --help, exit 2. */
 __attribute__((noreturn, format(printf, 1, 2))) void die_usage(const char *fmt, ...);
+/* Usage error for what getopt_long returned as ':' (missing argument) or
+ * '?' (unknown option); tools set opterr = 0 so that this is the only line. */
+__attribute__((noreturn)) void die_bad_option(int c, char **argv);
 /* "progname: message" on stderr, no exit. */
 __attribute__((format(printf, 1, 2))) void warnx(const char *fmt, ...);
 
