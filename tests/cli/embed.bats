@@ -342,25 +342,7 @@ EOF
     need_wp_tokenize
     ln -s "$STS_DEV" sts-dev.csv
     ln -s "$TINY/model" model
-    sed -n '/^\.SH EXAMPLES/,/^\.SH /{/^\.EX/,/^\.EE/p}' "$MAN_PAGE" | grep -v '^\.E[XE]' |
-        sed -e "s/\\\\(aq/'/g" -e 's/\\-/-/g' -e 's/\\e/\\/g' >examples
-    cmd="" ran=0
-    # Run a command (stdout and stderr) and compare with the lines after it.
-    check() {
-        [ -n "$cmd" ] || return 0
-        bash -c "$cmd" >got 2>&1 || { echo "failed: $cmd"; cat got; return 1; }
-        diff -u want got || { echo "differs: $cmd"; return 1; }
-        ran=$((ran + 1))
-    }
-    while IFS= read -r line; do
-        if [[ "$line" == '$ '* ]]; then
-            check
-            cmd=${line#\$ }
-            : >want
-        else
-            printf '%s\n' "$line" >>want
-        fi
-    done <examples
-    check
-    [ "$ran" -eq 8 ]
+    run run_man_examples "$MAN_PAGE"
+    echo "$output"
+    [ "$output" = "ran 8 examples" ]
 }

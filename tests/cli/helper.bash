@@ -4,3 +4,41 @@ SHARED=${SHARED:-$BATS_TEST_DIRNAME/../../../shared}
 PATH=$BINDIR:$PATH
 DATA=$SHARED/data
 FIXTURES=$SHARED/fixtures
+
+# The EXAMPLES section of man page $1 as a shell session: "$ command" lines,
+# each followed by the lines it prints.
+man_examples() {
+    sed -n '/^\.SH EXAMPLES/,/^\.SH /{/^\.EX/,/^\.EE/p}' "$1" | grep -v '^\.E[XE]' |
+        sed -e "s/\\\\(aq/'/g" -e 's/\\-/-/g' -e 's/\\e/\\/g'
+}
+
+# Run every example of man page $1 in the current directory and compare what
+# it prints with the page: with $2 = all (the default) both streams as a
+# terminal shows them, whatever the exit status (a page may show an error);
+# with $2 = stdout, standard output of a command that must succeed.  Prints
+# "ran N examples"; stops at the first difference.
+run_man_examples() {
+    local page=$1 streams=${2:-all} cmd= ran=0 line
+    check_example() {
+        [ -n "$cmd" ] || return 0
+        if [ "$streams" = all ]; then
+            bash -c "$cmd" >got 2>&1
+        else
+            bash -c "$cmd" >got 2>err || { echo "failed: $cmd"; cat err; return 1; }
+        fi
+        diff -u want got || { echo "differs: $cmd"; return 1; }
+        ran=$((ran + 1))
+    }
+    man_examples "$page" >examples
+    while IFS= read -r line; do
+        if [[ $line == '$ '* ]]; then
+            check_example || return 1
+            cmd=${line#\$ }
+            : >want
+        else
+            printf '%s\n' "$line" >>want
+        fi
+    done <examples
+    check_example || return 1
+    echo "ran $ran examples"
+}

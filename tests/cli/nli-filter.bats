@@ -271,35 +271,9 @@ EOF
     [ "${lines[0]}" = "nli-filter: unknown format 'csv' (auto, snli, hf, tsv)" ]
 }
 
-# The EXAMPLES of a man page as a shell session: "$ command" lines, each
-# followed by what it prints (standard output, then standard error).
-man_examples() {
-    sed -n '/^\.SH EXAMPLES/,/^\.SH /p' "$1" |
-        sed -n '/^\.EX/,/^\.EE/{/^\.E[XE]/d;p}' |
-        sed -e "s/\\\\(aq/'/g" -e 's/\\-/-/g' -e 's/\\e/\\/g'
-}
-
 @test "every example of nli-filter(1) prints what the page shows" {
     ln -s "$NLI"/*.jsonl .
-    local cmd= want= n=0
-    run_example() {
-        local got
-        got=$(bash -c "$cmd" 2>&1; echo .)
-        got=${got%.}
-        if [ "$got" != "$want" ]; then
-            printf 'example: %s\nwant:\n%sgot:\n%s' "$cmd" "$want" "$got" >&2
-            return 1
-        fi
-        n=$((n + 1))
-    }
-    while IFS= read -r line; do
-        if [[ $line == '$ '* ]]; then
-            if [ -n "$cmd" ]; then run_example; fi
-            cmd=${line#'$ '} want=
-        else
-            want+=$line$'\n'
-        fi
-    done < <(man_examples "$BATS_TEST_DIRNAME/../../man/man1/nli-filter.1")
-    run_example
-    [ "$n" -eq 7 ]
+    run run_man_examples "$BATS_TEST_DIRNAME/../../man/man1/nli-filter.1"
+    echo "$output"
+    [ "$output" = "ran 7 examples" ]
 }
