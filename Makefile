@@ -90,3 +90,10 @@ install: $(TOOLS)
 
 clean:
 	rm -rf $(O)
+
+# The experiment, as pipelines/Makefile runs it (`make demo` is the main job;
+# variables such as DEMO_PAIRS, BASE, RUN pass through).
+PIPELINE_TARGETS := demo full data base train-mnr train-mnr-triplets train-mnr-symmetric eval table
+.PHONY: $(PIPELINE_TARGETS)
+$(PIPELINE_TARGETS): $(TOOLS)
+	$(MAKE) -C pipelines $@ BINDIR=$(abspath $(O)/bin)
