@@ -60,6 +60,7 @@ tools() {
 }
 
 @test "every page renders without a groff warning" {
+    command -v groff >/dev/null || skip "groff is not installed (Debian: groff-base)"
     for page in "$TOP"/man/man*/*.[1-9]; do
         run groff -t -man -ww -z "$page"
         [ "$status" -eq 0 ] && [ -z "$output" ] || { echo "$page: $output"; return 1; }
@@ -81,9 +82,11 @@ tools() {
     # The installed tools run, and man finds the installed pages.
     run "$d/opt/bp/bin/spearman" --version
     [[ $output == "spearman (bertpipe) "* ]]
-    run env MANPAGER=cat MANWIDTH=80 man -M "$d/opt/bp/share/man" 7 bertpipe
-    [ "$status" -eq 0 ]
-    [[ $output == *"sentence-embedding training and evaluation as Unix filters"* ]]
+    if command -v man >/dev/null; then
+        run env MANPAGER=cat MANWIDTH=80 man -M "$d/opt/bp/share/man" 7 bertpipe
+        [ "$status" -eq 0 ]
+        [[ $output == *"sentence-embedding training and evaluation as Unix filters"* ]]
+    fi
 }
 
 @test "the examples of bertpipe(7) print what the page shows" {
