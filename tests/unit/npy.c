@@ -37,8 +37,12 @@ static int read_in_child(char *path, char *err, size_t errlen)
         exit(0);
     }
     close(fd[1]);
-    ssize_t n = read(fd[0], err, errlen - 1);
-    err[n > 0 ? n : 0] = 0;
+    /* stderr is unbuffered: the message may come in several writes */
+    size_t len = 0;
+    ssize_t n;
+    while (len < errlen - 1 && (n = read(fd[0], err + len, errlen - 1 - len)) > 0)
+        len += n;
+    err[len] = 0;
     close(fd[0]);
     int st;
     waitpid(pid, &st, 0);
