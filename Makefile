@@ -93,7 +93,13 @@ clean:
 
 # The experiment, as pipelines/Makefile runs it (`make demo` is the main job;
 # variables such as DEMO_PAIRS, BASE, RUN pass through).
-PIPELINE_TARGETS := demo full data base train-mnr train-mnr-triplets train-mnr-symmetric eval table
+PIPELINE_TARGETS := demo full real-run data base train-mnr train-mnr-triplets train-mnr-symmetric \
+                    eval table
 .PHONY: $(PIPELINE_TARGETS)
 $(PIPELINE_TARGETS): $(TOOLS)
 	$(MAKE) -C pipelines $@ BINDIR=$(abspath $(O)/bin)
+
+# Speed against the reference stack, printed side by side (see each script).
+.PHONY: bench-tokenize bench-embed bench-train
+bench-tokenize bench-embed bench-train: $(TOOLS)
+	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) scripts/$@.sh

