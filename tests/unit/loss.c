@@ -152,18 +152,9 @@ static void check_against_sentence_transformers(void)
     fwrite(x, sizeof x, 1, f);
     fclose(f);
 
-    char cmd[512], line[256] = "";
+    char cmd[512];
     snprintf(cmd, sizeof cmd, "python3 %s %s %d %d %d %s 2>&1", script, in, C, B, H, out);
-    FILE *py = popen(cmd, "r");
-    if (!py || !fgets(line, sizeof line, py))
-        strcpy(line, "SKIP python3 did not run\n");
-    if (py)
-        pclose(py);
-    line[strcspn(line, "\n")] = 0;
-    if (strcmp(line, "OK") != 0) {
-        if (strncmp(line, "SKIP ", 5) != 0)
-            diag("python: %s", line);
-        ok(1, "# SKIP %s", strncmp(line, "SKIP ", 5) ? "python3 failed" : line + 5);
+    if (!python_reference(cmd)) {
         remove_tree(dir);
         return;
     }

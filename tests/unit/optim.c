@@ -225,23 +225,14 @@ static void check_against_torch(void)
     fwrite(x, sizeof x, 1, f);
     fclose(f);
 
-    char cmd[1024], line[256] = "";
+    char cmd[1024];
     int len = snprintf(cmd, sizeof cmd, "python3 %s %s %s %d %d %d %d %.17g %.17g %.17g %.17g",
                        script, in, out, N, S, W, T, peak, eps, wd, max_norm);
     for (int k = 0; k < NR; k++)
         len += snprintf(cmd + len, sizeof cmd - len, " %zu:%zu:%d", r[k].offset, r[k].numel,
                         r[k].decay);
     snprintf(cmd + len, sizeof cmd - len, " 2>&1");
-    FILE *py = popen(cmd, "r");
-    if (!py || !fgets(line, sizeof line, py))
-        strcpy(line, "SKIP python3 did not run\n");
-    if (py)
-        pclose(py);
-    line[strcspn(line, "\n")] = 0;
-    if (strcmp(line, "OK") != 0) {
-        if (strncmp(line, "SKIP ", 5) != 0)
-            diag("python: %s", line);
-        ok(1, "# SKIP %s", strncmp(line, "SKIP ", 5) ? "python3 failed" : line + 5);
+    if (!python_reference(cmd)) {
         remove_tree(dir);
         return;
     }
