@@ -47,26 +47,32 @@ __attribute__((unused)) static int done_testing(void)
     return tap_failed ? 1 : 0;
 }
 
-/* Run a Python reference computation (cmd, stderr merged) whose first line
- * of output is "OK", or "SKIP reason" when a package it needs is missing.
- * Returns 1 on OK; otherwise records the skip (missing package) or a
- * failure (the script failed: a reference that cannot run is not a pass)
- * and returns 0. */
+/* Run a Python reference computation (cmd, stderr merged) that prints a
+ * line "OK", or "SKIP reason" when a package it needs is missing (other
+ * lines, e.g. library warnings, are ignored).  Returns 1 on OK; otherwise
+ * records the skip, or a failure when the script failed (a reference that
+ * cannot run is not a pass), and returns 0. */
 __attribute__((unused)) static int python_reference(const char *cmd)
 {
-    char line[256] = "";
+    char line[512], last[512] = "python3 did not run", skip[512] = "";
+    int passed = 0;
     FILE *py = popen(cmd, "r");
-    if (!py || !fgets(line, sizeof line, py))
-        snprintf(line, sizeof line, "python3 did not run");
-    if (py)
-        pclose(py);
-    line[strcspn(line, "\n")] = 0;
-    if (!strcmp(line, "OK"))
+    while (py && fgets(line, sizeof line, py)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!strcmp(line, "OK"))
+            passed = 1;
+        else if (!strncmp(line, "SKIP ", 5))
+            snprintf(skip, sizeof skip, "%s", line + 5);
+        snprintf(last, sizeof last, "%s", line);
+    }
+    if (py && pclose(py) != 0 && !*skip)
+        passed = 0;
+    if (passed)
         return 1;
-    if (!strncmp(line, "SKIP ", 5))
-        ok(1, "# SKIP %s", line + 5);
+    if (*skip)
+        ok(1, "# SKIP %s", skip);
     else
-        ok(0, "python reference: %s", line);
+        ok(0, "python reference: %s", last);
     return 0;
 }
 

@@ -83,25 +83,9 @@ static void check_long_sequences(const char *name, const bert_model *m)
     f = fopen(in, "wb");
     fwrite(col.ids, sizeof *col.ids, (size_t)B * P, f);
     fclose(f);
-    char cmd[1024], line[512], last[512] = "python3 did not run";
+    char cmd[1024];
     snprintf(cmd, sizeof cmd, "python3 %s %s %s %d %d %s 2>&1", script, model_dir, in, B, P, out);
-    FILE *py = popen(cmd, "r");
-    int status = 0; /* 1 OK, 2 SKIP */
-    while (py && fgets(line, sizeof line, py)) {
-        line[strcspn(line, "\n")] = 0;
-        if (strcmp(line, "OK") == 0)
-            status = 1;
-        else if (strncmp(line, "SKIP ", 5) == 0)
-            status = 2;
-        snprintf(last, sizeof last, "%s", line);
-    }
-    if (py)
-        pclose(py);
-    if (status != 1) {
-        if (status != 2)
-            diag("python: %s", last);
-        ok(1, "# SKIP %s", status == 2 ? last + 5 : "python3 failed");
-    } else {
+    if (python_reference(cmd)) {
         size_t len;
         float *ref = (float *)read_file(out, &len);
         if (!ref || len != (size_t)B * P * H * sizeof *ref)
