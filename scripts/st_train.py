@@ -19,18 +19,22 @@ own model, loss and the optimiser and schedule its trainer builds.
       Fine-tune the sentence-transformers model DIR with
       MultipleNegativesRankingLoss on the (anchor, positive) lines of TSV, one
       optimizer step per line of FILE (its rows), and save it to --out (written
-      under a temporary name, then renamed; not saved without --out).  With
-      --init-from-config, DIR's encoder is replaced by random weights of that
-      BERT configuration (DIR's tokenizer and pooling stay): for speed tests.  FILE also fixes the schedule's
-      length, as the trainer takes it from len(dataloader).  The log is JSON
-      Lines like mnr-train's: step, loss, lr, grad_norm, examples_per_s; the
-      last line of standard output says "train_seconds S steps N".
+      under a temporary name, then renamed; not saved without --out).  FILE
+      also fixes the schedule's length, as the trainer takes it from
+      len(dataloader).  With --init-from-config, DIR's encoder is replaced by
+      random weights of that BERT configuration (DIR's tokenizer and pooling
+      stay): for speed tests.  The log is JSON Lines like mnr-train's: step,
+      loss, lr, grad_norm, examples_per_s (the whole step, tokenization
+      included); the last line of standard output says
+      "train_seconds S steps N".
   st_train.py losses --model DIR --pairs TSV --batches FILE [--max-length N]
-                     [--threads N] [--max-steps N]
+                     [--threads N] [--max-steps N] [--dropout [--seed N]]
       The MNR loss of each batch under the model as it is, without dropout
       (eval mode) and without training: JSON Lines {"step", "loss"}.  Against
       mnr-train --lr 0 on a model whose dropout is 0, this shows that both
-      sides trained on the same batches.
+      sides trained on the same batches.  --dropout: with the model's dropout
+      on, masks drawn from torch seeded by --seed (default 42); two seeds show
+      how far dropout alone moves a batch's loss.
   st_train.py rate --batches FILE [--skip N] LOG
       Pairs per second of the steps after the first N of a training log (its
       batches' rows over the sum of their step times):
@@ -222,7 +226,11 @@ def cmd_losses(args):
     model = load_model(args)
     pairs = read_pairs(args.pairs)
     loss_fn = MultipleNegativesRankingLoss(model)
-    model.eval()
+    if args.dropout:
+        torch.manual_seed(args.seed)
+        model.train()
+    else:
+        model.eval()
     with torch.no_grad():
         for step, rows in enumerate(read_batches(args.batches, args.max_steps), 1):
             loss = loss_fn(batch_features(model, pairs, rows), None)
@@ -291,6 +299,9 @@ def main():
         s.add_argument("--max-length", type=int, default=128)
         s.add_argument("--threads", type=int, default=2)
         s.add_argument("--max-steps", type=int, default=0)
+        if name == "losses":
+            s.add_argument("--dropout", action="store_true")
+            s.add_argument("--seed", type=int, default=42)
         if name == "train":
             s.add_argument("--init-from-config")
             s.add_argument("--out")
