@@ -123,7 +123,8 @@ python3 "$st" compare --batches "$run/data/batches.txt" "$run/train/mnr.log" "$r
     >"$run/compare.txt"
 val() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 corr() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$run/eval/$2.dev.txt"; }
-warmup=$(jq -rs '[.[] | select(.lr != null)] | (map(.lr) | index(max))' "$run/train/mnr.log")
+# ceil(steps x share), as both trainers count warmup steps (their logged rates agree: max_abs_lr_diff)
+warmup=$(awk -v s="$steps" -v w="$WARMUP" 'BEGIN { x = s * w; printf "%d", x == int(x) ? x : int(x) + 1 }')
 {
     echo "real run: $(basename "$base"), MultipleNegativesRankingLoss on $rows NLI entailment pairs"
     echo "  $steps steps of batch $BATCH (of $batches in the epoch), lr $LR, warmup $warmup steps," \
