@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum device { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA };
 
 static void usage(void)
 {
@@ -51,24 +50,6 @@ static void usage(void)
 "\n"
 "Exit status: 0 success, 1 bad input, model or write error, 2 usage error.\n");
     out_close(stdout, "stdout");
-}
-
-/* 1 to embed on the GPU, 0 on the CPU.  auto names the device on stderr;
- * cuda without a usable GPU is a run-time error (exit 1, one line). */
-static int choose_device(enum device d, gpu_precision precision)
-{
-    if (d == DEVICE_CPU)
-        return 0;
-    if (d == DEVICE_CUDA)
-        return gpu_select("cuda");
-    char why[256];
-    if (gpu_available(why, sizeof why)) {
-        warnx("--device auto: embedding on the GPU (%s; %s)", why, gpu_precision_name(precision));
-        return 1;
-    }
-    int n = threads_count();
-    warnx("--device auto: embedding on the CPU (%d thread%s)", n, n == 1 ? "" : "s");
-    return 0;
 }
 
 /* Embeddings of sequences [first, first + n) of frame a (lens[] their
@@ -103,7 +84,7 @@ int main(int argc, char **argv)
     const char *model_dir = NULL;
     long batch_size = 32, threads = 0;
     int force_normalize = 0, c;
-    enum device device = DEVICE_AUTO;
+    const char *device = "auto";
     gpu_precision precision = GPU_BF16;
     int precision_given = 0;
     opterr = 0; /* our own one-line messages below */
@@ -120,14 +101,9 @@ int main(int argc, char **argv)
             force_normalize = 1;
             break;
         case 'd':
-            if (!strcmp(optarg, "auto"))
-                device = DEVICE_AUTO;
-            else if (!strcmp(optarg, "cpu"))
-                device = DEVICE_CPU;
-            else if (!strcmp(optarg, "cuda"))
-                device = DEVICE_CUDA;
-            else
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
                 die_usage("--device: '%s' is not auto, cpu or cuda", optarg);
+            device = optarg;
             break;
         case 'p':
             if (gpu_precision_parse(optarg, &precision) != 0)
@@ -152,7 +128,7 @@ int main(int argc, char **argv)
         die_usage("no model: -m MODEL is required");
 
     threads_set((int)threads);
-    int on_gpu = choose_device(device, precision);
+    int on_gpu = gpu_select(device, "embedding", precision);
     if (!on_gpu && precision_given && precision == GPU_BF16)
         warnx("--precision bf16: the CPU computes in fp32");
     bert_model m;

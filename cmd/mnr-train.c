@@ -904,21 +904,6 @@ enum {
     OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST,
 };
 
-/* --device: 1 for the GPU, 0 for the CPU; auto says which on stderr and why,
- * cuda without a usable GPU is a run-time error (exit 1). */
-static int select_device(const char *device, gpu_precision precision)
-{
-    if (strcmp(device, "auto"))
-        return gpu_select(device);
-    char why[256];
-    int gpu = gpu_available(why, sizeof why);
-    if (gpu)
-        warnx("--device auto: training on the GPU (%s; %s)", why, gpu_precision_name(precision));
-    else
-        warnx("--device auto: training on the CPU (%s)", why);
-    return gpu;
-}
-
 static void check_eval_options(const options *o)
 {
     if ((o->eval_every || o->keep_best) && !o->eval_sts)
@@ -1050,10 +1035,10 @@ int main(int argc, char **argv)
         die_usage("--device: '%s' is not auto, cpu or cuda", device);
     if (!R.resume_dir)
         check_eval_options(o);
-    int on_gpu = select_device(device, precision);
+    threads_set((int)threads);
+    int on_gpu = gpu_select(device, "training", precision);
     if (!on_gpu && precision == GPU_BF16 && precision_arg)
         warnx("--precision bf16: the CPU computes in fp32");
-    threads_set((int)threads);
 
     json_t *state = NULL;
     if (R.resume_dir) {

@@ -40,10 +40,12 @@ typedef enum { GPU_FP32, GPU_BF16 } gpu_precision;
 int gpu_available(char *why, size_t n);
 
 /* The --device option (CONVENTIONS.md): "auto" (the GPU when present, else
- * the CPU, saying which on stderr), "cpu" or "cuda" (dies, exit 1, when no
- * usable GPU: "tool: --device cuda: no CUDA device: ...").  Returns 1 for the
- * GPU, 0 for the CPU, -1 for an unknown name (the caller's usage error). */
-int gpu_select(const char *device);
+ * the CPU), "cpu" or "cuda" (dies, exit 1, when no usable GPU: "tool:
+ * --device cuda: no CUDA device: ...").  auto says on stderr what the tool is
+ * doing where, e.g. "tool: --device auto: training on the CPU (built without
+ * CUDA; 2 threads)", so call threads_set() first.  Returns 1 for the GPU, 0
+ * for the CPU, -1 for an unknown name (the caller's usage error). */
+int gpu_select(const char *device, const char *doing, gpu_precision precision);
 
 /* The --precision option: "fp32" or "bf16".  Returns 0, or -1 when s is
  * neither. */

@@ -2,11 +2,12 @@
  * device selection) and, in builds without CUDA, the rest of the API as
  * stubs: gpu_available() says why there is no GPU, everything else dies. */
 #include "gpu.h"
+#include "threads.h"
 #include "util.h"
 
 #include <string.h>
 
-int gpu_select(const char *device)
+int gpu_select(const char *device, const char *doing, gpu_precision precision)
 {
     char why[256];
     if (!strcmp(device, "cpu"))
@@ -16,12 +17,15 @@ int gpu_select(const char *device)
             die("--device cuda: %s", why);
         return 1;
     }
-    if (!strcmp(device, "auto")) {
-        int gpu = gpu_available(why, sizeof why);
-        warnx("device: %s (%s)", gpu ? "cuda" : "cpu", why);
-        return gpu;
+    if (strcmp(device, "auto"))
+        return -1;
+    if (gpu_available(why, sizeof why)) {
+        warnx("--device auto: %s on the GPU (%s; %s)", doing, why, gpu_precision_name(precision));
+        return 1;
     }
-    return -1;
+    int n = threads_count();
+    warnx("--device auto: %s on the CPU (%s; %d thread%s)", doing, why, n, n == 1 ? "" : "s");
+    return 0;
 }
 
 int gpu_precision_parse(const char *s, gpu_precision *p)

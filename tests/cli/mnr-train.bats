@@ -493,8 +493,8 @@ gpu_usable() {
         --precision bf16 "$S/syn.npy"
     echo "$stderr"
     [ "$status" -eq 0 ]
-    [ "${stderr_lines[0]}" = "mnr-train: --device auto: training on the CPU (built without CUDA)" ] ||
-        [[ "${stderr_lines[0]}" == "mnr-train: --device auto: training on the CPU (no CUDA device"*")" ]]
+    [ "${stderr_lines[0]}" = "mnr-train: --device auto: training on the CPU (built without CUDA; 1 thread)" ] ||
+        [[ "${stderr_lines[0]}" == "mnr-train: --device auto: training on the CPU (no CUDA device"*"; 1 thread)" ]]
     [ "${stderr_lines[1]}" = "mnr-train: --precision bf16: the CPU computes in fp32" ]
     [ -f out/model.safetensors ]
     # explicit cpu and fp32: no device line, no note
