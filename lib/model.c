@@ -355,10 +355,10 @@ void model_load(bert_model *m, const char *dir)
         copy_weights(m, st_path, st.tensors, st.count);
         st_close(&st);
     } else if (file_exists(bin_path)) {
-        torchbin tb;
+        safetensors tb;
         tb_open(&tb, bin_path);
         copy_weights(m, bin_path, tb.tensors, tb.count);
-        tb_close(&tb);
+        st_close(&tb);
     } else {
         char *index = path_join(m->transformer_dir, "model.safetensors.index.json");
         if (file_exists(index))

@@ -558,7 +558,7 @@ static value *unpickle(unpickler *u)
     }
 }
 
-void tb_open(torchbin *tb, const char *path)
+void tb_open(safetensors *tb, const char *path)
 {
     memset(tb, 0, sizeof *tb);
     tb->path = xstrdup(path);
@@ -626,23 +626,4 @@ void tb_open(torchbin *tb, const char *path)
     for (int i = 0; i < z.count; i++)
         free(z.entries[i].name);
     free(z.entries);
-}
-
-void tb_close(torchbin *tb)
-{
-    for (int i = 0; i < tb->count; i++)
-        free(tb->tensors[i].name);
-    free(tb->tensors);
-    free(tb->path);
-    if (tb->map && tb->map != MAP_FAILED)
-        munmap(tb->map, tb->size);
-    memset(tb, 0, sizeof *tb);
-}
-
-const st_tensor *tb_find(const torchbin *tb, const char *name)
-{
-    for (int i = 0; i < tb->count; i++)
-        if (!strcmp(tb->tensors[i].name, name))
-            return &tb->tensors[i];
-    return NULL;
 }

@@ -8,25 +8,16 @@
  * other opcode or global is an error, so no code from the file ever runs.
  * Tensors must be contiguous (a storage offset is fine); entries must be
  * stored, not compressed.  The archive is memory-mapped and each tensor
- * points into it, so the st_tensor helpers of safetensors.h (st_to_f32) apply. */
+ * points into it. */
 #ifndef BP_TORCHBIN_H
 #define BP_TORCHBIN_H
 
 #include "safetensors.h"
 
-typedef struct {
-    char *path;
-    void *map;
-    size_t size;
-    int count;
-    st_tensor *tensors; /* in the order of the state dict */
-} torchbin;
-
-/* Open and validate; any problem is fatal: "tool: PATH: what is wrong"
- * (naming the tensor where one is concerned). */
-void tb_open(torchbin *tb, const char *path);
-void tb_close(torchbin *tb);
-/* NULL when absent. */
-const st_tensor *tb_find(const torchbin *tb, const char *name);
+/* Open and validate into the same view a .safetensors file gives (no
+ * metadata), so that st_find, st_to_f32 and st_close apply; any problem is
+ * fatal: "tool: PATH: what is wrong" (naming the tensor where one is
+ * concerned).  Tensors come in the order of the state dict. */
+void tb_open(safetensors *st, const char *path);
 
 #endif

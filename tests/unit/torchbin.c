@@ -13,7 +13,7 @@ static char dir[] = "/tmp/bp-torchbin-XXXXXX";
 
 static void open_bin(const void *path)
 {
-    torchbin tb;
+    safetensors tb;
     tb_open(&tb, path);
 }
 
@@ -21,12 +21,12 @@ static void open_bin(const void *path)
 static void same_as_safetensors(const char *bin, const char *st_path, const char *what)
 {
     safetensors st;
-    torchbin tb;
+    safetensors tb;
     st_open(&st, st_path);
     tb_open(&tb, bin);
     int same = 0;
     for (int i = 0; i < st.count; i++) {
-        const st_tensor *a = &st.tensors[i], *b = tb_find(&tb, a->name);
+        const st_tensor *a = &st.tensors[i], *b = st_find(&tb, a->name);
         if (b && b->dtype == a->dtype && b->ndim == a->ndim && b->nbytes == a->nbytes &&
             !memcmp(b->shape, a->shape, a->ndim * sizeof *a->shape) && !memcmp(b->data, a->data, a->nbytes))
             same++;
@@ -35,7 +35,7 @@ static void same_as_safetensors(const char *bin, const char *st_path, const char
     }
     ok(tb.count == st.count && same == st.count, "%s: %d of %d tensors equal to model.safetensors", what, same,
        st.count);
-    tb_close(&tb);
+    st_close(&tb);
     st_close(&st);
 }
 
@@ -109,10 +109,10 @@ int main(void)
         ok(0, "torchsave.py --dtypes");
         return done_testing();
     }
-    torchbin tb;
+    safetensors tb;
     tb_open(&tb, tbin);
-    const st_tensor *h = tb_find(&tb, "half"), *b = tb_find(&tb, "bfloat16"), *d = tb_find(&tb, "double"),
-                    *l = tb_find(&tb, "long"), *v = tb_find(&tb, "view"), *t = tb_find(&tb, "tail");
+    const st_tensor *h = st_find(&tb, "half"), *b = st_find(&tb, "bfloat16"), *d = st_find(&tb, "double"),
+                    *l = st_find(&tb, "long"), *v = st_find(&tb, "view"), *t = st_find(&tb, "tail");
     int good = h && b && d && l && v && t && h->dtype == ST_F16 && b->dtype == ST_BF16 && d->dtype == ST_F64 &&
                l->dtype == ST_I64 && v->dtype == ST_F32 && h->ndim == 2 && h->shape[0] == 2 && h->shape[1] == 3 &&
                v->ndim == 2 && v->shape[0] == 2 && v->shape[1] == 2 && t->numel == 2;
@@ -134,7 +134,7 @@ int main(void)
         good &= tf[0] == 8 && tf[1] == 9;
     }
     ok(good, "torch.save: float16, bfloat16, float64, int64 and views at storage offsets read back");
-    tb_close(&tb);
+    st_close(&tb);
     remove_tree(dir);
     return done_testing();
 }
