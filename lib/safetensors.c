@@ -40,19 +40,9 @@ void st_open(safetensors *st, const char *path)
 {
     memset(st, 0, sizeof *st);
     st->path = xstrdup(path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        die("%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0)
-        die("%s: %s", path, strerror(errno));
-    st->size = sb.st_size;
+    st->map = map_file(path, &st->size);
     if (st->size < 8)
         die("%s: truncated safetensors file (%zu bytes)", path, st->size);
-    st->map = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (st->map == MAP_FAILED)
-        die("%s: %s", path, strerror(errno));
     const unsigned char *b = st->map;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)

@@ -562,19 +562,9 @@ void tb_open(safetensors *tb, const char *path)
 {
     memset(tb, 0, sizeof *tb);
     tb->path = xstrdup(path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        die("%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0)
-        die("%s: %s", path, strerror(errno));
-    tb->size = sb.st_size;
+    tb->map = map_file(path, &tb->size);
     if (tb->size == 0)
         die("%s: empty file", path);
-    tb->map = mmap(NULL, tb->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (tb->map == MAP_FAILED)
-        die("%s: %s", path, strerror(errno));
     zip_archive z = {.path = path, .b = tb->map, .size = tb->size};
     if (tb->size < 4 || le(z.b, 4) != 0x04034b50)
         die("%s: not a zip archive (the legacy torch.save format of torch < 1.6 is not supported)", path);

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -298,6 +300,22 @@ void remove_tree(const char *path)
     } else {
         unlink(path);
     }
+}
+
+void *map_file(const char *path, size_t *size)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        die("%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        die("%s: %s", path, strerror(errno));
+    *size = sb.st_size;
+    void *map = *size ? mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (map == MAP_FAILED)
+        die("%s: %s", path, strerror(errno));
+    return map;
 }
 
 char *read_file(const char *path, size_t *len)

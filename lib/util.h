@@ -72,6 +72,10 @@ void remove_pending_outputs(void);
 void atomic_dir_commit(const char *tmp, const char *path);
 void remove_tree(const char *path);
 
+/* The file mapped read-only (dies naming it on failure); NULL for an empty
+ * file.  munmap(map, *size) releases it. */
+void *map_file(const char *path, size_t *size);
+
 /* Whole file into memory (NUL-terminated); NULL with errno set on failure. */
 char *read_file(const char *path, size_t *len);
 
