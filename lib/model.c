@@ -160,7 +160,7 @@ static void read_pooling(bert_model *m, const char *pool_dir)
     } else { /* one boolean per mode; several true would concatenate them */
         static const struct {
             const char *key;
-            int mode; /* -1: not implemented */
+            int mode; /* -1: a sentence-transformers mode we reject with a message */
         } modes[] = {
             {"pooling_mode_mean_tokens", POOL_MEAN},     {"pooling_mode_cls_token", POOL_CLS},
             {"pooling_mode_max_tokens", POOL_MAX},       {"pooling_mode_mean_sqrt_len_tokens", -1},
