@@ -50,10 +50,12 @@ struct bert_acts {
     float **hidden;            /* L + 1 pointers to [N, H]; without training two
                                 * buffers serve alternate layers */
     layer_acts *layer;         /* L; without training all alias one set */
-    float *gelu;               /* [N, I] GELU output (recomputed for the backward pass) */
+    float *gelu;               /* [N, I] GELU output (recomputed for the backward pass,
+                                * with its derivative: cheaper than keeping L copies) */
     float *dhidden, *g1, *g2, *xhat; /* [N, H] backward scratch (training) */
     float *dqkv;               /* [N, 3H] */
     float *dffn;               /* [N, I] */
+    float *gelu_grad;          /* [N, I] GELU'(x) of the layer being differentiated */
 
     /* Attention probabilities and masks, cap_att floats per layer. */
     size_t cap_att;
@@ -224,16 +226,26 @@ static void gelu_forward(float *out, const float *in, size_t n)
         out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
 }
 
-/* d *= GELU'(in). */
-static void gelu_backward(float *d, const float *in, size_t n)
+/* The backward pass needs the GELU output again (for the weight gradient of
+ * the next dense layer) and its derivative: one pass computes both, so erf
+ * runs once per element. */
+static void gelu_forward_with_grad(float *out, float *grad, const float *in, size_t n)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
 #pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t i = 0; i < n; i++) {
-        float x = in[i];
-        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
-        d[i] *= cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+        float x = in[i], cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        out[i] = x * cdf;
+        grad[i] = cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x);
     }
+}
+
+/* d *= GELU'(x), given grad = GELU'(x) from gelu_forward_with_grad. */
+static void gelu_backward(float *d, const float *grad, size_t n)
+{
+#pragma omp parallel for schedule(static) if (worth_threads(n))
+    for (size_t i = 0; i < n; i++)
+        d[i] *= grad[i];
 }
 
 /* Dropout masks come from a generator seeded per (site, row) from one draw
@@ -429,6 +441,7 @@ static size_t layout_tokens(bert_acts *a, char *base, size_t n)
         PLACE(a->xhat, n * H);
         PLACE(a->dqkv, n * 3 * H);
         PLACE(a->dffn, n * FF);
+        PLACE(a->gelu_grad, n * FF);
     }
     return off;
 }
@@ -696,10 +709,10 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
             dropout_backward(a->g2, a->g1, la->ffn_keep, nH, a->p_hidden);
             d_ffn_out = a->g2;
         }
-        gelu_forward(a->gelu, la->ffn_pre, (size_t)N * FF);
+        gelu_forward_with_grad(a->gelu, a->gelu_grad, la->ffn_pre, (size_t)N * FF);
         matmul_backward(a->dffn, grads + o.ffn_out_w, grads + o.ffn_out_b, d_ffn_out, a->gelu,
                         params + o.ffn_out_w, N, FF, H, 0);
-        gelu_backward(a->dffn, la->ffn_pre, (size_t)N * FF);
+        gelu_backward(a->dffn, a->gelu_grad, (size_t)N * FF);
         matmul_backward(a->g1, grads + o.ffn_in_w, grads + o.ffn_in_b, a->dffn, la->ln1_out,
                         params + o.ffn_in_w, N, H, FF, 1);
         /* Attention LayerNorm; dh = d ln1_in, which also flows to the layer input. */
