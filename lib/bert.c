@@ -71,6 +71,52 @@ static int worth_threads(size_t elements)
     return elements >= 1 << 17;
 }
 
+/* The elementwise and attention kernels below are compiled for AVX-512 and
+ * AVX2 beside the baseline, the dynamic loader picking the best version the
+ * CPU runs (GCC's target_clones); OpenMP splits work outside them, as an
+ * outlined parallel region would not inherit the clone's instruction set. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MULTIVERSIONED __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSIONED
+#endif
+
+/* e^x with a relative error below 2e-7 (Cephes' expf polynomial), written
+ * so that loops over it vectorise: libm's expf is a function call per
+ * element.  Inputs are clamped to [-87, 88]; the softmax and GELU feed it
+ * no larger values. */
+static inline float exp_approx(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* x = n ln 2 + r, |r| <= ln 2 / 2; ln 2 in two parts keeps r exact. */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { float f; int32_t i; } u = {.f = p};
+    u.i += (int32_t)n << 23; /* times 2^n */
+    return u.f;
+}
+
+/* erf(x) with an absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26),
+ * the formula PyTorch's vectorised CPU GELU uses too. */
+static inline float erf_approx(float x)
+{
+    float ax = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * ax);
+    float y = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
+               0.254829592f) * t;
+    return copysignf(1.0f - y * exp_approx(-ax * ax), x);
+}
+
+/* Loops over contiguous elements hand threads chunks of this many. */
+enum { ELEMENT_CHUNK = 8192 };
+
 static float dot(const float *a, const float *b, int n)
 {
     float s = 0;
@@ -150,26 +196,33 @@ static void embedding_backward(float *dword, float *dposition, float *dtype, con
     }
 }
 
+/* One row: out = (x - mean) / sqrt(var + eps) * w + b, statistics in double. */
+MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, const float *x,
+                                         const float *w, const float *b, int H, double eps)
+{
+    double m = 0, v = 0;
+#pragma omp simd reduction(+ : m)
+    for (int j = 0; j < H; j++)
+        m += x[j];
+    m /= H;
+#pragma omp simd reduction(+ : v)
+    for (int j = 0; j < H; j++)
+        v += (x[j] - m) * (x[j] - m);
+    v /= H;
+    double s = 1.0 / sqrt(v + eps);
+#pragma omp simd
+    for (int j = 0; j < H; j++)
+        out[j] = (float)((x[j] - m) * s) * w[j] + b[j];
+    *mean = (float)m;
+    *rstd = (float)s;
+}
+
 static void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                               const float *w, const float *b, int n, int H, double eps)
 {
 #pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
-    for (int r = 0; r < n; r++) {
-        const float *x = in + (size_t)r * H;
-        double m = 0, v = 0;
-        for (int j = 0; j < H; j++)
-            m += x[j];
-        m /= H;
-        for (int j = 0; j < H; j++)
-            v += (x[j] - m) * (x[j] - m);
-        v /= H;
-        double s = 1.0 / sqrt(v + eps);
-        float *o = out + (size_t)r * H;
-        for (int j = 0; j < H; j++)
-            o[j] = (float)((x[j] - m) * s) * w[j] + b[j];
-        mean[r] = (float)m;
-        rstd[r] = (float)s;
-    }
+    for (int r = 0; r < n; r++)
+        layernorm_row(out + (size_t)r * H, mean + r, rstd + r, in + (size_t)r * H, w, b, H, eps);
 }
 
 /* din = d LayerNorm / d in (overwritten); dw, db accumulate.  xhat [n, H]
@@ -219,24 +272,45 @@ static void matmul_backward(float *din, float *dw, float *db, const float *dout,
 }
 
 /* Exact GELU, x * Phi(x), as torch.nn.functional.gelu by default. */
+MULTIVERSIONED static void gelu_kernel(float *out, const float *in, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        out[i] = 0.5f * in[i] * (1.0f + erf_approx(in[i] * (float)M_SQRT1_2));
+}
+
 static void gelu_forward(float *out, const float *in, size_t n)
 {
+    size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
 #pragma omp parallel for schedule(static) if (worth_threads(n))
-    for (size_t i = 0; i < n; i++)
-        out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i = c * ELEMENT_CHUNK;
+        gelu_kernel(out + i, in + i, n - i < ELEMENT_CHUNK ? n - i : ELEMENT_CHUNK);
+    }
 }
 
 /* The backward pass needs the GELU output again (for the weight gradient of
  * the next dense layer) and its derivative: one pass computes both, so erf
  * runs once per element. */
-static void gelu_forward_with_grad(float *out, float *grad, const float *in, size_t n)
+MULTIVERSIONED static void gelu_with_grad_kernel(float *out, float *grad, const float *in, size_t n)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
-#pragma omp parallel for schedule(static) if (worth_threads(n))
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
-        float x = in[i], cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        float x = in[i], cdf = 0.5f * (1.0f + erf_approx(x * (float)M_SQRT1_2));
         out[i] = x * cdf;
-        grad[i] = cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+        grad[i] = cdf + x * inv_sqrt_2pi * exp_approx(-0.5f * x * x);
+    }
+}
+
+static void gelu_forward_with_grad(float *out, float *grad, const float *in, size_t n)
+{
+    size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
+#pragma omp parallel for schedule(static) if (worth_threads(n))
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i = c * ELEMENT_CHUNK;
+        gelu_with_grad_kernel(out + i, grad + i, in + i,
+                              n - i < ELEMENT_CHUNK ? n - i : ELEMENT_CHUNK);
     }
 }
 
@@ -299,48 +373,110 @@ static void residual_forward(float *x, const float *res, size_t n)
         x[i] += res[i];
 }
 
+/* Scores and context rows are computed in blocks of this many values held
+ * in vector registers across the sum over d. */
+enum { ATT_BLOCK = 16 };
+
+/* c[0, d) = sum over j < n of w[j] v[j * ld + x]. */
+static inline void weighted_rows(float *c, const float *w, const float *v, int n, int d, size_t ld)
+{
+    int x0 = 0;
+    for (; x0 + ATT_BLOCK <= d; x0 += ATT_BLOCK) {
+        float acc[ATT_BLOCK] = {0};
+        for (int j = 0; j < n; j++)
+#pragma omp simd
+            for (int x = 0; x < ATT_BLOCK; x++)
+                acc[x] += w[j] * v[j * ld + x0 + x];
+        memcpy(c + x0, acc, sizeof acc);
+    }
+    if (x0 < d) {
+        memset(c + x0, 0, (d - x0) * sizeof *c);
+        for (int j = 0; j < n; j++)
+            axpy(c + x0, w[j], v + j * ld + x0, d - x0);
+    }
+}
+
+/* One head of one sequence of n tokens (q, k, v: rows ld apart): softmax
+ * probabilities into P [n, n], the dropout mask into keep (when given) and
+ * the context rows into c (rows H apart).  kt [d, n rounded up to
+ * ATT_BLOCK] and w [n] are scratch. */
+MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *keep, float *kt,
+                                                  float *w, const float *q, const float *k,
+                                                  const float *v, int n, int d, size_t ld, int H,
+                                                  float p_attn, rng_t *g)
+{
+    float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
+    int stride = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
+    /* K^T, scaled and zero-padded, so that a block of scores is d
+     * multiply-adds of contiguous vectors. */
+    for (int x = 0; x < d; x++) {
+        for (int j = 0; j < n; j++)
+            kt[x * stride + j] = k[j * ld + x] * scale;
+        for (int j = n; j < stride; j++)
+            kt[x * stride + j] = 0.0f;
+    }
+    for (int i = 0; i < n; i++) {
+        float *row = P + (size_t)i * n, mx = -INFINITY;
+        const float *qi = q + i * ld;
+        for (int j0 = 0; j0 < n; j0 += ATT_BLOCK) {
+            float acc[ATT_BLOCK] = {0};
+            for (int x = 0; x < d; x++)
+#pragma omp simd
+                for (int j = 0; j < ATT_BLOCK; j++)
+                    acc[j] += qi[x] * kt[x * stride + j0 + j];
+            memcpy(row + j0, acc, (n - j0 < ATT_BLOCK ? n - j0 : ATT_BLOCK) * sizeof *acc);
+        }
+        for (int j = 0; j < n; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < n; j++) {
+            row[j] = exp_approx(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < n; j++)
+            row[j] *= inv;
+        const float *weights = row;
+        if (keep) {
+            uint8_t *kr = keep + (size_t)i * n;
+            draw_mask(kr, n, p_attn, g);
+            for (int j = 0; j < n; j++)
+                w[j] = kr[j] ? row[j] * drop_scale : 0.0f;
+            weights = w;
+        }
+        weighted_rows(c + (size_t)i * H, weights, v, n, d, ld);
+    }
+}
+
 /* Multi-head self-attention of each sequence over its own tokens.
  * qkv [N, 3H] -> ctx [N, H]; att keeps the softmax probabilities (before
  * dropout); with p_attn > 0 they are dropped out with the mask att_keep. */
 static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const float *qkv,
                               const int *start, const size_t *att_start, int B, int H, int heads,
-                              float p_attn, uint64_t base, uint64_t site)
+                              int max_len, float p_attn, uint64_t base, uint64_t site)
 {
     int d = H / heads;
     size_t ld = 3 * (size_t)H;
-    float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
-#pragma omp parallel for schedule(dynamic) if (worth_threads(att_start[B] * d))
-    for (int bh = 0; bh < B * heads; bh++) {
-        int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
-        const float *q = qkv + (size_t)start[b] * ld + h * d, *k = q + H, *v = q + 2 * H;
-        float *P = att + att_start[b] + (size_t)h * n * n;
-        uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
-        rng_t g;
-        if (keep)
-            rng_for(&g, base, site, bh);
-        for (int i = 0; i < n; i++) {
-            float *row = P + (size_t)i * n, mx = -INFINITY;
-            for (int j = 0; j < n; j++) {
-                row[j] = dot(q + i * ld, k + j * ld, d) * scale;
-                mx = row[j] > mx ? row[j] : mx;
-            }
-            double sum = 0;
-            for (int j = 0; j < n; j++) {
-                row[j] = expf(row[j] - mx);
-                sum += row[j];
-            }
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j < n; j++)
-                row[j] *= inv;
+#pragma omp parallel if (worth_threads(att_start[B] * d))
+    {
+        int stride = (max_len + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
+        float *kt = xmallocarray((size_t)d * stride, sizeof *kt);
+        float *w = xmallocarray(max_len, sizeof *w);
+#pragma omp for schedule(dynamic)
+        for (int bh = 0; bh < B * heads; bh++) {
+            int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
+            const float *q = qkv + (size_t)start[b] * ld + h * d;
+            float *P = att + att_start[b] + (size_t)h * n * n;
+            uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
+            rng_t g;
             if (keep)
-                draw_mask(keep + (size_t)i * n, n, p_attn, &g);
-            float *c = ctx + (size_t)(start[b] + i) * H + h * d;
-            memset(c, 0, d * sizeof *c);
-            for (int j = 0; j < n; j++) {
-                float pj = keep ? (keep[(size_t)i * n + j] ? row[j] * drop_scale : 0.0f) : row[j];
-                axpy(c, pj, v + j * ld, d);
-            }
+                rng_for(&g, base, site, bh);
+            attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, keep, kt, w, q, q + H,
+                                   q + 2 * H, n, d, ld, H, p_attn, &g);
         }
+        free(kt);
+        free(w);
     }
 }
 
@@ -665,7 +801,7 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         const float *x = a->hidden[l];
         matmul_forward(la->qkv, x, params + o.qkv_w, params + o.qkv_b, N, H, 3 * H);
         attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->start, a->att_start, B, H,
-                          heads, a->p_attn, base, site(l, SITE_ATT));
+                          heads, limit, a->p_attn, base, site(l, SITE_ATT));
         matmul_forward(la->ln1_in, la->ctx, params + o.attn_out_w, params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln1_in, la->attn_keep, N, H, a->p_hidden, base,
