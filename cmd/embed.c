@@ -8,7 +8,7 @@
  * memory stays bounded).  The encoder is packed (bert.h): a batch computes
  * on its real tokens only, so batches need no padding, and sorting by length
  * (which sentence-transformers does to save padding) would change nothing. */
-#include "bert.h"
+#include "encode.h"
 #include "gpu.h"
 #include "model.h"
 #include "npy.h"
@@ -50,21 +50,6 @@ static void usage(void)
 "\n"
 "Exit status: 0 success, 1 bad input, model or write error, 2 usage error.\n");
     out_close(stdout, "stdout");
-}
-
-/* Embeddings of sequences [first, first + n) of frame a (lens[] their
- * lengths) into out[n, H], in batches of batch_size sequences. */
-static void embed_sequences(const bert_model *m, bert_acts *acts, int batch_size,
-                            const npy_array *a, const int32_t *lens, int64_t first, int64_t n,
-                            float *out)
-{
-    int T = (int)a->shape[2], H = m->cfg.hidden;
-    const int32_t *ids = a->data;
-    for (int64_t s = 0; s < n; s += batch_size) {
-        int B = n - s < batch_size ? (int)(n - s) : batch_size;
-        bert_forward(&m->cfg, m->params, ids + (first + s) * T, lens + first + s, B, T, acts, NULL);
-        bert_pool(acts, m->pooling, out + s * H);
-    }
 }
 
 int main(int argc, char **argv)
@@ -135,13 +120,13 @@ int main(int argc, char **argv)
     model_load(&m, model_dir);
     int H = m.cfg.hidden, P = m.cfg.max_positions, normalize = m.normalize || force_normalize;
     gpu_model *g = on_gpu ? gpu_model_create(&m.cfg, m.params, precision, 0) : NULL;
-    bert_acts *acts = g ? NULL : bert_acts_new(&m.cfg, (int)batch_size, P, 0);
+    encoder *enc = g ? NULL : encoder_new(&m, (int)batch_size);
 
     npy_reader r;
     npy_reader_init(&r, argc - optind, argv + optind);
     npy_array a = {0};
     int32_t *lens = NULL;
-    float *out = NULL, *norms = NULL;
+    float *out = NULL;
     size_t lens_cap = 0, out_cap = 0;
     while (npy_read(&r, &a, NPY_I4)) {
         int64_t rows = a.shape[0], cols = a.shape[1], nseq = rows * cols;
@@ -167,22 +152,17 @@ int main(int argc, char **argv)
         if (out_cap < (size_t)(chunk * cols)) {
             out_cap = chunk * cols;
             free(out);
-            free(norms);
             out = xmallocarray(out_cap * H, sizeof *out);
-            norms = xmallocarray(out_cap, sizeof *norms);
         }
         int64_t row = 0;
         do {
             int64_t n = rows - row < chunk ? rows - row : chunk, first = row * cols;
-            if (!g) {
-                embed_sequences(&m, acts, (int)batch_size, &a, lens, first, n * cols, out);
-                if (normalize)
-                    l2_normalize(out, norms, out, (int)(n * cols), H);
-            } else if (n * cols > 0) {
-                int T = (int)a.shape[2];
-                gpu_embed(g, (const int32_t *)a.data + first * T, lens + first, (int)(n * cols), T,
-                          m.pooling, normalize, out);
-            }
+            int T = (int)a.shape[2];
+            const int32_t *ids = (const int32_t *)a.data + first * T;
+            if (enc)
+                encoder_run(enc, ids, lens + first, n * cols, T, normalize, out);
+            else if (n * cols > 0)
+                gpu_embed(g, ids, lens + first, (int)(n * cols), T, m.pooling, normalize, out);
             int64_t shape[3] = {n, cols, H};
             npy_write(stdout, "stdout", NPY_F4, 3, shape, out);
             row += n;
@@ -196,8 +176,7 @@ int main(int argc, char **argv)
     npy_free(&a);
     free(lens);
     free(out);
-    free(norms);
-    bert_acts_free(acts);
+    encoder_free(enc);
     if (g)
         gpu_model_free(g);
     model_free(&m);

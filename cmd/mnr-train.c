@@ -5,6 +5,7 @@
  * bit-identically, STS evaluation, and the model written as a Hugging Face /
  * sentence-transformers directory. */
 #include "bert.h"
+#include "encode.h"
 #include "gpu.h"
 #include "loss.h"
 #include "model.h"
@@ -371,7 +372,9 @@ static void gpu_to_host(run *R, int moments)
 
 /* ---- evaluation --------------------------------------------------------- */
 
+/* Sequences per forward pass, and per packed chunk handed to the encoder. */
 #define EVAL_BATCH 64
+#define EVAL_CHUNK 1024
 
 /* Pack sequences seq[0..n) of d into ids[n, T] (-1 padding) and lens[n];
  * returns T. */
@@ -398,22 +401,20 @@ static double eval_sts(run *R)
     const train_data *d = &R->sts.pairs;
     int H = R->cfg->hidden;
     int64_t nseq = d->rows * 2;
-    bert_acts *acts = R->gpu ? NULL : bert_acts_new(R->cfg, EVAL_BATCH, d->max_len, 0);
+    encoder *enc = R->gpu ? NULL : encoder_new(&R->model, EVAL_BATCH);
     float *emb = xmallocarray((size_t)nseq * H, sizeof *emb);
-    int32_t *ids = xmallocarray((size_t)EVAL_BATCH * d->max_len, sizeof *ids);
-    int32_t lens[EVAL_BATCH];
-    int64_t seq[EVAL_BATCH];
-    for (int64_t s0 = 0; s0 < nseq; s0 += EVAL_BATCH) {
-        int n = nseq - s0 < EVAL_BATCH ? (int)(nseq - s0) : EVAL_BATCH;
+    int32_t *ids = xmallocarray((size_t)EVAL_CHUNK * d->max_len, sizeof *ids);
+    int32_t lens[EVAL_CHUNK];
+    int64_t seq[EVAL_CHUNK];
+    for (int64_t s0 = 0; s0 < nseq; s0 += EVAL_CHUNK) {
+        int n = nseq - s0 < EVAL_CHUNK ? (int)(nseq - s0) : EVAL_CHUNK;
         for (int i = 0; i < n; i++)
             seq[i] = s0 + i;
         int T = pack(d, seq, n, ids, lens);
-        if (R->gpu) {
+        if (R->gpu)
             gpu_embed(R->gpu, ids, lens, n, T, R->model.pooling, 0, emb + (size_t)s0 * H);
-            continue;
-        }
-        bert_forward(R->cfg, R->model.params, ids, lens, n, T, acts, NULL);
-        bert_pool(acts, R->model.pooling, emb + (size_t)s0 * H);
+        else
+            encoder_run(enc, ids, lens, n, T, 0, emb + (size_t)s0 * H);
     }
     double *cos = xmallocarray(d->rows, sizeof *cos);
     for (int64_t i = 0; i < d->rows; i++)
@@ -422,7 +423,7 @@ static double eval_sts(run *R)
     free(cos);
     free(ids);
     free(emb);
-    bert_acts_free(acts);
+    encoder_free(enc);
     return rho;
 }
 

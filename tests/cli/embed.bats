@@ -152,6 +152,13 @@ EOF
         embed -m "$TINY/model" --device cpu $opts "$S/ragged.tok" >out
         max_diff_within out b1 1e-6
     done
+    # Two threads take whole batches each (both frames hold several): the
+    # same bytes as one thread.
+    for b in 3 32; do
+        embed -m "$TINY/model" --device cpu -b $b --threads 1 "$S/ragged.tok" >one
+        embed -m "$TINY/model" --device cpu -b $b --threads 2 "$S/ragged.tok" >two
+        cmp one two
+    done
     # A few rows, each alone in a frame of its own, give the same vectors:
     # each row's embedding sits where the row was, whatever the batches.
     python3 - "$S/ragged.tok" <<'EOF'
