@@ -81,7 +81,6 @@ void die_usage(const char *fmt, ...)
     va_start(ap, fmt);
     vmessage(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "Try '%s --help' for more information.\n", progname);
     exit(EXIT_USAGE);
 }
 

@@ -23,7 +23,8 @@ void util_init(const char *argv0);
 
 /* "progname: message" on stderr, then exit 1. */
 __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...);
-/* Usage error: message plus a pointer to --help, exit 2. */
+/* Usage error: "progname: message" on stderr (one line, as every
+ * diagnostic), then exit 2. */
 __attribute__((noreturn, format(printf, 1, 2))) void die_usage(const char *fmt, ...);
 /* Usage error for what getopt_long returned as ':' (missing argument) or
  * '?' (unknown option); tools set opterr = 0 so that this is the only line. */
