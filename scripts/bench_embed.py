@@ -11,6 +11,12 @@
       Time sentence-transformers' encode() of the lines of SENTENCES on CPU
       torch with THREADS threads and batches of BATCH (after a warm-up batch,
       the model loaded); prints "seconds S sentences N".
+  bench_embed.py work MODEL TOKENS BATCH
+      The encoder's arithmetic on the token stream TOKENS, real tokens only
+      (no padding): per layer and sequence of n tokens, 2n(4H^2 + 2HI) for
+      the dense layers and 4n^2 H for attention; prints "gflop G hidden H
+      intermediate I layers L rows R", R being the tokens of an average
+      batch of BATCH sequences.
 """
 import json
 import os
@@ -94,11 +100,33 @@ def st(model_dir, sentences_path, threads, batch):
     print("seconds %.3f sentences %d" % (time.perf_counter() - start, len(sentences)))
 
 
+def work(model_dir, tokens_path, batch):
+    import numpy as np
+
+    config = os.path.join(model_dir, "config.json")
+    if not os.path.exists(config):
+        config = os.path.join(model_dir, "0_Transformer", "config.json")
+    with open(config) as f:
+        c = json.load(f)
+    H, I, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    lengths = []
+    with open(tokens_path, "rb") as f:
+        while f.peek(1):
+            frame = np.load(f)
+            lengths.append((frame >= 0).sum(axis=-1).ravel().astype(np.float64))
+    n = np.concatenate(lengths)
+    flop = L * (2 * n.sum() * (4 * H * H + 2 * H * I) + 4 * (n * n).sum() * H)
+    print("gflop %.3f hidden %d intermediate %d layers %d rows %d"
+          % (flop / 1e9, H, I, L, round(n.mean() * int(batch))))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "random-bert":
         random_bert(*args)
     elif cmd == "st":
         st(*args)
+    elif cmd == "work":
+        work(*args)
     else:
         sys.exit("unknown command " + cmd)

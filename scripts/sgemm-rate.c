@@ -1,0 +1,85 @@
+/* sgemm-rate - the fp32 matrix-product rate this machine gives a BERT
+ * encoder: the ceiling for embed's speed, printed by bench-embed.sh.
+ *
+ *   sgemm-rate THREADS HIDDEN INTERMEDIATE LAYERS ROWS
+ *
+ * Each of THREADS threads runs single-threaded OpenBLAS products of the
+ * encoder's dense shapes (ROWS x HIDDEN times the query/key/value,
+ * attention-output, intermediate and output weights of LAYERS layers, each
+ * its own weights, as embed's threads do with whole batches) for about two
+ * seconds; prints the GFLOP/s of all threads together. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static float *filled(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    if (!p) {
+        perror("sgemm-rate");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(i % 13) * 0.01f;
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: sgemm-rate THREADS HIDDEN INTERMEDIATE LAYERS ROWS\n");
+        return 2;
+    }
+    int threads = atoi(argv[1]), H = atoi(argv[2]), FF = atoi(argv[3]), L = atoi(argv[4]),
+        rows = atoi(argv[5]);
+    if (threads < 1 || H < 1 || FF < 1 || L < 1 || rows < 1) {
+        fprintf(stderr, "sgemm-rate: arguments must be positive whole numbers\n");
+        return 2;
+    }
+    /* (in, out) of the four dense layers of an encoder layer. */
+    int shapes[4][2] = {{H, 3 * H}, {H, H}, {H, FF}, {FF, H}};
+    double flop_per_pass = 0;
+    for (int s = 0; s < 4; s++)
+        flop_per_pass += 2.0 * rows * shapes[s][0] * shapes[s][1] * L;
+    openblas_set_num_threads(1); /* also for THREADS = 1, not in parallel */
+    long passes_total = 0;
+    double t0 = now(), t1 = t0;
+#pragma omp parallel num_threads(threads) reduction(+ : passes_total)
+    {
+        float *in = filled((size_t)rows * FF), *out = filled((size_t)rows * 3 * FF);
+        float **w = malloc(4 * (size_t)L * sizeof *w);
+        for (int i = 0; i < 4 * L; i++)
+            w[i] = filled((size_t)shapes[i % 4][0] * shapes[i % 4][1]);
+#pragma omp barrier
+#pragma omp single
+        t0 = now();
+        long passes = 0;
+        do {
+            for (int i = 0; i < 4 * L; i++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, shapes[i % 4][1],
+                            shapes[i % 4][0], 1.0f, in, shapes[i % 4][0], w[i],
+                            shapes[i % 4][0], 0.0f, out, shapes[i % 4][1]);
+            passes++;
+        } while (now() - t0 < 2.0);
+        passes_total += passes;
+#pragma omp barrier
+#pragma omp single
+        t1 = now();
+        for (int i = 0; i < 4 * L; i++)
+            free(w[i]);
+        free(w);
+        free(in);
+        free(out);
+    }
+    printf("%.1f\n", passes_total * flop_per_pass / (t1 - t0) / 1e9);
+    return 0;
+}
