@@ -21,14 +21,17 @@ PKGS    := jansson libutf8proc openblas
 OPENBLAS_DIR ?= $(firstword $(wildcard /usr/lib/*/openblas-openmp))
 ifneq ($(OPENBLAS_DIR),)
 PKG_CONFIG := PKG_CONFIG_PATH=$(OPENBLAS_DIR)/pkgconfig:$$PKG_CONFIG_PATH $(PKG_CONFIG)
-LDFLAGS += -Wl,-rpath,$(OPENBLAS_DIR)
+override LDFLAGS += -Wl,-rpath,$(OPENBLAS_DIR)
 endif
+# CFLAGS, LDFLAGS, LDLIBS and NVCCFLAGS given on the command line (make
+# CFLAGS='-O3 -march=native') replace the defaults; what the build needs is
+# added to them ("override").
 CFLAGS  ?= -O2 -g -march=x86-64-v2
 # -fno-trapping-math: nothing reads floating-point exception flags, and it
 # lets GCC vectorise the clamps in bert.c's exp and erf.
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -fopenmp -fno-trapping-math -Ilib \
+override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -fopenmp -fno-trapping-math -Ilib \
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
-LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
+override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
@@ -48,10 +51,10 @@ ifneq ($(strip $(CU_SRC)),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCCFLAGS ?= -O2 -g -std=c++17 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
-NVCCFLAGS += -Ilib -Xcompiler -Wall
+override NVCCFLAGS += -Ilib -Xcompiler -Wall
 CU_OBJ   := $(CU_SRC:%.cu=$(O)/%.o)
-CFLAGS   += -DBP_HAVE_CUDA -I$(CUDA_HOME)/include
-LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+override CFLAGS   += -DBP_HAVE_CUDA -I$(CUDA_HOME)/include
+override LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 endif
 
 .PHONY: all check install clean
