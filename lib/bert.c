@@ -10,6 +10,7 @@
  * the same results at any thread count. */
 #include "bert.h"
 #include "util.h"
+#include "vmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -80,39 +81,6 @@ static int worth_threads(size_t elements)
 #else
 #define MULTIVERSIONED
 #endif
-
-/* e^x with a relative error below 2e-7 (Cephes' expf polynomial), written
- * so that loops over it vectorise: libm's expf is a function call per
- * element.  Inputs are clamped to [-87, 88]; the softmax and GELU feed it
- * no larger values. */
-static inline float exp_approx(float x)
-{
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* x = n ln 2 + r, |r| <= ln 2 / 2; ln 2 in two parts keeps r exact. */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { float f; int32_t i; } u = {.f = p};
-    u.i += (int32_t)n << 23; /* times 2^n */
-    return u.f;
-}
-
-/* erf(x) with an absolute error below 1.5e-7 (Abramowitz and Stegun 7.1.26),
- * the formula PyTorch's vectorised CPU GELU uses too. */
-static inline float erf_approx(float x)
-{
-    float ax = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * ax);
-    float y = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
-               0.254829592f) * t;
-    return copysignf(1.0f - y * exp_approx(-ax * ax), x);
-}
 
 /* Loops over contiguous elements hand threads chunks of this many. */
 enum { ELEMENT_CHUNK = 8192 };

@@ -1,0 +1,46 @@
+/* vmath.h - exp and erf for float loops the compiler vectorises: libm's
+ * expf and erff are a function call per element.  Both are static inline so
+ * that they are compiled into each caller's instruction set (bert.c's
+ * target_clones kernels).  Build with -fno-trapping-math, which lets GCC
+ * if-convert the clamps. */
+#ifndef BP_VMATH_H
+#define BP_VMATH_H
+
+#include <math.h>
+#include <stdint.h>
+
+/* e^x with a relative error below 2e-7 (Cephes' expf polynomial).  Inputs
+ * are clamped to [-87, 88]: below, the result is a float under 2e-38 (not
+ * 0); the softmax and GELU feed it nothing above 0.  NaN stays NaN. */
+static inline float exp_approx(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* x = n ln 2 + r, |r| <= ln 2 / 2; ln 2 in two parts keeps r exact. */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { float f; int32_t i; } u = {.f = p};
+    u.i += (int32_t)n * (1 << 23); /* times 2^n: n added to the exponent */
+    return u.f;
+}
+
+/* erf(x) by Abramowitz and Stegun 7.1.26, the formula PyTorch's vectorised
+ * CPU GELU uses too: absolute error 1.5e-7 in exact arithmetic, below 6e-7
+ * in float (rounding in 1 - y e^(-x^2) near 0, where GELU multiplies it by
+ * x / 2).  Odd, erf(+-inf) = +-1, NaN stays NaN. */
+static inline float erf_approx(float x)
+{
+    float ax = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * ax);
+    float y = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t +
+               0.254829592f) * t;
+    return copysignf(1.0f - y * exp_approx(-ax * ax), x);
+}
+
+#endif
