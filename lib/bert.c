@@ -341,40 +341,69 @@ static void residual_forward(float *x, const float *res, size_t n)
         x[i] += res[i];
 }
 
-/* Scores and context rows are computed in blocks of this many values held
- * in vector registers across the sum over d. */
-enum { ATT_BLOCK = 16 };
+/* Scores and context values are computed in blocks of ATT_BLOCK columns,
+ * ATT_ROWS rows at a time: independent vector accumulators, so that the
+ * multiply-adds of the sum over d (or over the keys) overlap. */
+enum { ATT_BLOCK = 16, ATT_ROWS = 4 };
+typedef float block_vec __attribute__((vector_size(ATT_BLOCK * sizeof(float))));
 
-/* c[0, d) = sum over j < n of w[j] v[j * ld + x]. */
-static inline void weighted_rows(float *c, const float *w, const float *v, int n, int d, size_t ld)
+/* Scores of R (1 or ATT_ROWS) query rows q (rows ld apart) against the n
+ * keys of kt [d, stride], into P (rows n apart). */
+static inline __attribute__((always_inline)) void score_rows(float *P, const float *q,
+                                                            const float *kt, int R, int n, int d,
+                                                            size_t ld, int stride)
+{
+    for (int j0 = 0; j0 < n; j0 += ATT_BLOCK) {
+        block_vec acc[ATT_ROWS] = {{0}};
+        for (int x = 0; x < d; x++) {
+            block_vec kx;
+            memcpy(&kx, kt + x * stride + j0, sizeof kx);
+            for (int r = 0; r < R; r++)
+                acc[r] += q[r * ld + x] * kx;
+        }
+        int width = n - j0 < ATT_BLOCK ? n - j0 : ATT_BLOCK;
+        for (int r = 0; r < R; r++)
+            memcpy(P + (size_t)r * n + j0, &acc[r], width * sizeof(float));
+    }
+}
+
+/* Context rows c (rows H apart) of R (1 or ATT_ROWS) rows of weights w (rows
+ * n apart) over the n value rows v (ld apart), d values each. */
+static inline __attribute__((always_inline)) void context_rows(float *c, const float *w,
+                                                              const float *v, int R, int n, int d,
+                                                              size_t ld, int H)
 {
     int x0 = 0;
     for (; x0 + ATT_BLOCK <= d; x0 += ATT_BLOCK) {
-        float acc[ATT_BLOCK] = {0};
-        for (int j = 0; j < n; j++)
-#pragma omp simd
-            for (int x = 0; x < ATT_BLOCK; x++)
-                acc[x] += w[j] * v[j * ld + x0 + x];
-        memcpy(c + x0, acc, sizeof acc);
+        block_vec acc[ATT_ROWS] = {{0}};
+        for (int j = 0; j < n; j++) {
+            block_vec vj;
+            memcpy(&vj, v + j * ld + x0, sizeof vj);
+            for (int r = 0; r < R; r++)
+                acc[r] += w[(size_t)r * n + j] * vj;
+        }
+        for (int r = 0; r < R; r++)
+            memcpy(c + (size_t)r * H + x0, &acc[r], sizeof acc[r]);
     }
-    if (x0 < d) {
-        memset(c + x0, 0, (d - x0) * sizeof *c);
+    for (int r = 0; r < R && x0 < d; r++) {
+        float *cr = c + (size_t)r * H;
+        memset(cr + x0, 0, (d - x0) * sizeof *cr);
         for (int j = 0; j < n; j++)
-            axpy(c + x0, w[j], v + j * ld + x0, d - x0);
+            axpy(cr + x0, w[(size_t)r * n + j], v + j * ld + x0, d - x0);
     }
 }
 
 /* One head of one sequence of n tokens (q, k, v: rows ld apart): softmax
- * probabilities into P [n, n], the dropout mask into keep (when given) and
- * the context rows into c (rows H apart).  kt [d, n rounded up to
- * ATT_BLOCK] and w [n] are scratch. */
+ * probabilities into P [n, n], the dropout mask into keep and the dropped
+ * out probabilities into w [n, n] (when keep is given), the context rows
+ * into c (rows H apart).  kt [d, n rounded up to ATT_BLOCK] is scratch. */
 MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *keep, float *kt,
                                                   float *w, const float *q, const float *k,
                                                   const float *v, int n, int d, size_t ld, int H,
                                                   float p_attn, rng_t *g)
 {
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
-    int stride = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
+    int stride = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK, i;
     /* K^T, scaled and zero-padded, so that a block of scores is d
      * multiply-adds of contiguous vectors. */
     for (int x = 0; x < d; x++) {
@@ -383,17 +412,13 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
         for (int j = n; j < stride; j++)
             kt[x * stride + j] = 0.0f;
     }
-    for (int i = 0; i < n; i++) {
+    for (i = 0; i + ATT_ROWS <= n; i += ATT_ROWS)
+        score_rows(P + (size_t)i * n, q + i * ld, kt, ATT_ROWS, n, d, ld, stride);
+    for (; i < n; i++)
+        score_rows(P + (size_t)i * n, q + i * ld, kt, 1, n, d, ld, stride);
+
+    for (i = 0; i < n; i++) {
         float *row = P + (size_t)i * n, mx = -INFINITY;
-        const float *qi = q + i * ld;
-        for (int j0 = 0; j0 < n; j0 += ATT_BLOCK) {
-            float acc[ATT_BLOCK] = {0};
-            for (int x = 0; x < d; x++)
-#pragma omp simd
-                for (int j = 0; j < ATT_BLOCK; j++)
-                    acc[j] += qi[x] * kt[x * stride + j0 + j];
-            memcpy(row + j0, acc, (n - j0 < ATT_BLOCK ? n - j0 : ATT_BLOCK) * sizeof *acc);
-        }
         for (int j = 0; j < n; j++)
             mx = row[j] > mx ? row[j] : mx;
         double sum = 0;
@@ -405,16 +430,20 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
         float inv = (float)(1.0 / sum);
         for (int j = 0; j < n; j++)
             row[j] *= inv;
-        const float *weights = row;
         if (keep) {
             uint8_t *kr = keep + (size_t)i * n;
+            float *wr = w + (size_t)i * n;
             draw_mask(kr, n, p_attn, g);
             for (int j = 0; j < n; j++)
-                w[j] = kr[j] ? row[j] * drop_scale : 0.0f;
-            weights = w;
+                wr[j] = kr[j] ? row[j] * drop_scale : 0.0f;
         }
-        weighted_rows(c + (size_t)i * H, weights, v, n, d, ld);
     }
+
+    const float *weights = keep ? w : P;
+    for (i = 0; i + ATT_ROWS <= n; i += ATT_ROWS)
+        context_rows(c + (size_t)i * H, weights + (size_t)i * n, v, ATT_ROWS, n, d, ld, H);
+    for (; i < n; i++)
+        context_rows(c + (size_t)i * H, weights + (size_t)i * n, v, 1, n, d, ld, H);
 }
 
 /* Multi-head self-attention of each sequence over its own tokens.
@@ -430,7 +459,7 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
     {
         int stride = (max_len + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
         float *kt = xmallocarray((size_t)d * stride, sizeof *kt);
-        float *w = xmallocarray(max_len, sizeof *w);
+        float *w = p_attn > 0 ? xmallocarray((size_t)max_len * max_len, sizeof *w) : NULL;
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
             int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
