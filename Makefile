@@ -27,9 +27,11 @@ endif
 # CFLAGS='-O3 -march=native') replace the defaults; what the build needs is
 # added to them ("override").
 CFLAGS  ?= -O2 -g -march=x86-64-v2
-# -fno-trapping-math: nothing reads floating-point exception flags, and it
-# lets GCC vectorise the clamps in bert.c's exp and erf.
-override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -fopenmp -fno-trapping-math -Ilib \
+# Nothing reads floating-point exception flags or errno after a math
+# function: -fno-trapping-math lets GCC vectorise the clamps in vmath.h's exp
+# and erf, -fno-math-errno the square root in optim.c's AdamW.
+override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -fopenmp \
+           -fno-trapping-math -fno-math-errno -Ilib \
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
 override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
 

@@ -72,15 +72,8 @@ static int worth_threads(size_t elements)
     return elements >= 1 << 17;
 }
 
-/* The elementwise and attention kernels below are compiled for AVX-512 and
- * AVX2 beside the baseline, the dynamic loader picking the best version the
- * CPU runs (GCC's target_clones); OpenMP splits work outside them, as an
- * outlined parallel region would not inherit the clone's instruction set. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MULTIVERSIONED __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MULTIVERSIONED
-#endif
+/* The elementwise and attention kernels below are MULTIVERSIONED
+ * (vmath.h); OpenMP splits work outside them. */
 
 /* Loops over contiguous elements hand threads chunks of this many. */
 enum { ELEMENT_CHUNK = 8192 };

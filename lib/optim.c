@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "vmath.h"
 
 int optim_bert_ranges(const bert_config *c, optim_range *out)
 {
@@ -30,6 +31,28 @@ adam_config adam_defaults(void)
                          .weight_decay = 0.01};
 }
 
+/* The update of elements [0, n) of one range, computed in double and
+ * rounded to float once. */
+MULTIVERSIONED static void adam_range(float *params, const float *grads, float *m, float *v,
+                                      size_t n, double b1, double b2, double eps,
+                                      double step_size, double bc2_sqrt, double shrink, double l2)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        double p = params[i] * shrink;
+        double g = grads[i] + l2 * params[i];
+        double mi = b1 * m[i] + (1 - b1) * g;
+        double vi = b2 * v[i] + (1 - b2) * g * g;
+        p -= step_size * mi / (sqrt(vi) / bc2_sqrt + eps);
+        m[i] = (float)mi;
+        v[i] = (float)vi;
+        params[i] = (float)p;
+    }
+}
+
+/* Elements per piece of work handed to a thread. */
+#define ADAM_CHUNK 16384
+
 void adam_step(const adam_config *c, const optim_range *r, int nr, float *params,
                const float *grads, float *m, float *v, long step, double lr)
 {
@@ -40,17 +63,14 @@ void adam_step(const adam_config *c, const optim_range *r, int nr, float *params
         double wd = r[k].decay ? c->weight_decay : 0;
         double shrink = c->kind == OPTIM_ADAMW ? 1 - lr * wd : 1;
         double l2 = c->kind == OPTIM_ADAM ? wd : 0;
-        size_t end = r[k].offset + r[k].numel;
+        size_t chunks = (r[k].numel + ADAM_CHUNK - 1) / ADAM_CHUNK;
 #pragma omp parallel for schedule(static)
-        for (size_t i = r[k].offset; i < end; i++) {
-            double p = params[i] * shrink;
-            double g = grads[i] + l2 * params[i];
-            double mi = b1 * m[i] + (1 - b1) * g;
-            double vi = b2 * v[i] + (1 - b2) * g * g;
-            p -= step_size * mi / (sqrt(vi) / bc2_sqrt + eps);
-            m[i] = (float)mi;
-            v[i] = (float)vi;
-            params[i] = (float)p;
+        for (size_t j = 0; j < chunks; j++) {
+            size_t i = r[k].offset + j * ADAM_CHUNK;
+            size_t n = r[k].numel - j * ADAM_CHUNK < ADAM_CHUNK ? r[k].numel - j * ADAM_CHUNK
+                                                                  : ADAM_CHUNK;
+            adam_range(params + i, grads + i, m + i, v + i, n, b1, b2, eps, step_size, bc2_sqrt,
+                       shrink, l2);
         }
     }
 }

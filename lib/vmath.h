@@ -1,13 +1,25 @@
-/* vmath.h - exp and erf for float loops the compiler vectorises: libm's
- * expf and erff are a function call per element.  Both are static inline so
- * that they are compiled into each caller's instruction set (bert.c's
- * target_clones kernels).  Build with -fno-trapping-math, which lets GCC
- * if-convert the clamps. */
+/* vmath.h - for loops the compiler vectorises: a marker that builds a
+ * function for several instruction sets, and exp and erf (libm's expf and
+ * erff are a function call per element). */
 #ifndef BP_VMATH_H
 #define BP_VMATH_H
 
 #include <math.h>
 #include <stdint.h>
+
+/* A function compiled for AVX-512 and AVX2 beside the baseline, the dynamic
+ * loader picking the best version the CPU runs (GCC's target_clones).  Put
+ * the loop itself in it: an OpenMP parallel region inside would be outlined
+ * into a function without the clone's instruction set. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MULTIVERSIONED __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSIONED
+#endif
+
+/* exp_approx and erf_approx are static inline, so that they are compiled
+ * into each caller's instruction set.  Build with -fno-trapping-math, which
+ * lets GCC if-convert the clamps. */
 
 /* e^x with a relative error below 2e-7 (Cephes' expf polynomial).  Inputs
  * are clamped to [-87, 88]: below, the result is a float under 2e-38 (not
