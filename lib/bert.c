@@ -78,7 +78,7 @@ static int worth_threads(size_t elements)
 /* Loops over contiguous elements hand threads chunks of this many. */
 enum { ELEMENT_CHUNK = 8192 };
 
-static float dot(const float *a, const float *b, int n)
+static inline float dot(const float *a, const float *b, int n)
 {
     float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -87,35 +87,46 @@ static float dot(const float *a, const float *b, int n)
     return s;
 }
 
-static void axpy(float *y, float alpha, const float *x, int n)
+static inline void axpy(float *y, float alpha, const float *x, int n)
 {
+#pragma omp simd
     for (int i = 0; i < n; i++)
         y[i] += alpha * x[i];
+}
+
+enum { COLUMN_BLOCK = 64 };
+
+/* column_sums over columns [j0, j0 + w), w <= COLUMN_BLOCK. */
+MULTIVERSIONED static void column_block_sums(float *dst, const float *a, const float *b, int n,
+                                             int d, int j0, int w)
+{
+    double acc[COLUMN_BLOCK] = {0};
+    for (int i = 0; i < n; i++) {
+        const float *ar = a + (size_t)i * d + j0;
+        if (b) {
+            const float *br = b + (size_t)i * d + j0;
+#pragma omp simd
+            for (int j = 0; j < w; j++)
+                acc[j] += (double)ar[j] * br[j];
+        } else {
+#pragma omp simd
+            for (int j = 0; j < w; j++)
+                acc[j] += ar[j];
+        }
+    }
+    for (int j = 0; j < w; j++)
+        dst[j0 + j] += (float)acc[j];
 }
 
 /* dst[j] += sum over rows i of a[i, j] (times b[i, j] when b is given), in
  * double.  Columns are split among threads, so the sum order is fixed. */
 static void column_sums(float *dst, const float *a, const float *b, int n, int d)
 {
-    enum { BLOCK = 64 };
-    int nblocks = (d + BLOCK - 1) / BLOCK;
+    int nblocks = (d + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
 #pragma omp parallel for schedule(static) if (worth_threads((size_t)n * d))
     for (int blk = 0; blk < nblocks; blk++) {
-        int j0 = blk * BLOCK, w = d - j0 < BLOCK ? d - j0 : BLOCK;
-        double acc[BLOCK] = {0};
-        for (int i = 0; i < n; i++) {
-            const float *ar = a + (size_t)i * d + j0;
-            if (b) {
-                const float *br = b + (size_t)i * d + j0;
-                for (int j = 0; j < w; j++)
-                    acc[j] += (double)ar[j] * br[j];
-            } else {
-                for (int j = 0; j < w; j++)
-                    acc[j] += ar[j];
-            }
-        }
-        for (int j = 0; j < w; j++)
-            dst[j0 + j] += (float)acc[j];
+        int j0 = blk * COLUMN_BLOCK;
+        column_block_sums(dst, a, b, n, d, j0, d - j0 < COLUMN_BLOCK ? d - j0 : COLUMN_BLOCK);
     }
 }
 
@@ -470,6 +481,40 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
     }
 }
 
+/* One head of one sequence of n tokens: dctx rows (H apart) -> dq, dk, dv
+ * rows (ld apart, overwritten), from the probabilities P [n, n] and the
+ * dropout mask keep (or NULL).  dp [n] is scratch. */
+MULTIVERSIONED static void attention_head_backward(float *dq, float *dk, float *dv,
+                                                   const float *dctx, const float *q,
+                                                   const float *k, const float *v, const float *P,
+                                                   const uint8_t *keep, float *dp, int n, int d,
+                                                   size_t ld, int H, float p_attn)
+{
+    float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
+    for (int i = 0; i < n; i++) {
+        memset(dq + i * ld, 0, d * sizeof *dq);
+        memset(dk + i * ld, 0, d * sizeof *dk);
+        memset(dv + i * ld, 0, d * sizeof *dv);
+    }
+    for (int i = 0; i < n; i++) {
+        const float *row = P + (size_t)i * n, *dc = dctx + (size_t)i * H;
+        const uint8_t *kr = keep ? keep + (size_t)i * n : NULL;
+        double sum = 0;
+        for (int j = 0; j < n; j++) {
+            float pj = kr ? (kr[j] ? row[j] * drop_scale : 0.0f) : row[j];
+            axpy(dv + j * ld, pj, dc, d);
+            float g = dot(dc, v + j * ld, d);
+            dp[j] = kr ? (kr[j] ? g * drop_scale : 0.0f) : g;
+            sum += (double)row[j] * dp[j];
+        }
+        for (int j = 0; j < n; j++) {
+            float ds = row[j] * (dp[j] - (float)sum) * scale;
+            axpy(dq + i * ld, ds, k + j * ld, d);
+            axpy(dk + j * ld, ds, q + i * ld, d);
+        }
+    }
+}
+
 /* dctx [N, H] -> dqkv [N, 3H] (overwritten). */
 static void attention_backward(float *dqkv, const float *dctx, const float *qkv, const float *att,
                                const uint8_t *att_keep, const int *start, const size_t *att_start,
@@ -477,39 +522,18 @@ static void attention_backward(float *dqkv, const float *dctx, const float *qkv,
 {
     int d = H / heads;
     size_t ld = 3 * (size_t)H;
-    float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
 #pragma omp parallel if (worth_threads(att_start[B] * d))
     {
         float *dp = xmalloc(max_len * sizeof *dp);
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
             int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
-            const float *q = qkv + (size_t)start[b] * ld + h * d, *k = q + H, *v = q + 2 * H;
-            float *dq = dqkv + (size_t)start[b] * ld + h * d, *dk = dq + H, *dv = dq + 2 * H;
+            const float *q = qkv + (size_t)start[b] * ld + h * d;
+            float *dq = dqkv + (size_t)start[b] * ld + h * d;
             const float *P = att + att_start[b] + (size_t)h * n * n;
             const uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
-            for (int i = 0; i < n; i++) {
-                memset(dq + i * ld, 0, d * sizeof *dq);
-                memset(dk + i * ld, 0, d * sizeof *dk);
-                memset(dv + i * ld, 0, d * sizeof *dv);
-            }
-            for (int i = 0; i < n; i++) {
-                const float *row = P + (size_t)i * n, *dc = dctx + (size_t)(start[b] + i) * H + h * d;
-                const uint8_t *kr = keep ? keep + (size_t)i * n : NULL;
-                double sum = 0;
-                for (int j = 0; j < n; j++) {
-                    float pj = kr ? (kr[j] ? row[j] * drop_scale : 0.0f) : row[j];
-                    axpy(dv + j * ld, pj, dc, d);
-                    float g = dot(dc, v + j * ld, d);
-                    dp[j] = kr ? (kr[j] ? g * drop_scale : 0.0f) : g;
-                    sum += (double)row[j] * dp[j];
-                }
-                for (int j = 0; j < n; j++) {
-                    float ds = row[j] * (dp[j] - (float)sum) * scale;
-                    axpy(dq + i * ld, ds, k + j * ld, d);
-                    axpy(dk + j * ld, ds, q + i * ld, d);
-                }
-            }
+            attention_head_backward(dq, dq + H, dq + 2 * H, dctx + (size_t)start[b] * H + h * d,
+                                    q, q + H, q + 2 * H, P, keep, dp, n, d, ld, H, p_attn);
         }
         free(dp);
     }

@@ -75,6 +75,16 @@ void adam_step(const adam_config *c, const optim_range *r, int nr, float *params
     }
 }
 
+/* x[0]^2 + ... + x[n-1]^2 in double. */
+MULTIVERSIONED static double sum_of_squares(const float *x, size_t n)
+{
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
 /* Squares are summed over fixed chunks in parallel, then the chunk sums in
  * order, so the result does not depend on the number of threads. */
 #define NORM_CHUNK 65536
@@ -95,12 +105,8 @@ double grad_norm(const float *grads, const optim_range *r, int nr)
             n++;
         }
 #pragma omp parallel for schedule(dynamic)
-    for (size_t j = 0; j < nchunks; j++) {
-        double s = 0;
-        for (size_t i = start[j]; i < start[j] + len[j]; i++)
-            s += (double)grads[i] * grads[i];
-        sum[j] = s;
-    }
+    for (size_t j = 0; j < nchunks; j++)
+        sum[j] = sum_of_squares(grads + start[j], len[j]);
     double total = 0;
     for (size_t j = 0; j < nchunks; j++)
         total += sum[j];
