@@ -113,9 +113,7 @@ int main(int argc, char **argv)
         die_usage("no model: -m MODEL is required");
 
     threads_set((int)threads);
-    int on_gpu = gpu_select(device, "embedding", precision);
-    if (!on_gpu && precision_given && precision == GPU_BF16)
-        warnx("--precision bf16: the CPU computes in fp32");
+    int on_gpu = gpu_select(device, "embedding", precision, precision_given);
     bert_model m;
     model_load(&m, model_dir);
     int H = m.cfg.hidden, P = m.cfg.max_positions, normalize = m.normalize || force_normalize;

@@ -1037,9 +1037,7 @@ int main(int argc, char **argv)
     if (!R.resume_dir)
         check_eval_options(o);
     threads_set((int)threads);
-    int on_gpu = gpu_select(device, "training", precision);
-    if (!on_gpu && precision == GPU_BF16 && precision_arg)
-        warnx("--precision bf16: the CPU computes in fp32");
+    int on_gpu = gpu_select(device, "training", precision, precision_arg != NULL);
 
     json_t *state = NULL;
     if (R.resume_dir) {

@@ -43,9 +43,12 @@ int gpu_available(char *why, size_t n);
  * the CPU), "cpu" or "cuda" (dies, exit 1, when no usable GPU: "tool:
  * --device cuda: no CUDA device: ...").  auto says on stderr what the tool is
  * doing where, e.g. "tool: --device auto: training on the CPU (built without
- * CUDA; 2 threads)", so call threads_set() first.  Returns 1 for the GPU, 0
- * for the CPU, -1 for an unknown name (the caller's usage error). */
-int gpu_select(const char *device, const char *doing, gpu_precision precision);
+ * CUDA; 2 threads)", so call threads_set() first.  On the CPU, a bf16
+ * precision the user asked for (precision_given) gets the note "tool:
+ * --precision bf16: the CPU computes in fp32".  Returns 1 for the GPU, 0 for
+ * the CPU, -1 for an unknown name (the caller's usage error). */
+int gpu_select(const char *device, const char *doing, gpu_precision precision,
+               int precision_given);
 
 /* The --precision option: "fp32" or "bf16".  Returns 0, or -1 when s is
  * neither. */

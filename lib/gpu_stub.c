@@ -7,7 +7,8 @@
 
 #include <string.h>
 
-int gpu_select(const char *device, const char *doing, gpu_precision precision)
+/* gpu_select's choice, before the precision note. */
+static int select_device(const char *device, const char *doing, gpu_precision precision)
 {
     char why[256];
     if (!strcmp(device, "cpu"))
@@ -26,6 +27,15 @@ int gpu_select(const char *device, const char *doing, gpu_precision precision)
     int n = threads_count();
     warnx("--device auto: %s on the CPU (%s; %d thread%s)", doing, why, n, n == 1 ? "" : "s");
     return 0;
+}
+
+int gpu_select(const char *device, const char *doing, gpu_precision precision,
+               int precision_given)
+{
+    int on_gpu = select_device(device, doing, precision);
+    if (on_gpu == 0 && precision_given && precision == GPU_BF16)
+        warnx("--precision bf16: the CPU computes in fp32");
+    return on_gpu;
 }
 
 int gpu_precision_parse(const char *s, gpu_precision *p)

@@ -55,7 +55,7 @@ static const bert_config small = {.vocab_size = 100, .hidden = 32, .layers = 2, 
 
 static void select_cuda(void)
 {
-    gpu_select("cuda", "testing", GPU_FP32);
+    gpu_select("cuda", "testing", GPU_FP32, 0);
 }
 
 static void create_model(void)
@@ -133,9 +133,9 @@ int main(void)
     gpu_available(tiny, sizeof tiny);
     ok(strlen(tiny) == 7, "a short buffer is truncated and terminated");
 
-    ok(gpu_select("cpu", "testing", GPU_FP32) == 0, "--device cpu: the CPU");
-    ok(gpu_select("gpu", "testing", GPU_FP32) == -1 && gpu_select("", "testing", GPU_FP32) == -1, "--device gpu and '': unknown");
-    ok(gpu_select("auto", "testing", GPU_FP32) == have, "--device auto follows the probe");
+    ok(gpu_select("cpu", "testing", GPU_FP32, 0) == 0, "--device cpu: the CPU");
+    ok(gpu_select("gpu", "testing", GPU_FP32, 0) == -1 && gpu_select("", "testing", GPU_FP32, 0) == -1, "--device gpu and '': unknown");
+    ok(gpu_select("auto", "testing", GPU_FP32, 0) == have, "--device auto follows the probe");
 
     gpu_precision p = GPU_BF16;
     ok(gpu_precision_parse("fp32", &p) == 0 && p == GPU_FP32, "--precision fp32");
