@@ -2,13 +2,8 @@
 #include "torchbin.h"
 #include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- zip archive: the central directory, stored entries only ---- */
 
