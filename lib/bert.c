@@ -251,16 +251,6 @@ MULTIVERSIONED static void gelu_kernel(float *out, const float *in, size_t n)
         out[i] = 0.5f * in[i] * (1.0f + erf_approx(in[i] * (float)M_SQRT1_2));
 }
 
-static void gelu_forward(float *out, const float *in, size_t n)
-{
-    size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
-#pragma omp parallel for schedule(static) if (worth_threads(n))
-    for (size_t c = 0; c < chunks; c++) {
-        size_t i = c * ELEMENT_CHUNK;
-        gelu_kernel(out + i, in + i, n - i < ELEMENT_CHUNK ? n - i : ELEMENT_CHUNK);
-    }
-}
-
 /* The backward pass needs the GELU output again (for the weight gradient of
  * the next dense layer) and its derivative: one pass computes both, so erf
  * runs once per element. */
@@ -275,18 +265,21 @@ MULTIVERSIONED static void gelu_with_grad_kernel(float *out, float *grad, const 
     }
 }
 
-static void gelu_forward_with_grad(float *out, float *grad, const float *in, size_t n)
+/* out = GELU(in), and grad = GELU'(in) unless grad is NULL. */
+static void gelu_forward(float *out, float *grad, const float *in, size_t n)
 {
     size_t chunks = (n + ELEMENT_CHUNK - 1) / ELEMENT_CHUNK;
 #pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t c = 0; c < chunks; c++) {
-        size_t i = c * ELEMENT_CHUNK;
-        gelu_with_grad_kernel(out + i, grad + i, in + i,
-                              n - i < ELEMENT_CHUNK ? n - i : ELEMENT_CHUNK);
+        size_t i = c * ELEMENT_CHUNK, len = n - i < ELEMENT_CHUNK ? n - i : ELEMENT_CHUNK;
+        if (grad)
+            gelu_with_grad_kernel(out + i, grad + i, in + i, len);
+        else
+            gelu_kernel(out + i, in + i, len);
     }
 }
 
-/* d *= GELU'(x), given grad = GELU'(x) from gelu_forward_with_grad. */
+/* d *= GELU'(x), given grad = GELU'(x) from gelu_forward. */
 static void gelu_backward(float *d, const float *grad, size_t n)
 {
 #pragma omp parallel for schedule(static) if (worth_threads(n))
@@ -824,7 +817,7 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in,
                           params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
         matmul_forward(la->ffn_pre, la->ln1_out, params + o.ffn_in_w, params + o.ffn_in_b, N, H, FF);
-        gelu_forward(a->gelu, la->ffn_pre, (size_t)N * FF);
+        gelu_forward(a->gelu, NULL, la->ffn_pre, (size_t)N * FF);
         matmul_forward(la->ln2_in, a->gelu, params + o.ffn_out_w, params + o.ffn_out_b, N, FF, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln2_in, la->ffn_keep, N, H, a->p_hidden, base,
@@ -859,7 +852,7 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
             dropout_backward(a->g2, a->g1, la->ffn_keep, nH, a->p_hidden);
             d_ffn_out = a->g2;
         }
-        gelu_forward_with_grad(a->gelu, a->gelu_grad, la->ffn_pre, (size_t)N * FF);
+        gelu_forward(a->gelu, a->gelu_grad, la->ffn_pre, (size_t)N * FF);
         matmul_backward(a->dffn, grads + o.ffn_out_w, grads + o.ffn_out_b, d_ffn_out, a->gelu,
                         params + o.ffn_out_w, N, FF, H, 0);
         gelu_backward(a->dffn, a->gelu_grad, (size_t)N * FF);
