@@ -30,7 +30,7 @@ CFLAGS  ?= -O2 -g -march=x86-64-v2
 # Nothing reads floating-point exception flags or errno after a math
 # function: -fno-trapping-math lets GCC vectorise the clamps in vmath.h's exp
 # and erf, -fno-math-errno the square root in optim.c's AdamW.
-override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -pthread -fopenmp \
+override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wvla -pthread -fopenmp \
            -fno-trapping-math -fno-math-errno -Ilib \
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
 override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp

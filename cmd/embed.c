@@ -8,8 +8,7 @@
  * memory stays bounded).  The encoder is packed (bert.h): a batch computes
  * on its real tokens only, so batches need no padding, and sorting by length
  * (which sentence-transformers does to save padding) would change nothing. */
-#include "encode.h"
-#include "gpu.h"
+#include "encoder.h"
 #include "model.h"
 #include "npy.h"
 #include "threads.h"
@@ -69,8 +68,8 @@ int main(int argc, char **argv)
     const char *model_dir = NULL;
     long batch_size = 32, threads = 0;
     int force_normalize = 0, c;
-    const char *device = "auto";
-    gpu_precision precision = GPU_BF16;
+    device_kind device = DEVICE_AUTO;
+    precision precision = PRECISION_BF16;
     int precision_given = 0;
     opterr = 0; /* our own one-line messages below */
     while ((c = getopt_long(argc, argv, ":m:b:hV", longopts, NULL)) != -1) {
@@ -86,12 +85,11 @@ int main(int argc, char **argv)
             force_normalize = 1;
             break;
         case 'd':
-            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
+            if (device_parse(optarg, &device) != 0)
                 die_usage("--device: '%s' is not auto, cpu or cuda", optarg);
-            device = optarg;
             break;
         case 'p':
-            if (gpu_precision_parse(optarg, &precision) != 0)
+            if (precision_parse(optarg, &precision) != 0)
                 die_usage("--precision: '%s' is not fp32 or bf16", optarg);
             precision_given = 1;
             break;
@@ -113,12 +111,13 @@ int main(int argc, char **argv)
         die_usage("no model: -m MODEL is required");
 
     threads_set((int)threads);
-    int on_gpu = gpu_select(device, "embedding", precision, precision_given);
     bert_model m;
     model_load(&m, model_dir);
     int H = m.cfg.hidden, P = m.cfg.max_positions, normalize = m.normalize || force_normalize;
-    gpu_model *g = on_gpu ? gpu_model_create(&m.cfg, m.params, precision, 0) : NULL;
-    encoder *enc = g ? NULL : encoder_new(&m, (int)batch_size);
+    encoder_settings es = {.device = device, .precision = precision,
+                           .precision_given = precision_given, .doing = "embedding",
+                           .batch_size = (int)batch_size};
+    encoder *enc = encoder_open(&m, &es);
 
     npy_reader r;
     npy_reader_init(&r, argc - optind, argv + optind);
@@ -157,10 +156,8 @@ int main(int argc, char **argv)
             int64_t n = rows - row < chunk ? rows - row : chunk, first = row * cols;
             int T = (int)a.shape[2];
             const int32_t *ids = (const int32_t *)a.data + first * T;
-            if (enc)
-                encoder_run(enc, ids, lens + first, n * cols, T, normalize, out);
-            else if (n * cols > 0)
-                gpu_embed(g, ids, lens + first, (int)(n * cols), T, m.pooling, normalize, out);
+            if (n * cols > 0)
+                encoder_embed(enc, ids, lens + first, n * cols, T, normalize, out);
             int64_t shape[3] = {n, cols, H};
             npy_write(stdout, "stdout", NPY_F4, 3, shape, out);
             row += n;
@@ -174,9 +171,7 @@ int main(int argc, char **argv)
     npy_free(&a);
     free(lens);
     free(out);
-    encoder_free(enc);
-    if (g)
-        gpu_model_free(g);
+    encoder_close(enc);
     model_free(&m);
     return 0;
 }

@@ -287,39 +287,34 @@ static void gelu_backward(float *d, const float *grad, size_t n)
         d[i] *= grad[i];
 }
 
-/* Dropout masks come from a generator seeded per (site, row) from one draw
- * of the caller's generator, so they do not depend on thread scheduling. */
-static void rng_for(rng_t *r, uint64_t base, uint64_t site, uint64_t row)
+/* Inverted dropout in place on x[0..n) with its mask into keep: element i
+ * is kept as dropout.h decides for index first + i of the site's key. */
+MULTIVERSIONED static void dropout_span(float *restrict x, uint8_t *restrict keep, size_t n,
+                                        uint64_t key, uint64_t first, uint32_t threshold,
+                                        float scale)
 {
-    rng_seed(r, base ^ (site << 40) ^ row);
-}
-
-/* keep[i] = 1 with probability 1 - p: two 32-bit draws per generator step. */
-static void draw_mask(uint8_t *keep, int n, float p, rng_t *r)
-{
-    uint64_t threshold = (uint64_t)((double)p * 4294967296.0);
-    for (int i = 0; i < n; i += 2) {
-        uint64_t u = rng_next(r);
-        keep[i] = (u & 0xffffffffu) >= threshold;
-        if (i + 1 < n)
-            keep[i + 1] = (u >> 32) >= threshold;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        int k = dropout_keep(key, first + i, threshold);
+        keep[i] = (uint8_t)k;
+        x[i] = k ? x[i] * scale : 0.0f;
     }
 }
 
-/* Inverted dropout in place on x[n, d], one mask row per row of x. */
-static void dropout_forward(float *x, uint8_t *keep, int n, int d, float p, uint64_t base,
-                            uint64_t site)
+/* Inverted dropout in place on the packed rows x[N, d] of B sequences
+ * (sequence b at rows start[b]..), with its mask into keep: element j of
+ * token t of sequence b is kept as dropout.h decides for index t * d + j. */
+static void dropout_forward(float *x, uint8_t *keep, const int *start, int B, int d, float p,
+                            const dropout_keys *dk, int layer, int site)
 {
     float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * d))
-    for (int r = 0; r < n; r++) {
-        rng_t g;
-        rng_for(&g, base, site, r);
-        uint8_t *k = keep + (size_t)r * d;
-        float *xr = x + (size_t)r * d;
-        draw_mask(k, d, p, &g);
-        for (int j = 0; j < d; j++)
-            xr[j] = k[j] ? xr[j] * scale : 0.0f;
+    uint32_t threshold = dropout_threshold(p);
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)start[B] * d))
+    for (int b = 0; b < B; b++) {
+        uint64_t key = dropout_key(dk->seed, dk->step, dk->row[b], dk->column[b], layer, site);
+        size_t at = (size_t)start[b] * d;
+        dropout_span(x + at, keep + at, (size_t)(start[b + 1] - start[b]) * d, key, 0, threshold,
+                     scale);
     }
 }
 
@@ -397,7 +392,7 @@ static inline __attribute__((always_inline)) void context_rows(float *c, const f
 MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *keep, float *kt,
                                                   float *w, const float *q, const float *k,
                                                   const float *v, int n, int d, size_t ld, int H,
-                                                  float p_attn, rng_t *g)
+                                                  float p_attn, uint64_t key, int h)
 {
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
     int stride = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK, i;
@@ -430,9 +425,14 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
         if (keep) {
             uint8_t *kr = keep + (size_t)i * n;
             float *wr = w + (size_t)i * n;
-            draw_mask(kr, n, p_attn, g);
-            for (int j = 0; j < n; j++)
-                wr[j] = kr[j] ? row[j] * drop_scale : 0.0f;
+            uint64_t first = ((uint64_t)h * n + i) * n;
+            uint32_t threshold = dropout_threshold(p_attn);
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                int k = dropout_keep(key, first + j, threshold);
+                kr[j] = (uint8_t)k;
+                wr[j] = k ? row[j] * drop_scale : 0.0f;
+            }
         }
     }
 
@@ -448,7 +448,7 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
  * dropout); with p_attn > 0 they are dropped out with the mask att_keep. */
 static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const float *qkv,
                               const int *start, const size_t *att_start, int B, int H, int heads,
-                              int max_len, float p_attn, uint64_t base, uint64_t site)
+                              int max_len, float p_attn, const dropout_keys *dk, int layer)
 {
     int d = H / heads;
     size_t ld = 3 * (size_t)H;
@@ -463,11 +463,11 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
             const float *q = qkv + (size_t)start[b] * ld + h * d;
             float *P = att + att_start[b] + (size_t)h * n * n;
             uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
-            rng_t g;
-            if (keep)
-                rng_for(&g, base, site, bh);
+            uint64_t key = keep ? dropout_key(dk->seed, dk->step, dk->row[b], dk->column[b], layer,
+                                              DROP_ATTENTION)
+                                : 0;
             attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, keep, kt, w, q, q + H,
-                                   q + 2 * H, n, d, ld, H, p_attn, &g);
+                                   q + 2 * H, n, d, ld, H, p_attn, key, h);
         }
         free(kt);
         free(w);
@@ -739,16 +739,8 @@ static int same_shape(const bert_config *a, const bert_config *b)
            a->attn_dropout == b->attn_dropout;
 }
 
-/* Dropout sites: one per place a mask is drawn, for rng_for. */
-enum { SITE_EMB, SITE_ATT, SITE_ATTN_OUT, SITE_FFN_OUT, SITES_PER_LAYER = 3 };
-
-static uint64_t site(int layer, int which)
-{
-    return which == SITE_EMB ? SITE_EMB : 1 + (uint64_t)layer * SITES_PER_LAYER + (which - 1);
-}
-
 void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
-                  const int32_t *lens, int B, int T, bert_acts *a, rng_t *dropout)
+                  const int32_t *lens, int B, int T, bert_acts *a, const dropout_keys *dropout)
 {
     int H = c->hidden, FF = c->intermediate, heads = c->heads;
     if (B < 1 || B > a->max_sequences)
@@ -791,7 +783,6 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
 
     a->p_hidden = dropout ? c->hidden_dropout : 0;
     a->p_attn = dropout ? c->attn_dropout : 0;
-    uint64_t base = dropout ? rng_next(dropout) : 0;
     size_t off[P_COUNT + 1], nH = (size_t)N * H;
     bert_param_offsets(c, off);
 
@@ -800,7 +791,8 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
     layernorm_forward(a->hidden[0], a->emb_mean, a->emb_rstd, a->emb, params + off[P_EMB_LN_W],
                       params + off[P_EMB_LN_B], N, H, c->ln_eps);
     if (a->p_hidden > 0)
-        dropout_forward(a->hidden[0], a->emb_keep, N, H, a->p_hidden, base, site(0, SITE_EMB));
+        dropout_forward(a->hidden[0], a->emb_keep, a->start, B, H, a->p_hidden, dropout, 0,
+                        DROP_EMBEDDINGS);
 
     for (int l = 0; l < c->layers; l++) {
         layer_acts *la = &a->layer[l];
@@ -808,11 +800,11 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         const float *x = a->hidden[l];
         matmul_forward(la->qkv, x, params + o.qkv_w, params + o.qkv_b, N, H, 3 * H);
         attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->start, a->att_start, B, H,
-                          heads, limit, a->p_attn, base, site(l, SITE_ATT));
+                          heads, limit, a->p_attn, dropout, l);
         matmul_forward(la->ln1_in, la->ctx, params + o.attn_out_w, params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
-            dropout_forward(la->ln1_in, la->attn_keep, N, H, a->p_hidden, base,
-                            site(l, SITE_ATTN_OUT));
+            dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
+                            DROP_ATTENTION_OUT);
         residual_forward(la->ln1_in, x, nH);
         layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in,
                           params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
@@ -820,8 +812,8 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         gelu_forward(a->gelu, NULL, la->ffn_pre, (size_t)N * FF);
         matmul_forward(la->ln2_in, a->gelu, params + o.ffn_out_w, params + o.ffn_out_b, N, FF, H);
         if (a->p_hidden > 0)
-            dropout_forward(la->ln2_in, la->ffn_keep, N, H, a->p_hidden, base,
-                            site(l, SITE_FFN_OUT));
+            dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
+                            DROP_FFN_OUT);
         residual_forward(la->ln2_in, la->ln1_out, nH);
         layernorm_forward(a->hidden[l + 1], la->ln2_mean, la->ln2_rstd, la->ln2_in,
                           params + o.ffn_ln_w, params + o.ffn_ln_b, N, H, c->ln_eps);

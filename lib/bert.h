@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rng.h"
+#include "dropout.h"
 
 typedef struct {
     int vocab_size;
@@ -109,11 +109,12 @@ void bert_acts_free(bert_acts *a);
  * before the first negative one (or T).  dropout NULL means no dropout
  * (evaluation); otherwise hidden_dropout applies after the embedding
  * LayerNorm and after the attention-output and FFN-output dense layers, and
- * attn_dropout on the attention probabilities (inverted dropout, masks drawn
- * from dropout and kept for the backward pass; the same generator state
- * gives the same masks at any thread count). */
+ * attn_dropout on the attention probabilities (inverted dropout; the masks
+ * are dropout.h's function of position, with row and column of sequence b
+ * taken from dropout->row[b] and dropout->column[b], and are kept for the
+ * backward pass). */
 void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
-                  const int32_t *lens, int B, int T, bert_acts *a, rng_t *dropout);
+                  const int32_t *lens, int B, int T, bert_acts *a, const dropout_keys *dropout);
 
 /* The packed batch of the last forward: N, B and the row offsets start[B+1]. */
 int bert_acts_tokens(const bert_acts *a);

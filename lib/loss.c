@@ -17,6 +17,30 @@ static double dot(const double *x, const double *y, int H)
     return s;
 }
 
+/* u = x / max(|x|, eps) in double; returns |x|. */
+static double unit_vector(double *u, const float *x, int H)
+{
+    double s = 0;
+    for (int h = 0; h < H; h++) {
+        u[h] = x[h];
+        s += u[h] * u[h];
+    }
+    double norm = sqrt(s), div = norm > NORMALIZE_EPS ? norm : NORMALIZE_EPS;
+    for (int h = 0; h < H; h++)
+        u[h] /= div;
+    return norm;
+}
+
+/* Through u = x / max(|x|, eps): dx = (du - u (u . du)) / |x| above eps,
+ * du / eps below (the clamped divisor is a constant). */
+static void unit_vector_backward(float *dx, const double *u, const double *du, double norm, int H)
+{
+    double proj = norm > NORMALIZE_EPS ? dot(u, du, H) : 0;
+    double div = norm > NORMALIZE_EPS ? norm : NORMALIZE_EPS;
+    for (int h = 0; h < H; h++)
+        dx[h] = (float)((du[h] - u[h] * proj) / div);
+}
+
 /* Cross-entropy of one row of logits x[0..n-1] (element k apart by stride)
  * against target t; adds w * (softmax - onehot) to g (same stride).
  * Returns log-sum-exp minus the target logit. */
@@ -35,62 +59,58 @@ static double cross_entropy(const double *x, size_t stride, int n, int t, double
     return lse - x[t * stride];
 }
 
-double mnr_loss_columns(const float *const *cols, int C, int B, int H, double scale,
-                        int symmetric, float *const *dcols, float *scores)
+/* MNR over a loss_batch: see loss.h. */
+static double mnr_compute(const loss *l, const loss_batch *b, const float *head,
+                          float *const *dcol, float *dhead)
 {
-    if (C < 2 || B < 1 || H < 1)
-        die("mnr_loss: needs 2 or more columns and a non-empty batch (got %d x %d x %d)", B, C, H);
+    int C = b->columns, B = b->total_rows, H = b->H, first = b->row_offset;
+    int last = b->row_offset + b->rows;
+    if (C < 2 || B < 1 || H < 1 || b->rows < 1 || first < 0 || last > B)
+        die("mnr_loss: needs 2 or more columns and a non-empty batch (got rows %d..%d of %d x %d "
+            "x %d)", first, last, B, C, H);
     int N = C * B;          /* embeddings: anchors, then candidates */
     int D = (C - 1) * B;    /* candidates: positives, then negatives */
+    double scale = l->scale;
 
     /* Unit vectors in double, as normalize() makes them. */
     double *u = xmallocarray((size_t)N * H, sizeof *u);
     double *norm = xmallocarray(N, sizeof *norm);
-    for (int r = 0; r < N; r++) {
-        const float *x = cols[r / B] + (size_t)(r % B) * H;
-        double *ur = u + (size_t)r * H;
-        double s = 0;
-        for (int h = 0; h < H; h++) {
-            ur[h] = x[h];
-            s += ur[h] * ur[h];
-        }
-        norm[r] = sqrt(s);
-        double div = norm[r] > NORMALIZE_EPS ? norm[r] : NORMALIZE_EPS;
-        for (int h = 0; h < H; h++)
-            ur[h] /= div;
-    }
+    for (int r = 0; r < N; r++)
+        norm[r] = unit_vector(u + (size_t)r * H, b->col[r / B] + (size_t)(r % B) * H, H);
     const double *ua = u, *ud = u + (size_t)B * H;
 
-    double *S = xmallocarray((size_t)B * D, sizeof *S);
+    /* Scores: every candidate for this part's anchors and, for the symmetric
+     * loss, every anchor for this part's positives. */
+    double *S = xcalloc((size_t)B * D, sizeof *S);
     for (int i = 0; i < B; i++)
-        for (int j = 0; j < D; j++) {
-            S[(size_t)i * D + j] = scale * dot(ua + (size_t)i * H, ud + (size_t)j * H, H);
-            if (scores)
-                scores[(size_t)i * D + j] = (float)S[(size_t)i * D + j];
-        }
+        for (int j = 0; j < D; j++)
+            if ((i >= first && i < last) || (l->symmetric && j >= first && j < last))
+                S[(size_t)i * D + j] = scale * dot(ua + (size_t)i * H, ud + (size_t)j * H, H);
 
     /* d loss / d scores, accumulated by both directions. */
     double *G = xcalloc((size_t)B * D, sizeof *G);
-    double w = (symmetric ? 0.5 : 1.0) / B;
+    double w = (l->symmetric ? 0.5 : 1.0) / B;
     double forward = 0, backward = 0;
-    for (int i = 0; i < B; i++)
+    for (int i = first; i < last; i++)
         forward += cross_entropy(S + (size_t)i * D, 1, D, i, w, G + (size_t)i * D);
     forward /= B;
-    if (symmetric) {
+    if (l->symmetric) {
         /* positive j against every anchor: column j of the positive block */
-        for (int j = 0; j < B; j++)
+        for (int j = first; j < last; j++)
             backward += cross_entropy(S + j, D, B, j, w, G + j);
         backward /= B;
     }
-    double loss = symmetric ? (forward + backward) / 2 : forward;
+    double loss = l->symmetric ? (forward + backward) / 2 : forward;
 
-    if (dcols) {
+    if (dcol) {
         /* Through the scores to the unit vectors ... */
         double *du = xcalloc((size_t)N * H, sizeof *du);
         double *dua = du, *dud = du + (size_t)B * H;
         for (int i = 0; i < B; i++)
             for (int j = 0; j < D; j++) {
                 double g = scale * G[(size_t)i * D + j];
+                if (g == 0)
+                    continue;
                 const double *ai = ua + (size_t)i * H, *dj = ud + (size_t)j * H;
                 double *dai = dua + (size_t)i * H, *ddj = dud + (size_t)j * H;
                 for (int h = 0; h < H; h++) {
@@ -98,15 +118,10 @@ double mnr_loss_columns(const float *const *cols, int C, int B, int H, double sc
                     ddj[h] += g * ai[h];
                 }
             }
-        /* ... and through normalize(): (du - u (u . du)) / |x| above eps. */
-        for (int r = 0; r < N; r++) {
-            const double *ur = u + (size_t)r * H, *dur = du + (size_t)r * H;
-            float *dx = dcols[r / B] + (size_t)(r % B) * H;
-            double proj = norm[r] > NORMALIZE_EPS ? dot(ur, dur, H) : 0;
-            double div = norm[r] > NORMALIZE_EPS ? norm[r] : NORMALIZE_EPS;
-            for (int h = 0; h < H; h++)
-                dx[h] = (float)((dur[h] - ur[h] * proj) / div);
-        }
+        /* ... and through normalize(). */
+        for (int r = 0; r < N; r++)
+            unit_vector_backward(dcol[r / B] + (size_t)(r % B) * H, u + (size_t)r * H,
+                                 du + (size_t)r * H, norm[r], H);
         free(du);
     }
     free(G);
@@ -116,6 +131,47 @@ double mnr_loss_columns(const float *const *cols, int C, int B, int H, double sc
     return loss;
 }
 
+#ifdef BP_HAVE_CUDA
+/* lib/cuda/loss.cu */
+double mnr_compute_gpu(const loss *l, const loss_batch *b, const float *head, float *const *dcol,
+                       float *dhead);
+#else
+#define mnr_compute_gpu NULL
+#endif
+
+loss loss_mnr(double scale, int symmetric)
+{
+    return (loss){.name = symmetric ? "mnr-symmetric" : "mnr", .scale = scale,
+                  .symmetric = symmetric, .compute = mnr_compute, .compute_gpu = mnr_compute_gpu};
+}
+
+double loss_compute(const loss *l, const loss_batch *b, int on_gpu, const float *head,
+                    float *const *dcol, float *dhead)
+{
+    if (!on_gpu)
+        return l->compute(l, b, head, dcol, dhead);
+    if (!l->compute_gpu)
+        die("the %s loss has no GPU implementation", l->name);
+    return l->compute_gpu(l, b, head, dcol, dhead);
+}
+
+double mnr_loss_columns(const float *const *cols, int C, int B, int H, double scale,
+                        int symmetric, float *const *dcols, float *scores)
+{
+    loss l = loss_mnr(scale, symmetric);
+    loss_batch b = {.H = H, .columns = C, .total_rows = B, .rows = B, .col = cols};
+    if (scores) {
+        double *u = xmallocarray((size_t)C * B * H, sizeof *u);
+        for (int r = 0; r < C * B; r++)
+            unit_vector(u + (size_t)r * H, cols[r / B] + (size_t)(r % B) * H, H);
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < (C - 1) * B; j++)
+                scores[(size_t)i * (C - 1) * B + j] =
+                    (float)(scale * dot(u + (size_t)i * H, u + (size_t)(B + j) * H, H));
+        free(u);
+    }
+    return mnr_compute(&l, &b, NULL, dcols, NULL);
+}
 double mnr_loss(const float *a, const float *p, const float *n, int B, int H, double scale,
                 int symmetric, float *da, float *dp, float *dn, float *scores)
 {

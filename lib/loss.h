@@ -1,37 +1,77 @@
-/* loss.h - sentence-transformers' MultipleNegativesRankingLoss and
- * MultipleNegativesSymmetricRankingLoss over pooled sentence embeddings, with
- * the gradient with respect to every embedding.
+/* loss.h - the training losses over pooled sentence embeddings, behind one
+ * interface: a loss takes the embeddings of a batch (and labels where it has
+ * them), its own head parameters where it has them, and returns the loss
+ * and the gradients of the embeddings and of its head.
  *
- * A batch has B rows and C >= 2 columns: column 0 holds the anchors, column 1
- * the positives, columns 2.. optional hard negatives.  Each column is a
- * row-major [B, H] float block.  The candidates are the positives followed by
- * the negatives (C-1)*B of them, and
+ * A batch has C >= 2 columns of embeddings: column 0 the anchors, column 1
+ * the positives, columns 2.. optional hard negatives.  col[c] is a row-major
+ * [total_rows, H] block holding the whole batch (every process's rows, when
+ * several share one batch); the loss is computed for the rows row_offset ..
+ * row_offset + rows - 1 and divided by total_rows, so that the losses of the
+ * processes add up to the loss of the batch, and dcol[c] ([total_rows, H],
+ * overwritten) receives the gradient of that part with respect to every
+ * embedding of the batch (the processes' gradients add up likewise).
  *
- *     scores[i][j] = scale * cos(anchor_i, candidate_j)         [B, (C-1)*B]
- *     forward      = mean_i cross_entropy(scores[i], target i)
- *
- * The symmetric loss adds the opposite direction over the positives only:
- * backward = mean_j cross_entropy(positive_j -> all anchors, target j) over the
- * transposed [B, B] positive block, and returns (forward + backward) / 2 (the
- * negatives appear in the forward direction only, as in sentence-transformers).
- *
- * cos is computed as sentence-transformers does: each embedding is divided
- * by max(|x|, 1e-12) (torch.nn.functional.normalize) and the rows are dotted.
- * Norms, dot products and softmax sums are accumulated in double; the loss is
- * returned in double and the gradients are rounded to float at the end. */
+ * MultipleNegativesRankingLoss (sentence-transformers):
+ *     scores[i][j] = scale * cos(anchor_i, candidate_j),  candidates = the
+ *                    positives followed by the negatives, (C-1)*total of them
+ *     loss         = mean_i cross_entropy(scores[i], target i)
+ * MultipleNegativesSymmetricRankingLoss adds the opposite direction over the
+ * positives only (positive j against every anchor, target j) and returns the
+ * mean of the two directions (negatives appear in the forward one only).
+ * cos is computed as sentence-transformers does: each embedding divided by
+ * max(|x|, 1e-12) (torch.nn.functional.normalize), rows dotted; norms, dot
+ * products and softmax sums in double, the loss in double, the gradients
+ * rounded to float at the end. */
 #ifndef BP_LOSS_H
 #define BP_LOSS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optim.h"
 
 /* sentence-transformers' default scale (temperature 0.05). */
 #define MNR_DEFAULT_SCALE 20.0
 
-/* The loss for the batch in cols[0..C-1] (each [B, H]).
- * dcols:  NULL for the loss alone; otherwise dcols[c] (each [B, H]) receives
- *         d loss / d cols[c] for every column c (overwritten, not added to).
- * scores: NULL, or [B, (C-1)*B] floats receiving scale * cos (the logits of
- *         the forward direction).
- * symmetric: 0 MultipleNegativesRankingLoss, 1 the symmetric variant.
- * C < 2 or an empty batch is a programming error (fatal). */
+typedef struct {
+    int H;
+    int columns;             /* C >= 2 */
+    int total_rows;          /* rows of the whole batch in col */
+    int row_offset, rows;    /* the rows whose loss is computed here */
+    const float *const *col; /* [C] of [total_rows, H] */
+    const int32_t *labels;   /* [total_rows] class of each row, for losses with labels */
+} loss_batch;
+
+typedef struct loss loss;
+struct loss {
+    const char *name;        /* as logs and checkpoints name it */
+    double scale;
+    int symmetric;
+    size_t head_size;        /* floats of head parameters (0: none) */
+    const optim_range *head_ranges; /* offsets within the head */
+    int n_head_ranges;
+    /* head, dhead: head_size floats (NULL without a head); dcol NULL for the
+     * loss alone; dhead is added to. */
+    double (*compute)(const loss *l, const loss_batch *b, const float *head, float *const *dcol,
+                      float *dhead);
+    /* The same on embeddings in GPU memory, or NULL when the loss has no GPU
+     * implementation. */
+    double (*compute_gpu)(const loss *l, const loss_batch *b, const float *head,
+                          float *const *dcol, float *dhead);
+};
+
+/* MultipleNegatives(Symmetric)RankingLoss with the given scale. */
+loss loss_mnr(double scale, int symmetric);
+
+/* l's loss of batch b, computed where the embeddings are (on_gpu: in GPU
+ * memory, by the loss's GPU implementation). */
+double loss_compute(const loss *l, const loss_batch *b, int on_gpu, const float *head,
+                    float *const *dcol, float *dhead);
+
+/* The MNR loss of a single-process batch cols[0..C-1] (each [B, H]), as
+ * loss_mnr computes it: dcols NULL for the loss alone, else overwritten with
+ * the gradients; scores NULL or [B, (C-1)*B] floats receiving scale * cos. */
 double mnr_loss_columns(const float *const *cols, int C, int B, int H, double scale,
                         int symmetric, float *const *dcols, float *scores);
 

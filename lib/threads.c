@@ -14,7 +14,7 @@ void threads_set(int n)
     }
     nthreads = n;
     omp_set_num_threads(n);
-    /* One level: code that hands whole tasks to threads (encode.c) runs the
+    /* One level: code that hands whole tasks to threads (encoder_cpu.c) runs the
      * loops inside them on the calling thread. */
     omp_set_max_active_levels(1);
     openblas_set_num_threads(n);

@@ -1,5 +1,5 @@
 /* common.cuh - what every CUDA file of the backend shares: error checks,
- * float/bf16 conversions, reductions, launch sizes and the dropout hash.
+ * float/bf16 conversions, reductions, launch sizes and dropout masks.
  * Everything runs on the legacy default stream, so kernels, cuBLASLt calls
  * and copies are ordered without events. */
 #ifndef BP_CUDA_COMMON_CUH
@@ -12,8 +12,11 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "dropout.h"
+
 extern "C" {
 #include "gpu.h"
+#include "loss.h"
 #include "util.h"
 }
 
@@ -124,36 +127,37 @@ static inline unsigned grid_for_rows(size_t rows)
 
 /* ---- dropout ------------------------------------------------------------- */
 
-/* Counter-based masks: element idx of dropout site `site` is kept when the
- * top 32 bits of a hash of (seed, site, idx) reach the threshold p * 2^32 (as
- * the CPU compares its 32-bit draws).  The backward pass recomputes the mask
- * instead of storing it.  Not the CPU's stream of draws: masks differ from
- * bert.c's, with the same distribution. */
-__host__ __device__ __forceinline__ uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-struct dropout_site {
-    uint64_t key;      /* mix64(seed, site) */
-    uint32_t threshold;
-    float scale;       /* 1 / (1 - p) */
+/* Masks are dropout.h's function of position, the same as the CPU's; the
+ * backward pass recomputes them instead of storing them.  A site of a pass:
+ * everything the keep decision of element i of a [rows, width] activation
+ * (hidden sites) or of the [B * heads, Tp, Tp] probabilities (attention)
+ * needs. */
+struct dropout_mask {
+    uint64_t seed, step;
+    uint32_t layer, site, threshold;
+    float scale;                  /* 1 / (1 - p) */
+    const int32_t *row, *column;  /* [sequences]: the dropout keys */
+    const int32_t *seq, *pos;     /* [tokens]: sequence and position of each row */
+    const int *start;             /* [sequences + 1] */
+    int width;                    /* H for hidden sites, heads for attention */
+    int Tp;                       /* attention: padded length */
 };
 
-static inline dropout_site dropout_site_make(uint64_t seed, uint64_t site, float p)
+__device__ __forceinline__ bool dropout_keep_at(const dropout_mask &d, size_t i)
 {
-    dropout_site d;
-    d.key = mix64(seed ^ mix64(site * 0x9e3779b97f4a7c15ULL + 1));
-    d.threshold = (uint32_t)((double)p * 4294967296.0);
-    d.scale = 1.0f / (1.0f - p);
-    return d;
-}
-
-__device__ __forceinline__ bool dropout_keep(const dropout_site &d, uint64_t idx)
-{
-    return (uint32_t)(mix64(d.key + idx * 0x9e3779b97f4a7c15ULL) >> 32) >= d.threshold;
+    if (d.site != DROP_ATTENTION) {
+        size_t r = i / d.width;
+        int s = d.seq[r];
+        uint64_t key = dropout_key(d.seed, d.step, d.row[s], d.column[s], d.layer, d.site);
+        return dropout_keep(key, (uint64_t)d.pos[r] * d.width + i % d.width, d.threshold);
+    }
+    size_t per = (size_t)d.Tp * d.Tp, bh = i / per;
+    int q = (int)(i / d.Tp % d.Tp), k = (int)(i % d.Tp);
+    int b = (int)(bh / d.width), h = (int)(bh % d.width), n = d.start[b + 1] - d.start[b];
+    if (q >= n || k >= n)
+        return false; /* padding: its probabilities are zero */
+    uint64_t key = dropout_key(d.seed, d.step, d.row[b], d.column[b], d.layer, DROP_ATTENTION);
+    return dropout_keep(key, ((uint64_t)h * n + q) * n + k, d.threshold);
 }
 
 #endif

@@ -1,10 +1,10 @@
 /* gpu.cu - the encoder on the GPU: device parameters, activations and the
- * forward/backward passes, mirroring bert.c layer for layer, and the C API
- * of gpu.h.  Kernels are in layers.cuh, products in matmul.cu, the loss in
+ * forward/backward passes, mirroring bert.c layer for layer, and encoder.h's
+ * implementation on them (plus gpu.h's extras).  Kernels are in layers.cuh, products in matmul.cu, the loss in
  * loss.cu and the optimiser in optim.cu.
  *
- * Each pass is a template on the activation type T: float for GPU_FP32,
- * bf16 for GPU_BF16 (whose matrix products read a bf16 copy of the fp32
+ * Each pass is a template on the activation type T: float for PRECISION_FP32,
+ * bf16 for PRECISION_BF16 (whose matrix products read a bf16 copy of the fp32
  * master weights, refreshed by every optimiser step).  Parameter gradients
  * are always fp32. */
 #include "backend.cuh"
@@ -29,23 +29,25 @@ struct layer_buf {
 };
 
 struct gpu_model {
+    encoder base;             /* first: a gpu_model is an encoder */
     bert_config c;
-    gpu_precision precision;
+    pooling_mode pooling;
+    precision precision;
     int training;
-    size_t off[P_COUNT + 1], nparams;
-    size_t ntrain;            /* trainable floats: everything before the pooler */
+    size_t off[P_COUNT + 1], nparams; /* nparams: the model's and the extra floats */
+    int embed_batch;          /* sequences per forward pass of embed */
 
     float *params;            /* fp32 master weights */
-    bf16 *params_bf16;        /* GPU_BF16: the copy the products read */
+    bf16 *params_bf16;        /* PRECISION_BF16: the copy the products read */
     float *grads, *m, *v;     /* training */
-    adam_range *ranges;       /* device copy of optim_bert_ranges() */
+    adam_range *ranges;       /* device copy of the encoder's trainable ranges */
     int nranges;
     size_t max_range;
 
     /* The batch of the last forward pass. */
     int B, N, Tp;             /* sequences, tokens, padded length for attention */
     float p_hidden, p_attn;   /* dropout it applied (0 = none) */
-    uint64_t seed;
+    uint64_t drop_seed, drop_step; /* its dropout keys (with drop_row, drop_col) */
 
     /* Host staging for packing a batch. */
     int host_tokens, host_seqs;
@@ -57,6 +59,7 @@ struct gpu_model {
     int cap_tokens;
     char *token_mem;
     int32_t *ids, *pos, *seq; /* [N] token ids, positions, sequence of each row */
+    int32_t *drop_row, *drop_col; /* [B] dropout keys of each sequence (B <= N) */
     int *start;               /* [B + 1] */
     void *emb;                /* [N, H] embedding sum entering the LayerNorm */
     float *emb_mean, *emb_rstd;
@@ -85,12 +88,12 @@ enum { EMBED_CHUNK = 256 };
 
 static size_t elem_size(const gpu_model *g)
 {
-    return g->precision == GPU_FP32 ? sizeof(float) : sizeof(bf16);
+    return g->precision == PRECISION_FP32 ? sizeof(float) : sizeof(bf16);
 }
 
 static elem_type act_type(const gpu_model *g)
 {
-    return g->precision == GPU_FP32 ? DT_F32 : DT_BF16;
+    return g->precision == PRECISION_FP32 ? DT_F32 : DT_BF16;
 }
 
 /* ---- device memory layout ------------------------------------------------ */
@@ -110,6 +113,8 @@ static size_t layout_tokens(gpu_model *g, char *base, size_t n)
     place(g->ids, base, off, n * 4);
     place(g->pos, base, off, n * 4);
     place(g->seq, base, off, n * 4);
+    place(g->drop_row, base, off, n * 4);
+    place(g->drop_col, base, off, n * 4);
     place(g->start, base, off, (n + 1) * 4);
     place(g->emb, base, off, n * H * es);
     place(g->emb_mean, base, off, n * 4);
@@ -244,9 +249,10 @@ static void upload(void *dst, const void *src, size_t bytes)
 
 /* Pack C columns of B sequences each (column c: ids [B, T[c]], lengths
  * lens[c] or NULL) into the device buffers as one batch of C*B sequences;
- * with backward, also the row groups of the embedding backward pass. */
+ * with backward, also the row groups of the embedding backward pass; with
+ * keys, the dropout keys of the C*B sequences. */
 static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *const *col_lens,
-                 int C, int B, const int *T, int backward)
+                 int C, int B, const int *T, int backward, const dropout_keys *keys)
 {
     const bert_config *c = &g->c;
     int nseq = C * B;
@@ -309,6 +315,12 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
     upload(g->pos, g->h_pos, (size_t)N * 4);
     upload(g->seq, g->h_seq, (size_t)N * 4);
     upload(g->start, g->h_start, (size_t)(nseq + 1) * 4);
+    if (keys) {
+        upload(g->drop_row, keys->row, (size_t)nseq * 4);
+        upload(g->drop_col, keys->column, (size_t)nseq * 4);
+        g->drop_seed = keys->seed;
+        g->drop_step = keys->step;
+    }
     if (backward) {
         g->n_word_keys = group_rows(g->h_ids, N, c->vocab_size, g->h_count, g->h_keys,
                                     g->h_offsets, g->h_rows);
@@ -328,7 +340,7 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
 /* The weights the products read, as T. */
 template <class T> static const T *weights(const gpu_model *g)
 {
-    return g->precision == GPU_FP32 ? (const T *)(const void *)g->params
+    return g->precision == PRECISION_FP32 ? (const T *)(const void *)g->params
                                     : (const T *)(const void *)g->params_bf16;
 }
 
@@ -338,12 +350,25 @@ static size_t layer_offset(const gpu_model *g, int p, int l)
     return g->off[p] + (size_t)l * ((g->off[p + 1] - g->off[p]) / g->c.layers);
 }
 
-/* Dropout sites, one per place a mask is drawn. */
-enum { SITE_EMB, SITE_ATT, SITE_ATTN_OUT, SITE_FFN_OUT, SITES_PER_LAYER = 3 };
-
-static uint64_t site(int layer, int which)
+/* The dropout site `which` (dropout.h) of layer l in the last forward pass. */
+static dropout_mask drop_site(const gpu_model *g, int l, int which)
 {
-    return which == SITE_EMB ? SITE_EMB : 1 + (uint64_t)layer * SITES_PER_LAYER + (which - 1);
+    dropout_mask d = {};
+    float p = which == DROP_ATTENTION ? g->p_attn : g->p_hidden;
+    d.seed = g->drop_seed;
+    d.step = g->drop_step;
+    d.layer = l;
+    d.site = which;
+    d.threshold = dropout_threshold(p);
+    d.scale = 1.0f / (1.0f - p);
+    d.row = g->drop_row;
+    d.column = g->drop_col;
+    d.seq = g->seq;
+    d.pos = g->pos;
+    d.start = g->start;
+    d.width = which == DROP_ATTENTION ? g->c.heads : g->c.hidden;
+    d.Tp = g->Tp;
+    return d;
 }
 
 /* out[n, m] = in[n, k] w[m, k]^T + bias[m]. */
@@ -446,7 +471,7 @@ template <class T> static void attention_forward(gpu_model *g, int l)
     const void *probs = la->att;
     if (g->p_attn > 0) {
         dropout_apply<T, T>((T *)g->att_tmp, (const T *)la->att, (size_t)B * heads * Tp * Tp,
-                            g->p_attn, g->seed, site(l, SITE_ATT));
+                            drop_site(g, l, DROP_ATTENTION));
         probs = g->att_tmp;
     }
     attention_matmul(g, g->ctx_p, act_type(g), probs, g->v_p, Tp, d, Tp, 0, 0, 1.0f);
@@ -472,11 +497,10 @@ template <class T> static void attention_backward(gpu_model *g, int l, const T *
     attention_matmul(g, g->scores, DT_F32, dctx_p, g->v_p, Tp, Tp, d, 0, 1, 1.0f);
     const void *probs = la->att;
     if (g->p_attn > 0) {
-        dropout_apply<T, T>((T *)g->att_tmp, (const T *)la->att, natt, g->p_attn, g->seed,
-                            site(l, SITE_ATT));
+        dropout_mask d = drop_site(g, l, DROP_ATTENTION);
+        dropout_apply<T, T>((T *)g->att_tmp, (const T *)la->att, natt, d);
         probs = g->att_tmp;
-        dropout_apply<float, float>(g->scores, g->scores, natt, g->p_attn, g->seed,
-                                    site(l, SITE_ATT));
+        dropout_apply<float, float>(g->scores, g->scores, natt, d);
     }
     /* dv = probs^T dctx */
     attention_matmul(g, g->dv_p, act_type(g), probs, dctx_p, Tp, d, Tp, 1, 0, 1.0f);
@@ -506,8 +530,8 @@ template <class T> static void forward(gpu_model *g, int dropout)
     layernorm_forward<T>((T *)g->hidden[0], g->emb_mean, g->emb_rstd, (const T *)g->emb,
                          W + off[P_EMB_LN_W], W + off[P_EMB_LN_B], N, H, c->ln_eps);
     if (g->p_hidden > 0)
-        dropout_apply<T, T>((T *)g->hidden[0], (const T *)g->hidden[0], nH, g->p_hidden, g->seed,
-                            site(0, SITE_EMB));
+        dropout_apply<T, T>((T *)g->hidden[0], (const T *)g->hidden[0], nH,
+                            drop_site(g, 0, DROP_EMBEDDINGS));
 
     for (int l = 0; l < c->layers; l++) {
         layer_buf *la = &g->layer[l];
@@ -517,7 +541,8 @@ template <class T> static void forward(gpu_model *g, int dropout)
         attention_forward<T>(g, l);
         matmul_forward<T>(g, (T *)la->ln1_in, (const T *)la->ctx, LW(P_ATTN_OUT_W),
                           LW(P_ATTN_OUT_B), N, H, H);
-        dropout_residual<T>((T *)la->ln1_in, x, nH, g->p_hidden, g->seed, site(l, SITE_ATTN_OUT));
+        dropout_residual<T>((T *)la->ln1_in, x, nH, drop_site(g, l, DROP_ATTENTION_OUT),
+                            g->p_hidden > 0);
         layernorm_forward<T>((T *)la->ln1_out, la->ln1_mean, la->ln1_rstd, (const T *)la->ln1_in,
                              LW(P_ATTN_LN_W), LW(P_ATTN_LN_B), N, H, c->ln_eps);
         matmul_forward<T>(g, (T *)la->ffn_pre, (const T *)la->ln1_out, LW(P_FFN_IN_W),
@@ -525,8 +550,8 @@ template <class T> static void forward(gpu_model *g, int dropout)
         gelu_forward<T>((T *)g->gelu, (const T *)la->ffn_pre, (size_t)N * FF);
         matmul_forward<T>(g, (T *)la->ln2_in, (const T *)g->gelu, LW(P_FFN_OUT_W),
                           LW(P_FFN_OUT_B), N, FF, H);
-        dropout_residual<T>((T *)la->ln2_in, (const T *)la->ln1_out, nH, g->p_hidden, g->seed,
-                            site(l, SITE_FFN_OUT));
+        dropout_residual<T>((T *)la->ln2_in, (const T *)la->ln1_out, nH,
+                            drop_site(g, l, DROP_FFN_OUT), g->p_hidden > 0);
         layernorm_forward<T>((T *)g->hidden[l + 1], la->ln2_mean, la->ln2_rstd,
                              (const T *)la->ln2_in, LW(P_FFN_LN_W), LW(P_FFN_LN_B), N, H,
                              c->ln_eps);
@@ -556,7 +581,7 @@ template <class T> static void backward(gpu_model *g)
                               N, H);
         const T *d_ffn_out = g1;
         if (g->p_hidden > 0) {
-            dropout_apply<T, T>(g2, g1, nH, g->p_hidden, g->seed, site(l, SITE_FFN_OUT));
+            dropout_apply<T, T>(g2, g1, nH, drop_site(g, l, DROP_FFN_OUT));
             d_ffn_out = g2;
         }
         gelu_forward<T>((T *)g->gelu, (const T *)la->ffn_pre, (size_t)N * FF);
@@ -571,7 +596,7 @@ template <class T> static void backward(gpu_model *g)
                               N, H);
         const T *d_attn_out = dh;
         if (g->p_hidden > 0) {
-            dropout_apply<T, T>(g2, dh, nH, g->p_hidden, g->seed, site(l, SITE_ATTN_OUT));
+            dropout_apply<T, T>(g2, dh, nH, drop_site(g, l, DROP_ATTENTION_OUT));
             d_attn_out = g2;
         }
         matmul_backward<T>(g, g1, LG(P_ATTN_OUT_W), LG(P_ATTN_OUT_B), d_attn_out,
@@ -585,7 +610,7 @@ template <class T> static void backward(gpu_model *g)
 
     const T *d_emb_out = dh;
     if (g->p_hidden > 0) {
-        dropout_apply<T, T>(g2, dh, nH, g->p_hidden, g->seed, site(0, SITE_EMB));
+        dropout_apply<T, T>(g2, dh, nH, drop_site(g, 0, DROP_EMBEDDINGS));
         d_emb_out = g2;
     }
     layernorm_backward<T>(g1, G + off[P_EMB_LN_W], G + off[P_EMB_LN_B], g->partial, d_emb_out,
@@ -613,7 +638,7 @@ template <class T> static void pool_back(gpu_model *g, pooling_mode mode, int ns
 
 /* Run fn<float> or fn<bf16> as the model's precision says. */
 #define BY_PRECISION(g, fn, ...)                                                                 \
-    ((g)->precision == GPU_FP32 ? fn<float>(__VA_ARGS__) : fn<bf16>(__VA_ARGS__))
+    ((g)->precision == PRECISION_FP32 ? fn<float>(__VA_ARGS__) : fn<bf16>(__VA_ARGS__))
 
 /* ---- the C API ------------------------------------------------------------ */
 
@@ -648,66 +673,15 @@ extern "C" int gpu_available(char *why, size_t n)
     return ok;
 }
 
-extern "C" gpu_model *gpu_model_create(const bert_config *c, const float *params,
-                                       gpu_precision precision, int training)
+static void refresh_bf16(gpu_model *g)
 {
-    char why[256];
-    if (!gpu_available(why, sizeof why))
-        die("gpu: %s", why);
-    if (c->hidden % c->heads)
-        die("gpu: hidden size %d is not a multiple of %d heads", c->hidden, c->heads);
-    gpu_model *g = (gpu_model *)xcalloc(1, sizeof *g);
-    g->c = *c;
-    g->precision = precision;
-    g->training = training;
-    g->nparams = bert_param_offsets(c, g->off);
-    g->ntrain = g->off[P_TRAINABLE];
-    g->params = (float *)cuda_alloc(g->nparams * 4, "the weights");
-    upload(g->params, params, g->nparams * 4);
-    if (precision == GPU_BF16) {
-        g->params_bf16 = (bf16 *)cuda_alloc(g->nparams * sizeof(bf16), "the bf16 weights");
+    if (g->params_bf16)
         to_bf16_device(g->params_bf16, g->params, g->nparams);
-    }
-    if (training) {
-        g->grads = (float *)cuda_alloc(g->nparams * 4, "the gradients");
-        g->m = (float *)cuda_alloc(g->nparams * 4, "the first moments");
-        g->v = (float *)cuda_alloc(g->nparams * 4, "the second moments");
-        CUDA_CHECK(cudaMemset(g->grads, 0, g->nparams * 4));
-        CUDA_CHECK(cudaMemset(g->m, 0, g->nparams * 4));
-        CUDA_CHECK(cudaMemset(g->v, 0, g->nparams * 4));
-        int nr = optim_bert_ranges(c, NULL);
-        optim_range *r = (optim_range *)xmallocarray(nr, sizeof *r);
-        adam_range *ar = (adam_range *)xmallocarray(nr, sizeof *ar);
-        optim_bert_ranges(c, r);
-        size_t covered = 0;
-        for (int i = 0; i < nr; i++) {
-            ar[i].offset = r[i].offset;
-            ar[i].numel = r[i].numel;
-            ar[i].decay = r[i].decay;
-            covered += r[i].numel;
-            g->max_range = r[i].numel > g->max_range ? r[i].numel : g->max_range;
-        }
-        /* grad_norm_device sums [0, ntrain): the ranges must be exactly that. */
-        if (covered != g->ntrain || r[0].offset != 0)
-            die("gpu: the optimiser's ranges do not cover the trainable tensors");
-        g->ranges = (adam_range *)cuda_alloc(nr * sizeof *ar, "the optimiser ranges");
-        upload(g->ranges, ar, nr * sizeof *ar);
-        g->nranges = nr;
-        free(r);
-        free(ar);
-        int nkeys = c->vocab_size > c->max_positions ? c->vocab_size : c->max_positions;
-        g->h_count = (int *)xcalloc(nkeys, sizeof *g->h_count);
-    }
-    g->hidden = (void **)xcalloc(c->layers + 1, sizeof *g->hidden);
-    g->layer = (layer_buf *)xcalloc(c->layers, sizeof *g->layer);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    return g;
 }
 
-extern "C" void gpu_model_free(gpu_model *g)
+static void gpu_close(encoder *e)
 {
-    if (!g)
-        return;
+    gpu_model *g = (gpu_model *)e;
     cuda_free(g->params);
     cuda_free(g->params_bf16);
     cuda_free(g->grads);
@@ -729,18 +703,19 @@ extern "C" void gpu_model_free(gpu_model *g)
     free(g);
 }
 
-extern "C" void gpu_embed(gpu_model *g, const int32_t *ids, const int32_t *lens, int B, int T,
-                          pooling_mode mode, int normalize, float *out)
+static void gpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64_t B, int T,
+                      int normalize, float *out)
 {
+    gpu_model *g = (gpu_model *)e;
     if (B < 1 || T < 1)
-        die("gpu_embed: %d sequences of %d tokens", B, T);
+        die("gpu_embed: %lld sequences of %d tokens", (long long)B, T);
     int H = g->c.hidden;
-    for (int b0 = 0; b0 < B; b0 += EMBED_CHUNK) {
-        int nb = B - b0 < EMBED_CHUNK ? B - b0 : EMBED_CHUNK;
+    for (int64_t b0 = 0; b0 < B; b0 += g->embed_batch) {
+        int nb = B - b0 < g->embed_batch ? (int)(B - b0) : g->embed_batch;
         const int32_t *chunk_ids = ids + (size_t)b0 * T, *chunk_lens = lens ? lens + b0 : NULL;
-        pack(g, &chunk_ids, &chunk_lens, 1, nb, &T, 0);
+        pack(g, &chunk_ids, &chunk_lens, 1, nb, &T, 0, NULL);
         BY_PRECISION(g, forward, g, 0);
-        BY_PRECISION(g, pool, g, mode, nb);
+        BY_PRECISION(g, pool, g, g->pooling, nb);
         if (normalize)
             l2_normalize_rows(g->pooled, nb, H);
         CUDA_CHECK(cudaMemcpy(out + (size_t)b0 * H, g->pooled, (size_t)nb * H * sizeof *out,
@@ -748,10 +723,157 @@ extern "C" void gpu_embed(gpu_model *g, const int32_t *ids, const int32_t *lens,
     }
 }
 
-/* bf16 to float on the host: the bf16 bits are the top half of the float's. */
-static void download_as_float(float *dst, const void *src, size_t n, gpu_precision p)
+static void need_training(const gpu_model *g, const char *fn)
 {
-    if (p == GPU_FP32) {
+    if (!g->training)
+        die("%s: the encoder was opened without training", fn);
+}
+
+static void gpu_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
+                        const dropout_keys *keys)
+{
+    gpu_model *g = (gpu_model *)e;
+    need_training(g, "encoder_forward");
+    pack(g, &ids, &lens, 1, B, &T, 1, keys);
+    BY_PRECISION(g, forward, g, keys != NULL);
+    BY_PRECISION(g, pool, g, g->pooling, B);
+    /* The buffers may have moved (reserve). */
+    e->pooled = g->pooled;
+    e->pooled_grad = g->d_pooled;
+}
+
+static void gpu_backward(encoder *e)
+{
+    gpu_model *g = (gpu_model *)e;
+    need_training(g, "encoder_backward");
+    BY_PRECISION(g, pool_back, g, g->pooling, g->B);
+    BY_PRECISION(g, backward, g);
+    CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+static void gpu_copy_pooled(const encoder *e, float *out)
+{
+    CUDA_CHECK(cudaMemcpy(out, e->pooled, (size_t)e->pooled_rows * e->model->cfg.hidden * 4,
+                          cudaMemcpyDeviceToHost));
+}
+
+static void gpu_copy_pooled_grad(encoder *e, const float *in)
+{
+    upload(e->pooled_grad, in, (size_t)e->pooled_rows * e->model->cfg.hidden * 4);
+}
+
+static void gpu_zero_grads(encoder *e)
+{
+    gpu_model *g = (gpu_model *)e;
+    need_training(g, "encoder_zero_grads");
+    CUDA_CHECK(cudaMemset(g->grads, 0, g->nparams * 4));
+}
+
+/* The norm runs over the whole gradient buffer: outside the trainable ranges
+ * (the pooler) the gradients stay zero, as encoder_zero_grads leaves them. */
+static double gpu_optimizer_step(encoder *e, const adam_config *adam, double lr,
+                                 double max_grad_norm, long step)
+{
+    gpu_model *g = (gpu_model *)e;
+    need_training(g, "encoder_optimizer_step");
+    double norm = grad_norm_device(g->grads, g->nparams);
+    if (!std::isfinite(norm))
+        return norm;
+    double clip = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;
+    adam_step_device(adam, g->ranges, g->nranges, g->max_range, g->params, g->grads, g->m, g->v,
+                     g->params_bf16, step, lr, clip);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    return norm;
+}
+
+static float *device_buffer(const gpu_model *g, encoder_buffer which)
+{
+    if (which != BUF_PARAMS)
+        need_training(g, "encoder_get");
+    return which == BUF_PARAMS ? g->params : which == BUF_GRADS ? g->grads
+         : which == BUF_MOMENT1 ? g->m : g->v;
+}
+
+static void gpu_get(const encoder *e, encoder_buffer which, float *out)
+{
+    const gpu_model *g = (const gpu_model *)e;
+    CUDA_CHECK(cudaMemcpy(out, device_buffer(g, which), g->nparams * 4, cudaMemcpyDeviceToHost));
+}
+
+static void gpu_set(encoder *e, encoder_buffer which, const float *in)
+{
+    gpu_model *g = (gpu_model *)e;
+    upload(device_buffer(g, which), in, g->nparams * 4);
+    if (which == BUF_PARAMS)
+        refresh_bf16(g);
+    CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+static const encoder_ops gpu_ops = {
+    gpu_close, gpu_embed, gpu_forward, gpu_backward, gpu_copy_pooled, gpu_copy_pooled_grad,
+    gpu_zero_grads, gpu_optimizer_step, gpu_get, gpu_set,
+};
+
+extern "C" encoder *encoder_gpu_open(const bert_model *m, const encoder_settings *s)
+{
+    char why[256];
+    const bert_config *c = &m->cfg;
+    if (!gpu_available(why, sizeof why))
+        die("gpu: %s", why);
+    if (c->hidden % c->heads)
+        die("gpu: hidden size %d is not a multiple of %d heads", c->hidden, c->heads);
+    gpu_model *g = (gpu_model *)xcalloc(1, sizeof *g);
+    encoder *e = &g->base;
+    e->ops = &gpu_ops;
+    e->model = m;
+    e->on_gpu = 1;
+    encoder_init_ranges(e, s);
+    g->c = *c;
+    g->pooling = m->pooling;
+    g->precision = s->precision;
+    g->training = s->training;
+    g->embed_batch = EMBED_CHUNK; /* the GPU wants larger passes than the CPU's batch_size */
+    bert_param_offsets(c, g->off);
+    g->nparams = e->nparams;
+    g->params = (float *)cuda_alloc(g->nparams * 4, "the weights");
+    CUDA_CHECK(cudaMemset(g->params, 0, g->nparams * 4));
+    upload(g->params, m->params, m->nparams * 4);
+    if (g->precision == PRECISION_BF16)
+        g->params_bf16 = (bf16 *)cuda_alloc(g->nparams * sizeof(bf16), "the bf16 weights");
+    refresh_bf16(g);
+    e->params = g->params;
+    if (s->training) {
+        g->grads = (float *)cuda_alloc(g->nparams * 4, "the gradients");
+        g->m = (float *)cuda_alloc(g->nparams * 4, "the first moments");
+        g->v = (float *)cuda_alloc(g->nparams * 4, "the second moments");
+        CUDA_CHECK(cudaMemset(g->grads, 0, g->nparams * 4));
+        CUDA_CHECK(cudaMemset(g->m, 0, g->nparams * 4));
+        CUDA_CHECK(cudaMemset(g->v, 0, g->nparams * 4));
+        e->grads = g->grads;
+        adam_range *ar = (adam_range *)xmallocarray(e->nranges, sizeof *ar);
+        for (int i = 0; i < e->nranges; i++) {
+            ar[i].offset = e->ranges[i].offset;
+            ar[i].numel = e->ranges[i].numel;
+            ar[i].decay = e->ranges[i].decay;
+            g->max_range = e->ranges[i].numel > g->max_range ? e->ranges[i].numel : g->max_range;
+        }
+        g->ranges = (adam_range *)cuda_alloc(e->nranges * sizeof *ar, "the optimiser ranges");
+        upload(g->ranges, ar, e->nranges * sizeof *ar);
+        g->nranges = e->nranges;
+        free(ar);
+        int nkeys = c->vocab_size > c->max_positions ? c->vocab_size : c->max_positions;
+        g->h_count = (int *)xcalloc(nkeys, sizeof *g->h_count);
+    }
+    g->hidden = (void **)xcalloc(c->layers + 1, sizeof *g->hidden);
+    g->layer = (layer_buf *)xcalloc(c->layers, sizeof *g->layer);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    return e;
+}
+
+/* bf16 to float on the host: the bf16 bits are the top half of the float's. */
+static void download_as_float(float *dst, const void *src, size_t n, precision p)
+{
+    if (p == PRECISION_FP32) {
         CUDA_CHECK(cudaMemcpy(dst, src, n * sizeof *dst, cudaMemcpyDeviceToHost));
         return;
     }
@@ -764,104 +886,20 @@ static void download_as_float(float *dst, const void *src, size_t n, gpu_precisi
     free(bits);
 }
 
-extern "C" void gpu_hidden(gpu_model *g, int layer, float *out)
+extern "C" void gpu_encoder_hidden(const encoder *e, int layer, float *out)
 {
+    const gpu_model *g = (const gpu_model *)e;
+    if (!e->on_gpu)
+        die("gpu_encoder_hidden: not a GPU encoder");
+    need_training(g, "gpu_encoder_hidden");
     if (layer < 0 || layer > g->c.layers)
-        die("gpu_hidden: no layer %d", layer);
+        die("gpu_encoder_hidden: no layer %d", layer);
     if (!g->N)
-        die("gpu_hidden: no forward pass yet");
+        die("gpu_encoder_hidden: no forward pass yet");
     download_as_float(out, g->hidden[layer], (size_t)g->N * g->c.hidden, g->precision);
 }
 
-extern "C" double gpu_forward_backward(gpu_model *g, const int32_t *const *col_ids,
-                                       const int32_t *const *col_lens, int C, int B, const int *T,
-                                       const gpu_loss_config *lc, float *d_emb)
+extern "C" void gpu_download(float *dst, const float *device_src, size_t n)
 {
-    if (!g->training)
-        die("gpu_forward_backward: the model was made without training");
-    if (C < 2 || B < 1)
-        die("gpu_forward_backward: needs 2 or more columns and a non-empty batch (got %d x %d)",
-            B, C);
-    const bert_config *c = &g->c;
-    int H = c->hidden, nseq = C * B;
-    pack(g, col_ids, col_lens, C, B, T, 1);
-    g->seed = lc->dropout_seed;
-    int dropout = c->hidden_dropout > 0 || c->attn_dropout > 0;
-    BY_PRECISION(g, forward, g, dropout);
-    BY_PRECISION(g, pool, g, lc->pooling, nseq);
-    double loss = mnr_loss_device(g->pooled, C, B, H, lc->scale, lc->symmetric, g->d_pooled);
-    if (d_emb)
-        CUDA_CHECK(cudaMemcpy(d_emb, g->d_pooled, (size_t)nseq * H * sizeof *d_emb,
-                              cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaMemset(g->grads, 0, g->nparams * 4));
-    BY_PRECISION(g, pool_back, g, lc->pooling, nseq);
-    BY_PRECISION(g, backward, g);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    return loss;
-}
-
-extern "C" double gpu_optimizer_step(gpu_model *g, const adam_config *adam, double lr,
-                                     double max_grad_norm, long step)
-{
-    if (!g->training)
-        die("gpu_optimizer_step: the model was made without training");
-    double norm = grad_norm_device(g->grads, g->ntrain);
-    if (!std::isfinite(norm))
-        return norm;
-    double clip = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;
-    adam_step_device(adam, g->ranges, g->nranges, g->max_range, g->params, g->grads, g->m, g->v,
-                     g->params_bf16, step, lr, clip);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    return norm;
-}
-
-extern "C" double gpu_train_step(gpu_model *g, const int32_t *const *col_ids,
-                                 const int32_t *const *col_lens, int C, int B, const int *T,
-                                 const gpu_loss_config *lc, const adam_config *adam, double lr,
-                                 double max_grad_norm, long step, double *grad_norm)
-{
-    double loss = gpu_forward_backward(g, col_ids, col_lens, C, B, T, lc, NULL);
-    double norm = gpu_optimizer_step(g, adam, lr, max_grad_norm, step);
-    if (grad_norm)
-        *grad_norm = norm;
-    return loss;
-}
-
-static void need_training(const gpu_model *g, const char *fn)
-{
-    if (!g->training)
-        die("%s: the model was made without training", fn);
-}
-
-extern "C" void gpu_get_params(gpu_model *g, float *params)
-{
-    CUDA_CHECK(cudaMemcpy(params, g->params, g->nparams * 4, cudaMemcpyDeviceToHost));
-}
-
-extern "C" void gpu_set_params(gpu_model *g, const float *params)
-{
-    upload(g->params, params, g->nparams * 4);
-    if (g->params_bf16)
-        to_bf16_device(g->params_bf16, g->params, g->nparams);
-    CUDA_CHECK(cudaDeviceSynchronize());
-}
-
-extern "C" void gpu_get_grads(gpu_model *g, float *grads)
-{
-    need_training(g, "gpu_get_grads");
-    CUDA_CHECK(cudaMemcpy(grads, g->grads, g->nparams * 4, cudaMemcpyDeviceToHost));
-}
-
-extern "C" void gpu_get_moments(gpu_model *g, float *m, float *v)
-{
-    need_training(g, "gpu_get_moments");
-    CUDA_CHECK(cudaMemcpy(m, g->m, g->nparams * 4, cudaMemcpyDeviceToHost));
-    CUDA_CHECK(cudaMemcpy(v, g->v, g->nparams * 4, cudaMemcpyDeviceToHost));
-}
-
-extern "C" void gpu_set_moments(gpu_model *g, const float *m, const float *v)
-{
-    need_training(g, "gpu_set_moments");
-    upload(g->m, m, g->nparams * 4);
-    upload(g->v, v, g->nparams * 4);
+    CUDA_CHECK(cudaMemcpy(dst, device_src, n * sizeof *dst, cudaMemcpyDeviceToHost));
 }

@@ -231,39 +231,37 @@ template <class T> static void gelu_backward(T *d, const T *in, size_t n)
 /* ---- dropout and residuals ----------------------------------------------- */
 
 /* x = dropout(x) (when drop) + res: the dense output, its dropout and the
- * residual sum in one pass.  Element i uses mask bit i. */
+ * residual sum in one pass. */
 template <class T>
-__global__ void dropout_residual_kernel(T *x, const T *res, size_t n, dropout_site site, bool drop)
+__global__ void dropout_residual_kernel(T *x, const T *res, size_t n, dropout_mask site, bool drop)
 {
     GRID_STRIDE(i, n) {
         float v = to_f(x[i]);
         if (drop)
-            v = dropout_keep(site, i) ? v * site.scale : 0.0f;
+            v = dropout_keep_at(site, i) ? v * site.scale : 0.0f;
         x[i] = from_f<T>(v + to_f(res[i]));
     }
 }
 
 template <class T>
-static void dropout_residual(T *x, const T *res, size_t n, float p, uint64_t seed, uint64_t site)
+static void dropout_residual(T *x, const T *res, size_t n, const dropout_mask &site, bool drop)
 {
-    dropout_residual_kernel<T><<<grid_for(n), THREADS>>>(x, res, n,
-                                                         dropout_site_make(seed, site, p), p > 0);
+    dropout_residual_kernel<T><<<grid_for(n), THREADS>>>(x, res, n, site, drop);
     LAUNCH_CHECK();
 }
 
 /* dst[i] = mask i ? src[i] * scale : 0 (dst may equal src). */
 template <class D, class S>
-__global__ void dropout_apply_kernel(D *dst, const S *src, size_t n, dropout_site site)
+__global__ void dropout_apply_kernel(D *dst, const S *src, size_t n, dropout_mask site)
 {
     GRID_STRIDE(i, n)
-        dst[i] = from_f<D>(dropout_keep(site, i) ? to_f(src[i]) * site.scale : 0.0f);
+        dst[i] = from_f<D>(dropout_keep_at(site, i) ? to_f(src[i]) * site.scale : 0.0f);
 }
 
 template <class D, class S>
-static void dropout_apply(D *dst, const S *src, size_t n, float p, uint64_t seed, uint64_t site)
+static void dropout_apply(D *dst, const S *src, size_t n, const dropout_mask &site)
 {
-    dropout_apply_kernel<D, S><<<grid_for(n), THREADS>>>(dst, src, n,
-                                                         dropout_site_make(seed, site, p));
+    dropout_apply_kernel<D, S><<<grid_for(n), THREADS>>>(dst, src, n, site);
     LAUNCH_CHECK();
 }
 

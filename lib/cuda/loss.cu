@@ -179,21 +179,44 @@ double mnr_loss_device(const float *emb, int C, int B, int H, double scale, int 
     return symmetric ? (forward + backward) / 2 : forward;
 }
 
-extern "C" double gpu_mnr_loss(const float *const *cols, int C, int B, int H, double scale,
-                               int symmetric, float *const *dcols)
+/* loss.c's MNR on embeddings in GPU memory (the encoder's pooled block,
+ * column after column): the loss_batch of one process. */
+extern "C" double mnr_compute_gpu(const loss *l, const loss_batch *b, const float *head,
+                                  float *const *dcol, float *dhead)
 {
-    if (C < 2 || B < 1 || H < 1)
-        die("mnr_loss: needs 2 or more columns and a non-empty batch (got %d x %d x %d)", B, C, H);
-    size_t col = (size_t)B * H;
-    float *emb = (float *)cuda_alloc(2 * C * col * sizeof(float), "gpu_mnr_loss");
+    int C = b->columns, B = b->total_rows, H = b->H;
+    if (b->row_offset != 0 || b->rows != B)
+        die("mnr_loss: the GPU computes the loss of a whole batch, not rows %d..%d of %d",
+            b->row_offset, b->row_offset + b->rows, B);
+    for (int c = 1; c < C; c++)
+        if (b->col[c] != b->col[0] + (size_t)c * B * H || (dcol && dcol[c] != dcol[0] + (size_t)c * B * H))
+            die("mnr_loss: the GPU needs the columns of the batch back to back");
+    return mnr_loss_device(b->col[0], C, B, H, l->scale, l->symmetric, dcol ? dcol[0] : NULL);
+}
+
+extern "C" double gpu_loss_on_host_data(const loss *l, const loss_batch *b, float *const *dcol)
+{
+    if (!l->compute_gpu)
+        die("the %s loss has no GPU implementation", l->name);
+    int C = b->columns;
+    size_t col = (size_t)b->total_rows * b->H;
+    float *emb = (float *)cuda_alloc(2 * C * col * sizeof(float), "gpu_loss_on_host_data");
     float *d_emb = emb + C * col;
-    for (int c = 0; c < C; c++)
-        CUDA_CHECK(cudaMemcpy(emb + c * col, cols[c], col * sizeof(float), cudaMemcpyHostToDevice));
-    double loss = mnr_loss_device(emb, C, B, H, scale, symmetric, dcols ? d_emb : NULL);
-    if (dcols)
+    const float **dev_col = (const float **)xmallocarray(C, sizeof *dev_col);
+    float **dev_dcol = (float **)xmallocarray(C, sizeof *dev_dcol);
+    for (int c = 0; c < C; c++) {
+        CUDA_CHECK(cudaMemcpy(emb + c * col, b->col[c], col * sizeof(float), cudaMemcpyHostToDevice));
+        dev_col[c] = emb + c * col;
+        dev_dcol[c] = d_emb + c * col;
+    }
+    loss_batch db = *b;
+    db.col = dev_col;
+    double loss = l->compute_gpu(l, &db, NULL, dcol ? dev_dcol : NULL, NULL);
+    if (dcol)
         for (int c = 0; c < C; c++)
-            CUDA_CHECK(cudaMemcpy(dcols[c], d_emb + c * col, col * sizeof(float),
-                                  cudaMemcpyDeviceToHost));
+            CUDA_CHECK(cudaMemcpy(dcol[c], dev_dcol[c], col * sizeof(float), cudaMemcpyDeviceToHost));
+    free(dev_col);
+    free(dev_dcol);
     cuda_free(emb);
     return loss;
 }

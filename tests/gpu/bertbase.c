@@ -6,7 +6,7 @@
  * compared with REF (TAP): |e - ref| / |ref| <= 1e-2 on every row. */
 #include "gpu_check.h"
 
-enum { SENTENCES = 1000, MAX_LEN = 128, SEED = 42, CPU_BATCH = 32 };
+enum { SENTENCES = 1000, MAX_LEN = 128, SEED = 42 };
 
 int main(int argc, char **argv)
 {
@@ -15,7 +15,7 @@ int main(int argc, char **argv)
         die("usage: BERT_BASE_CONFIG=tests/gpu/bert-base-config.json %s cpu OUT | fp32|bf16 REF",
             argv[0]);
     int cpu = !strcmp(argv[1], "cpu");
-    gpu_precision prec = GPU_BF16;
+    precision prec = PRECISION_BF16;
     if (!cpu) {
         prec = precision_arg(argc, argv, 1);
         require_gpu();
@@ -25,7 +25,7 @@ int main(int argc, char **argv)
     char *vocab = shared_path("data/vocab/bert-base-uncased-vocab.txt");
     char **texts;
     double *gold;
-    int pairs = sts_read(csv, SENTENCES / 2, &texts, &gold);
+    int pairs = sts_texts(csv, SENTENCES / 2, &texts, &gold);
     if (2 * pairs != SENTENCES)
         die("%s: fewer than %d sentences", csv, SENTENCES);
     wordpiece *wp = wp_load(NULL, vocab);
@@ -37,25 +37,18 @@ int main(int argc, char **argv)
     float *emb = xmallocarray((size_t)SENTENCES * H, sizeof *emb);
     double t0 = now_seconds();
 
+    encoder *e = open_encoder(&m, cpu ? DEVICE_CPU : DEVICE_CUDA, prec, 0, 0, 0);
+    encoder_embed(e, ids, lens, SENTENCES, T, 0, emb);
+    encoder_close(e);
     if (cpu) {
-        bert_acts *a = bert_acts_new(&m.cfg, CPU_BATCH, T, 0);
-        for (int s = 0; s < SENTENCES; s += CPU_BATCH) {
-            int B = SENTENCES - s < CPU_BATCH ? SENTENCES - s : CPU_BATCH;
-            bert_forward(&m.cfg, m.params, ids + (size_t)s * T, lens + s, B, T, a, NULL);
-            bert_pool(a, POOL_MEAN, emb + (size_t)s * H);
-        }
-        bert_acts_free(a);
         atomic_file out;
         atomic_open(&out, argv[2]);
         out_write(out.f, argv[2], emb, (size_t)SENTENCES * H * sizeof *emb);
         atomic_commit(&out);
         warnx("%d sentences on the CPU in %.1f s", SENTENCES, now_seconds() - t0);
     } else {
-        gpu_model *g = gpu_model_create(&m.cfg, m.params, prec, 0);
-        gpu_embed(g, ids, lens, SENTENCES, T, POOL_MEAN, 0, emb);
         diag("%d sentences (longest %d tokens) on the GPU in %.3f s, model upload included",
              SENTENCES, T, now_seconds() - t0);
-        gpu_model_free(g);
         float *ref = xmallocarray((size_t)SENTENCES * H, sizeof *ref);
         FILE *f = fopen(argv[2], "rb");
         if (!f || fread(ref, sizeof *ref, (size_t)SENTENCES * H, f) != (size_t)SENTENCES * H)
@@ -64,7 +57,7 @@ int main(int argc, char **argv)
         fclose(f);
         double rr = max_row_rel(emb, ref, SENTENCES, H);
         ok(rr <= 1e-2, "bert-base shape, random weights, %s: %d STS-B embeddings, worst row "
-           "%.3g of its norm from the CPU's fp32", gpu_precision_name(prec), SENTENCES, rr);
+           "%.3g of its norm from the CPU's fp32", precision_name(prec), SENTENCES, rr);
         free(ref);
         done_testing();
     }

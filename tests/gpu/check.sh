@@ -123,7 +123,7 @@ fi
 C=$O/gpu-checks
 
 # ---- the checks ---------------------------------------------------------
-tap "unit test gpu_build" "$O/tests/gpu_build"
+tap "unit test encoder" "$O/tests/encoder"
 tap "fixtures fp32 (tiny, head64)" "$C/fixtures" fp32
 tap "fixtures bf16 (tiny, head64)" "$C/fixtures" bf16
 tap "train100 bf16 vs CPU fp32 (head64)" "$C/train100" bf16 "$FIX/train100.cpu.txt"

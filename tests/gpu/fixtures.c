@@ -1,4 +1,5 @@
-/* fixtures PRECISION: the GPU encoder, loss and optimiser against the
+/* fixtures PRECISION: the GPU encoder, loss and optimiser (through the
+ * trainer, as mnr-train runs them) against the
  * tiny/head64 fixtures (TAP).
  *
  * fp32, at the CPU's tolerances: hidden states and embeddings within 1e-5
@@ -15,7 +16,7 @@ static const char *column_names[3] = {"anchor", "positive", "negative"};
 
 /* The hidden states of the last forward (one column, packed) against the
  * fixture's [B, T, H] ones at the real positions. */
-static void check_hidden(gpu_model *g, const char *name, gpu_precision prec, const bert_config *c,
+static void check_hidden(encoder *e, const char *name, precision prec, const bert_config *c,
                          const safetensors *st, const ref_column *col)
 {
     int H = c->hidden;
@@ -31,35 +32,35 @@ static void check_hidden(gpu_model *g, const char *name, gpu_precision prec, con
         for (int b = 0, r = 0; b < col->B; b++)
             for (int t = 0; t < col->lens[b]; t++, r++)
                 memcpy(want + (size_t)r * H, ref + ((size_t)b * col->T + t) * H, H * sizeof *want);
-        gpu_hidden(g, l, got);
-        double e = max_abs_diff(got, want, (size_t)N * H), rr = max_row_rel(got, want, N, H);
-        if (prec == GPU_FP32)
-            ok(e <= 1e-5, "%s fp32: %s, max error %.3g", name, tname, e);
+        gpu_encoder_hidden(e, l, got);
+        double err = max_abs_diff(got, want, (size_t)N * H), rr = max_row_rel(got, want, N, H);
+        if (prec == PRECISION_FP32)
+            ok(err <= 1e-5, "%s fp32: %s, max error %.3g", name, tname, err);
         else
             diag("%s bf16: %s, max error %.3g, worst row %.3g of its norm (not judged)", name,
-                 tname, e, rr);
+                 tname, err, rr);
         free(ref);
     }
     free(got);
     free(want);
 }
 
-static void check_embeddings(gpu_model *g, const char *name, gpu_precision prec,
+static void check_embeddings(encoder *e, const char *name, precision prec,
                              const bert_config *c, const safetensors *st, const ref_column *col)
 {
     int H = c->hidden;
     for (int k = 0; k < 3; k++) {
         float *got = xmallocarray((size_t)col[k].B * H, sizeof *got);
-        gpu_embed(g, col[k].ids, col[k].lens, col[k].B, col[k].T, POOL_MEAN, 0, got);
+        encoder_embed(e, col[k].ids, col[k].lens, col[k].B, col[k].T, 0, got);
         if (k == 0)
-            check_hidden(g, name, prec, c, st, &col[0]);
+            check_hidden(e, name, prec, c, st, &col[0]);
         char tname[64];
         snprintf(tname, sizeof tname, "%s.embedding", column_names[k]);
         float *want = ref_f32(st, tname);
-        double e = max_abs_diff(got, want, (size_t)col[k].B * H);
+        double err = max_abs_diff(got, want, (size_t)col[k].B * H);
         double rr = max_row_rel(got, want, col[k].B, H);
-        if (prec == GPU_FP32)
-            ok(e <= 1e-5, "%s fp32: %s, max error %.3g", name, tname, e);
+        if (prec == PRECISION_FP32)
+            ok(err <= 1e-5, "%s fp32: %s, max error %.3g", name, tname, err);
         else
             ok(rr <= 1e-2, "%s bf16: %s, worst row %.3g of its norm", name, tname, rr);
         free(want);
@@ -114,8 +115,10 @@ static void check_loss_kernels(const char *name, const bert_config *c, const saf
     }
     for (int v = 0; v < 3; v++) {
         char what[96], lname[64];
-        double loss = gpu_mnr_loss((const float *const *)emb, variants[v].C, B, H,
-                                   MNR_DEFAULT_SCALE, variants[v].symmetric, d);
+        loss l = loss_mnr(MNR_DEFAULT_SCALE, variants[v].symmetric);
+        loss_batch b = {.H = H, .columns = variants[v].C, .total_rows = B, .rows = B,
+                        .col = (const float *const *)emb};
+        double loss = gpu_loss_on_host_data(&l, &b, d);
         snprintf(lname, sizeof lname, "loss.%s", variants[v].name);
         double want = ref_scalar(st, lname, 0);
         ok(rel_err(loss, want) <= 1e-6, "%s loss kernels on the reference embeddings: %s %.12g, "
@@ -128,36 +131,50 @@ static void check_loss_kernels(const char *name, const bert_config *c, const saf
     free(dall);
 }
 
-/* Forward, loss and backward of each variant through the encoder; for the
- * pairs loss also every parameter gradient (fp32). */
-static void check_losses(gpu_model *g, const char *name, gpu_precision prec, const bert_config *c,
-                         size_t nparams, const safetensors *st, const ref_column *col)
+/* Forward, loss (on the GPU) and backward of each variant through the
+ * trainer's first half; for the pairs loss also every parameter gradient
+ * (fp32). */
+static void check_losses(encoder *e, const bert_model *m, const char *name, precision prec,
+                         const safetensors *st, const ref_column *col)
 {
+    const bert_config *c = &m->cfg;
     int H = c->hidden, B = col[0].B;
     const int32_t *ids[3] = {col[0].ids, col[1].ids, col[2].ids};
     const int32_t *lens[3] = {col[0].lens, col[1].lens, col[2].lens};
     int T[3] = {col[0].T, col[1].T, col[2].T};
+    int64_t *rows = xmallocarray(B, sizeof *rows);
+    for (int i = 0; i < B; i++)
+        rows[i] = i;
     float *d = xmallocarray((size_t)3 * B * H, sizeof *d);
-    for (int v = 2; v >= 0; v--) { /* pairs last: its gradients stay on the device */
-        gpu_loss_config lc = {.scale = MNR_DEFAULT_SCALE, .symmetric = variants[v].symmetric,
-                              .pooling = POOL_MEAN, .dropout_seed = 1};
-        double loss = gpu_forward_backward(g, ids, lens, variants[v].C, B, T, &lc, d);
+    adam_config adam = adam_defaults();
+    for (int v = 2; v >= 0; v--) { /* pairs last: its gradients stay in the encoder */
+        train_data data;
+        train_data_init(&data, variants[v].C);
+        add_columns(&data, ids, lens, variants[v].C, B, T);
+        loss l = loss_mnr(MNR_DEFAULT_SCALE, variants[v].symmetric);
+        trainer t;
+        step_trainer(&t, m, e, &data, B, &l, &adam, 1.0);
+        double loss = trainer_forward_backward(&t, rows, B, 1);
+        gpu_download(d, encoder_pooled_grad(e), (size_t)variants[v].C * B * H);
+        trainer_free(&t);
+        train_data_free(&data);
         char lname[64], what[96];
         snprintf(lname, sizeof lname, "loss.%s", variants[v].name);
-        double want = ref_scalar(st, lname, 0), e = rel_err(loss, want);
-        ok(e <= (prec == GPU_FP32 ? 1e-6 : 1e-2), "%s %s: %s %.12g, reference %.12g (relative "
-           "error %.3g)", name, gpu_precision_name(prec), lname, loss, want, e);
-        if (prec == GPU_FP32) {
+        double want = ref_scalar(st, lname, 0), err = rel_err(loss, want);
+        ok(err <= (prec == PRECISION_FP32 ? 1e-6 : 1e-2), "%s %s: %s %.12g, reference %.12g "
+           "(relative error %.3g)", name, precision_name(prec), lname, loss, want, err);
+        if (prec == PRECISION_FP32) {
             snprintf(what, sizeof what, "%s fp32 encoder", name);
             check_emb_grads(what, st, v, d, B, H);
         }
     }
     free(d);
-    if (prec != GPU_FP32)
+    free(rows);
+    if (prec != PRECISION_FP32)
         return;
 
-    float *grads = xmallocarray(nparams, sizeof *grads);
-    gpu_get_grads(g, grads);
+    float *grads = xmallocarray(encoder_nparams(e), sizeof *grads);
+    encoder_get(e, BUF_GRADS, grads);
     int n = bert_tensors(c, NULL);
     bert_tensor *t = xcalloc(n, sizeof *t);
     bert_tensors(c, t);
@@ -170,9 +187,9 @@ static void check_losses(gpu_model *g, const char *name, gpu_precision prec, con
         char tname[128];
         snprintf(tname, sizeof tname, "grad.%s", t[i].name);
         float *ref = ref_f32(st, tname);
-        double scale = max_abs(ref, t[i].numel), e = max_abs_diff(gi, ref, t[i].numel);
-        ok(e <= 1e-4 * scale + 1e-6, "%s fp32: %s, max error %.3g (largest %.3g)", name, tname, e,
-           scale);
+        double scale = max_abs(ref, t[i].numel), err = max_abs_diff(gi, ref, t[i].numel);
+        ok(err <= 1e-4 * scale + 1e-6, "%s fp32: %s, max error %.3g (largest %.3g)", name, tname,
+           err, scale);
         free(ref);
     }
     free(t);
@@ -190,11 +207,10 @@ static double metadata_number(const safetensors *st, const char *key)
 }
 
 /* The fixture's three AdamW steps from the initial weights. */
-static void check_training(const char *name, gpu_precision prec, const bert_model *m,
+static void check_training(const char *name, precision prec, const bert_model *m,
                            const safetensors *st)
 {
     const bert_config *c = &m->cfg;
-    gpu_model *g = gpu_model_create(c, m->params, prec, 1);
     adam_config adam = adam_defaults();
     char *betas = st_metadata(st, "betas");
     if (!betas || sscanf(betas, "%lf,%lf", &adam.beta1, &adam.beta2) != 2)
@@ -206,7 +222,11 @@ static void check_training(const char *name, gpu_precision prec, const bert_mode
     long warmup = (long)metadata_number(st, "warmup_steps");
     long total = (long)metadata_number(st, "total_steps");
     int steps = (int)metadata_number(st, "steps");
-    const char *P = gpu_precision_name(prec);
+    const char *P = precision_name(prec);
+    /* Every batch's rows, one after the other, stepped through in order. */
+    train_data data;
+    train_data_init(&data, 2);
+    int B = 0;
     for (int k = 0; k < steps; k++) {
         char col_name[64];
         ref_column col[2];
@@ -216,15 +236,27 @@ static void check_training(const char *name, gpu_precision prec, const bert_mode
         }
         const int32_t *ids[2] = {col[0].ids, col[1].ids}, *lens[2] = {col[0].lens, col[1].lens};
         int T[2] = {col[0].T, col[1].T};
-        gpu_loss_config lc = {.scale = MNR_DEFAULT_SCALE, .symmetric = 0, .pooling = POOL_MEAN,
-                              .dropout_seed = 1};
+        add_columns(&data, ids, lens, 2, col[0].B, T);
+        B = col[0].B;
+        for (int j = 0; j < 2; j++)
+            ref_column_free(&col[j]);
+    }
+    if ((int64_t)B * steps != data.rows)
+        die("%s: the training batches differ in size", st->path);
+    encoder *e = open_encoder(m, DEVICE_CUDA, prec, 1, 2 * B, data.max_len);
+    loss l = loss_mnr(MNR_DEFAULT_SCALE, 0);
+    trainer t;
+    step_trainer(&t, m, e, &data, B, &l, &adam, max_norm);
+    int64_t *rows = xmallocarray(B, sizeof *rows);
+    for (int k = 0; k < steps; k++) {
+        for (int i = 0; i < B; i++)
+            rows[i] = (int64_t)k * B + i;
         double lr = lr_linear_warmup(peak, warmup, total, k), norm;
-        double loss = gpu_train_step(g, ids, lens, 2, col[0].B, T, &lc, &adam, lr, max_norm, k + 1,
-                                     &norm);
+        double loss = trainer_step(&t, rows, B, k + 1, lr, &norm);
         double want_loss = ref_scalar(st, "train.losses", k);
         double want_norm = ref_scalar(st, "train.grad_norms", k);
         double want_lr = ref_scalar(st, "train.lrs", k);
-        if (prec == GPU_FP32) {
+        if (prec == PRECISION_FP32) {
             ok(rel_err(loss, want_loss) <= 1e-5 && rel_err(norm, want_norm) <= 1e-5 &&
                rel_err(lr, want_lr) <= 1e-5,
                "%s fp32: training step %d: loss %.10g (reference %.10g), grad norm %.10g "
@@ -235,12 +267,11 @@ static void check_training(const char *name, gpu_precision prec, const bert_mode
                "(reference %.10g); grad norm %.6g (%.6g, not judged)", name, P, k + 1, loss,
                want_loss, norm, want_norm);
         }
-        for (int j = 0; j < 2; j++)
-            ref_column_free(&col[j]);
     }
-    if (prec == GPU_FP32) {
-        float *params = xmallocarray(m->nparams, sizeof *params);
-        gpu_get_params(g, params);
+    free(rows);
+    if (prec == PRECISION_FP32) {
+        float *params = xmallocarray(encoder_nparams(e), sizeof *params);
+        encoder_get(e, BUF_PARAMS, params);
         int n = bert_tensors(c, NULL);
         bert_tensor *t = xcalloc(n, sizeof *t);
         bert_tensors(c, t);
@@ -264,10 +295,12 @@ static void check_training(const char *name, gpu_precision prec, const bert_mode
         free(t);
         free(params);
     }
-    gpu_model_free(g);
+    trainer_free(&t);
+    train_data_free(&data);
+    encoder_close(e);
 }
 
-static void check_fixture(const char *name, gpu_precision prec)
+static void check_fixture(const char *name, precision prec)
 {
     char *dir = fixture_path(name, "model"), *path = fixture_path(name, "reference.safetensors");
     bert_model m;
@@ -278,12 +311,14 @@ static void check_fixture(const char *name, gpu_precision prec)
     for (int k = 0; k < 3; k++)
         col[k] = ref_column_read(&st, column_names[k]);
 
-    gpu_model *g = gpu_model_create(&m.cfg, m.params, prec, 1);
-    check_embeddings(g, name, prec, &m.cfg, &st, col);
-    if (prec == GPU_FP32)
+    int T = col[0].T > col[1].T ? col[0].T : col[1].T;
+    T = T > col[2].T ? T : col[2].T;
+    encoder *e = open_encoder(&m, DEVICE_CUDA, prec, 1, 3 * col[0].B, T);
+    check_embeddings(e, name, prec, &m.cfg, &st, col);
+    if (prec == PRECISION_FP32)
         check_loss_kernels(name, &m.cfg, &st, col[0].B);
-    check_losses(g, name, prec, &m.cfg, m.nparams, &st, col);
-    gpu_model_free(g);
+    check_losses(e, &m, name, prec, &st, col);
+    encoder_close(e);
     check_training(name, prec, &m, &st);
 
     for (int k = 0; k < 3; k++)
@@ -297,7 +332,7 @@ static void check_fixture(const char *name, gpu_precision prec)
 int main(int argc, char **argv)
 {
     util_init("gpu-fixtures");
-    gpu_precision prec = precision_arg(argc, argv, 1);
+    precision prec = precision_arg(argc, argv, 1);
     require_gpu();
     check_fixture("tiny", prec);
     check_fixture("head64", prec);

@@ -9,6 +9,8 @@
 #include "../unit/bert_fixture.h"
 #include "gpu.h"
 #include "loss.h"
+#include "sts_eval.h"
+#include "trainer.h"
 #include "wordpiece.h"
 
 #include <stdio.h>
@@ -44,11 +46,11 @@ __attribute__((unused)) static char *shared_path(const char *rel)
     return path_join(shared_dir(), rel);
 }
 
-/* The first n_pairs pairs of an STS-B csv (tab-separated: score in field 5,
- * the two sentences in fields 6 and 7): texts[2i], texts[2i+1] and gold[i].
- * n_pairs <= 0 reads them all.  Returns the number of pairs. */
-__attribute__((unused)) static int sts_read(const char *path, int n_pairs, char ***texts,
-                                            double **gold)
+/* The first n_pairs pairs of an STS-B csv (sts_parse_line's format):
+ * texts[2i], texts[2i+1] and gold[i].  n_pairs <= 0 reads them all.
+ * Returns the number of pairs. */
+__attribute__((unused)) static int sts_texts(const char *path, int n_pairs, char ***texts,
+                                             double **gold)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -59,30 +61,16 @@ __attribute__((unused)) static int sts_read(const char *path, int n_pairs, char 
     *texts = NULL;
     *gold = NULL;
     while ((n_pairs <= 0 || n < n_pairs) && getline(&line, &cap, f) > 0) {
-        line[strcspn(line, "\r\n")] = 0;
-        char *field[7];
-        int k = 0;
-        for (char *s = line; k < 7; k++) {
-            field[k] = s;
-            char *tab = strchr(s, '\t');
-            if (!tab) {
-                k++;
-                break;
-            }
-            *tab = 0;
-            s = tab + 1;
-        }
-        if (k < 7)
-            die("%s:%d: fewer than 7 fields", path, n + 1);
+        line[strcspn(line, "\n")] = 0;
         if (n == alloc) {
             alloc = alloc ? 2 * alloc : 1024;
             *texts = xrealloc(*texts, 2 * (size_t)alloc * sizeof **texts);
             *gold = xrealloc(*gold, (size_t)alloc * sizeof **gold);
         }
-        if (parse_double(field[4], &(*gold)[n]))
-            die("%s:%d: bad score '%s'", path, n + 1, field[4]);
-        (*texts)[2 * n] = xstrdup(field[5]);
-        (*texts)[2 * n + 1] = xstrdup(field[6]);
+        char *s1, *s2;
+        sts_parse_line(line, path, n + 1, &(*gold)[n], &s1, &s2);
+        (*texts)[2 * n] = xstrdup(s1);
+        (*texts)[2 * n + 1] = xstrdup(s2);
         n++;
     }
     free(line);
@@ -114,10 +102,10 @@ __attribute__((unused)) static void tokenize_all(const wordpiece *wp, char *cons
 }
 
 /* The precision named by argv[1] ("fp32" or "bf16"), or a usage error. */
-__attribute__((unused)) static gpu_precision precision_arg(int argc, char **argv, int i)
+__attribute__((unused)) static precision precision_arg(int argc, char **argv, int i)
 {
-    gpu_precision p;
-    if (argc <= i || gpu_precision_parse(argv[i], &p))
+    precision p;
+    if (argc <= i || precision_parse(argv[i], &p))
         die("usage: %s fp32|bf16 ...", argv[0]);
     return p;
 }
@@ -129,6 +117,53 @@ __attribute__((unused)) static void require_gpu(void)
     if (!gpu_available(why, sizeof why))
         skip_all(why);
     diag("device: %s", why);
+}
+
+/* An encoder for m on device (DEVICE_CPU or DEVICE_CUDA) in precision p;
+ * for training, batches of up to max_sequences sequences of max_len tokens. */
+__attribute__((unused)) static encoder *open_encoder(const bert_model *m, device_kind device,
+                                                     precision p, int training,
+                                                     int max_sequences, int max_len)
+{
+    encoder_settings s = {.device = device, .precision = p, .doing = "checking",
+                          .training = training, .batch_size = 64,
+                          .max_sequences = max_sequences, .max_len = max_len};
+    return encoder_open(m, &s);
+}
+
+/* Rows of C columns (column c: ids [B, T[c]], lengths lens[c]) appended to
+ * d as training rows. */
+__attribute__((unused)) static void add_columns(train_data *d, const int32_t *const *ids,
+                                                const int32_t *const *lens, int C, int B,
+                                                const int *T)
+{
+    const int32_t **seqs = xmallocarray(C, sizeof *seqs);
+    int32_t *n = xmallocarray(C, sizeof *n);
+    for (int b = 0; b < B; b++) {
+        for (int c = 0; c < C; c++) {
+            seqs[c] = ids[c] + (size_t)b * T[c];
+            n[c] = lens[c][b];
+        }
+        train_data_add_row(d, seqs, n);
+    }
+    free(seqs);
+    free(n);
+}
+
+/* A trainer on e over d, for steps of batch_size rows called one by one
+ * (trainer_step, trainer_forward_backward): input order, clipping at
+ * max_norm, optimizer adam. */
+__attribute__((unused)) static void step_trainer(trainer *t, const bert_model *m, encoder *e,
+                                                 const train_data *d, int batch_size,
+                                                 const loss *l, const adam_config *adam,
+                                                 double max_norm)
+{
+    train_options o = train_options_default();
+    o.batch_size = batch_size;
+    o.shuffle = 0;
+    o.max_grad_norm = max_norm;
+    trainer_init(t, &o, m, e, l, d, (train_position){0}, 0);
+    t->adam = *adam;
 }
 
 #endif

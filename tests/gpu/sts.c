@@ -1,41 +1,23 @@
 /* sts fp32|bf16: the tiny fixture model on STS-B dev through the library
- * (tokenize, gpu_embed, cosine, Spearman), as the pipeline
+ * (tokenize, encoder_embed, cosine, Spearman), as the pipeline
  * `wp-tokenize | embed --device cuda | spearman` computes it (TAP):
  * fp32 cosines within 1e-5 of tiny/sts-dev.cosine.txt; bf16 Spearman
  * within 2e-3 of meta.json's 0.494386. */
 #include "gpu_check.h"
 #include "stats.h"
 
-#include <jansson.h>
-
-static double meta_spearman(void)
-{
-    char *path = shared_path("fixtures/meta.json");
-    json_error_t err;
-    json_t *j = json_load_file(path, 0, &err);
-    if (!j)
-        die("%s: %s", path, err.text);
-    json_t *v = json_object_get(json_object_get(json_object_get(j, "tiny_sts"), "dev"),
-                                "spearman_cosine");
-    if (!json_is_number(v))
-        die("%s: no tiny_sts.dev.spearman_cosine", path);
-    double x = json_number_value(v);
-    json_decref(j);
-    free(path);
-    return x;
-}
 
 int main(int argc, char **argv)
 {
     util_init("gpu-sts");
-    gpu_precision prec = precision_arg(argc, argv, 1);
+    precision prec = precision_arg(argc, argv, 1);
     require_gpu();
-    const char *P = gpu_precision_name(prec);
+    const char *P = precision_name(prec);
 
     char *dir = fixture_path("tiny", "model"), *csv = shared_path("data/stsbenchmark/sts-dev.csv");
     char **texts;
     double *gold;
-    int n = sts_read(csv, 0, &texts, &gold);
+    int n = sts_texts(csv, 0, &texts, &gold);
     bert_model m;
     model_load(&m, dir);
     wordpiece *wp = wp_load(dir, NULL);
@@ -44,9 +26,9 @@ int main(int argc, char **argv)
 
     int H = m.cfg.hidden;
     float *emb = xmallocarray((size_t)2 * n * H, sizeof *emb);
-    gpu_model *g = gpu_model_create(&m.cfg, m.params, prec, 0);
+    encoder *e = open_encoder(&m, DEVICE_CUDA, prec, 0, 0, 0);
     double t0 = now_seconds();
-    gpu_embed(g, ids, lens, 2 * n, T, m.pooling, m.normalize, emb);
+    encoder_embed(e, ids, lens, 2 * n, T, m.normalize, emb);
     diag("%d sentences embedded in %.3f s", 2 * n, now_seconds() - t0);
 
     double *cos = xmallocarray(n, sizeof *cos), worst = 0;
@@ -62,15 +44,15 @@ int main(int argc, char **argv)
         worst = fmax(worst, fabs(cos[i] - want));
     }
     fclose(f);
-    double rho = stats_spearman(cos, gold, n), want_rho = meta_spearman();
-    if (prec == GPU_FP32)
+    double rho = stats_spearman(cos, gold, n), want_rho = fixture_sts_spearman();
+    if (prec == PRECISION_FP32)
         ok(worst <= 1e-5, "tiny fp32: %d STS-B dev cosines, max error %.3g from the fixture "
            "(Spearman %.6f, reference %.6f)", n, worst, rho, want_rho);
     else
         ok(fabs(rho - want_rho) <= 2e-3, "tiny %s: STS-B dev Spearman %.6f, reference %.6f "
            "(cosines: max error %.3g, not judged)", P, rho, want_rho, worst);
 
-    gpu_model_free(g);
+    encoder_close(e);
     wp_free(wp);
     model_free(&m);
     for (int i = 0; i < 2 * n; i++)

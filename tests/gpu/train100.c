@@ -11,6 +11,7 @@
  * constant lr of 1e-4 without warmup. */
 #include "gpu_check.h"
 #include "optim.h"
+#include "rng.h"
 
 enum { STEPS = 100, BATCH = 32, MAX_T = 42, SEED = 2024 };
 static const double LR = 1e-4, MAX_NORM = 1.0;
@@ -42,64 +43,64 @@ static void make_batch(rng_t *r, int32_t *ids[2], int32_t *lens[2])
     }
 }
 
-typedef struct {
-    int32_t *ids[2], *lens[2];
-} batch;
-
-static void batch_alloc(batch *bt)
+/* The STEPS batches one after the other as training rows. */
+static void make_data(train_data *d)
 {
+    int32_t *ids[2], *lens[2];
     for (int k = 0; k < 2; k++) {
-        bt->ids[k] = xmallocarray(BATCH * MAX_T, sizeof *bt->ids[k]);
-        bt->lens[k] = xmallocarray(BATCH, sizeof *bt->lens[k]);
+        ids[k] = xmallocarray(BATCH * MAX_T, sizeof *ids[k]);
+        lens[k] = xmallocarray(BATCH, sizeof *lens[k]);
+    }
+    rng_t r;
+    rng_seed(&r, SEED);
+    train_data_init(d, 2);
+    int T[2] = {MAX_T, MAX_T};
+    for (int s = 0; s < STEPS; s++) {
+        make_batch(&r, ids, lens);
+        add_columns(d, (const int32_t *const *)ids, (const int32_t *const *)lens, 2, BATCH, T);
+    }
+    for (int k = 0; k < 2; k++) {
+        free(ids[k]);
+        free(lens[k]);
     }
 }
 
-/* The CPU reference: what mnr-train does for one step, from the library. */
+/* The STEPS steps on device, as mnr-train takes them (the trainer's step):
+ * the losses into got. */
+static void train(const bert_model *m, device_kind device, precision prec, double *got)
+{
+    train_data data;
+    make_data(&data);
+    encoder *e = open_encoder(m, device, prec, 1, 2 * BATCH, MAX_T);
+    adam_config adam = adam_defaults();
+    loss l = loss_mnr(MNR_DEFAULT_SCALE, 0);
+    trainer t;
+    step_trainer(&t, m, e, &data, BATCH, &l, &adam, MAX_NORM);
+    int64_t rows[BATCH];
+    double norm;
+    for (int s = 0; s < STEPS; s++) {
+        for (int i = 0; i < BATCH; i++)
+            rows[i] = (int64_t)s * BATCH + i;
+        got[s] = trainer_step(&t, rows, BATCH, s + 1, LR, &norm);
+    }
+    trainer_free(&t);
+    encoder_close(e);
+    train_data_free(&data);
+}
+
+/* The CPU reference, one loss per line. */
 static void run_cpu(const bert_model *m, const char *out_path)
 {
-    const bert_config *c = &m->cfg;
-    int H = c->hidden, nr = optim_bert_ranges(c, NULL);
-    optim_range *ranges = xmallocarray(nr, sizeof *ranges);
-    optim_bert_ranges(c, ranges);
-    float *params = xmallocarray(m->nparams, sizeof *params);
-    memcpy(params, m->params, m->nparams * sizeof *params);
-    float *grads = xmallocarray(m->nparams, sizeof *grads);
-    float *mom1 = xcalloc(m->nparams, sizeof *mom1), *mom2 = xcalloc(m->nparams, sizeof *mom2);
-    float *emb[2], *demb[2];
-    bert_acts *acts[2];
-    for (int k = 0; k < 2; k++) {
-        emb[k] = xmallocarray((size_t)BATCH * H, sizeof *emb[k]);
-        demb[k] = xmallocarray((size_t)BATCH * H, sizeof *demb[k]);
-        acts[k] = bert_acts_new(c, BATCH, MAX_T, 1);
-    }
-    adam_config adam = adam_defaults();
-    batch bt;
-    batch_alloc(&bt);
-    rng_t r;
-    rng_seed(&r, SEED);
+    double loss[STEPS];
+    train(m, DEVICE_CPU, PRECISION_FP32, loss);
     atomic_file out;
     atomic_open(&out, out_path);
-    for (int s = 0; s < STEPS; s++) {
-        make_batch(&r, bt.ids, bt.lens);
-        memset(grads, 0, m->nparams * sizeof *grads);
-        for (int k = 0; k < 2; k++) {
-            bert_forward(c, params, bt.ids[k], bt.lens[k], BATCH, MAX_T, acts[k], NULL);
-            bert_pool(acts[k], POOL_MEAN, emb[k]);
-        }
-        double loss = mnr_loss_columns((const float *const *)emb, 2, BATCH, H, MNR_DEFAULT_SCALE,
-                                       0, demb, NULL);
-        for (int k = 0; k < 2; k++) {
-            bert_pool_backward(acts[k], POOL_MEAN, demb[k]);
-            bert_backward(c, params, grads, acts[k]);
-        }
-        clip_grad_norm(grads, ranges, nr, MAX_NORM);
-        adam_step(&adam, ranges, nr, params, grads, mom1, mom2, s + 1, LR);
-        out_printf(out.f, out_path, "%.17g\n", loss);
-    }
+    for (int s = 0; s < STEPS; s++)
+        out_printf(out.f, out_path, "%.17g\n", loss[s]);
     atomic_commit(&out);
 }
 
-static void run_gpu(const bert_model *m, gpu_precision prec, const char *ref_path)
+static void run_gpu(const bert_model *m, precision prec, const char *ref_path)
 {
     double want[STEPS], got[STEPS];
     FILE *f = fopen(ref_path, "r");
@@ -110,36 +111,26 @@ static void run_gpu(const bert_model *m, gpu_precision prec, const char *ref_pat
             die("%s: fewer than %d losses", ref_path, STEPS);
     fclose(f);
 
-    gpu_model *g = gpu_model_create(&m->cfg, m->params, prec, 1);
-    adam_config adam = adam_defaults();
-    gpu_loss_config lc = {.scale = MNR_DEFAULT_SCALE, .symmetric = 0, .pooling = POOL_MEAN,
-                          .dropout_seed = SEED};
-    batch bt;
-    batch_alloc(&bt);
-    rng_t r;
-    rng_seed(&r, SEED);
-    int T[2] = {MAX_T, MAX_T}, worst = 0;
-    double worst_excess = -INFINITY, t0 = now_seconds();
+    double t0 = now_seconds();
+    train(m, DEVICE_CUDA, prec, got);
+    diag("%d GPU steps in %.2f s", STEPS, now_seconds() - t0);
+    int worst = 0;
+    double worst_excess = -INFINITY;
     for (int s = 0; s < STEPS; s++) {
-        make_batch(&r, bt.ids, bt.lens);
-        got[s] = gpu_train_step(g, (const int32_t *const *)bt.ids, (const int32_t *const *)bt.lens,
-                                2, BATCH, T, &lc, &adam, LR, MAX_NORM, s + 1, NULL);
         double excess = fabs(got[s] - want[s]) - (0.02 * fabs(want[s]) + 0.01);
         if (excess > worst_excess) {
             worst_excess = excess;
             worst = s;
         }
         if (s == 0 || s == 9 || s == 49 || s == 99)
-            diag("step %d: GPU %s loss %.6f, CPU fp32 %.6f", s + 1, gpu_precision_name(prec),
+            diag("step %d: GPU %s loss %.6f, CPU fp32 %.6f", s + 1, precision_name(prec),
                  got[s], want[s]);
     }
-    diag("%d GPU steps in %.2f s", STEPS, now_seconds() - t0);
-    const char *P = gpu_precision_name(prec);
+    const char *P = precision_name(prec);
     ok(worst_excess <= 0, "head64 %s: all %d losses within 2%% + 0.01 of the CPU's (closest to "
        "the limit: step %d, %.6f vs %.6f)", P, STEPS, worst + 1, got[worst], want[worst]);
     ok(got[STEPS - 1] < got[0], "head64 %s: loss at step %d (%.6f) below step 1 (%.6f)", P, STEPS,
        got[STEPS - 1], got[0]);
-    gpu_model_free(g);
 }
 
 int main(int argc, char **argv)
@@ -153,7 +144,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "cpu")) {
         run_cpu(&m, argv[2]);
     } else {
-        gpu_precision prec = precision_arg(argc, argv, 1);
+        precision prec = precision_arg(argc, argv, 1);
         require_gpu();
         run_gpu(&m, prec, argv[2]);
         done_testing();

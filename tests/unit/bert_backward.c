@@ -3,6 +3,7 @@
  * embeddings given), central finite differences with and without dropout,
  * and the determinism of dropout masks. */
 #include "bert_fixture.h"
+#include "rng.h"
 #include "threads.h"
 
 /* One training batch: the anchor and positive columns of the fixture and the
@@ -61,20 +62,33 @@ static void batch_free(batch *bt)
     }
 }
 
+/* Dropout keys of column k of a batch: seed, step 1, rows 0, 1, ... */
+static dropout_keys column_keys(uint64_t seed, int k, int32_t *row, int32_t *column, int B)
+{
+    for (int i = 0; i < B; i++) {
+        row[i] = i;
+        column[i] = k;
+    }
+    return (dropout_keys){.seed = seed, .step = 1, .row = row, .column = column};
+}
+
 /* The scalar loss sum(d_emb . embedding) over both columns, whose gradient
- * is what the fixture's grad.* tensors hold for the real loss.  dropout
- * (NULL: none) is seeded with seed before the first column. */
-static double batch_loss(batch *bt, const bert_config *c, const float *params, rng_t *dropout,
+ * is what the fixture's grad.* tensors hold for the real loss; with dropout
+ * when dropout is nonzero, its masks keyed by seed. */
+static double batch_loss(batch *bt, const bert_config *c, const float *params, int dropout,
                          uint64_t seed)
 {
-    if (dropout)
-        rng_seed(dropout, seed);
     double loss = 0;
     for (int k = 0; k < 2; k++) {
         ref_column *col = &bt->col[k];
         size_t n = (size_t)col->B * c->hidden;
         float *emb = xmallocarray(n, sizeof *emb);
-        bert_forward(c, params, col->ids, col->lens, col->B, col->T, bt->acts[k], dropout);
+        int32_t *row = xmallocarray(col->B, sizeof *row), *column = xmallocarray(col->B, sizeof *column);
+        dropout_keys keys = column_keys(seed, k, row, column, col->B);
+        bert_forward(c, params, col->ids, col->lens, col->B, col->T, bt->acts[k],
+                     dropout ? &keys : NULL);
+        free(row);
+        free(column);
         bert_pool(bt->acts[k], POOL_MEAN, emb);
         loss += dot_f(emb, bt->d_emb[k], (int)n);
         free(emb);
@@ -84,7 +98,7 @@ static double batch_loss(batch *bt, const bert_config *c, const float *params, r
 
 /* Gradients of batch_loss added into grads: each column forward, then back. */
 static void batch_grads(batch *bt, const bert_config *c, const float *params, float *grads,
-                        rng_t *dropout, uint64_t seed)
+                        int dropout, uint64_t seed)
 {
     batch_loss(bt, c, params, dropout, seed);
     for (int k = 0; k < 2; k++) {
@@ -92,6 +106,9 @@ static void batch_grads(batch *bt, const bert_config *c, const float *params, fl
         bert_backward(c, params, grads, bt->acts[k]);
     }
 }
+
+static void check_chunked_dropout(const char *name, batch *bt, const bert_config *c,
+                                  const float *params);
 
 /* Every trainable tensor's gradient against grad.<name> (times copies, for a
  * batch holding that many copies of the fixture's); the pooler's stays 0. */
@@ -123,7 +140,7 @@ static void check_reference_grads(const char *name, const bert_config *c, const 
 /* Central differences of batch_loss at a few parameters of several tensors:
  * the one with the largest analytic gradient and one chosen at random. */
 static void check_finite_differences(const char *what, batch *bt, const bert_config *c,
-                                     float *params, const float *grads, rng_t *dropout,
+                                     float *params, const float *grads, int dropout,
                                      uint64_t seed)
 {
     static const enum bert_param checked[] = {P_WORD_EMB,   P_POS_EMB,   P_EMB_LN_W, P_QKV_W,
@@ -237,7 +254,7 @@ static void check_fixture(const char *name)
 
     batch bt;
     batch_read(&bt, c, &st);
-    batch_grads(&bt, c, m.params, grads, NULL, 0);
+    batch_grads(&bt, c, m.params, grads, 0, 0);
     check_reference_grads(name, c, grads, 1, &st);
     /* The same through the multi-threaded paths: copies of the batch give
      * copies times the gradients. */
@@ -250,46 +267,88 @@ static void check_fixture(const char *name)
         int copies = (1 << 18) / (tokens * c->hidden) + 1;
         batch_repeat(&big, c, copies);
         memset(grads, 0, m.nparams * sizeof *grads);
-        batch_grads(&big, c, m.params, grads, NULL, 0);
+        batch_grads(&big, c, m.params, grads, 0, 0);
         char what[64];
         snprintf(what, sizeof what, "%s x %d", name, copies);
         check_reference_grads(what, c, grads, copies, &st);
         batch_free(&big);
         memset(grads, 0, m.nparams * sizeof *grads);
-        batch_grads(&bt, c, m.params, grads, NULL, 0);
+        batch_grads(&bt, c, m.params, grads, 0, 0);
     }
     char what[64];
     snprintf(what, sizeof what, "%s without dropout", name);
-    check_finite_differences(what, &bt, c, m.params, grads, NULL, 0);
+    check_finite_differences(what, &bt, c, m.params, grads, 0, 0);
     check_pool_backward(name, &bt, c, m.params);
     batch_free(&bt);
 
-    /* With dropout: masks follow the generator, whatever the thread count,
-     * and the backward pass goes through the same masks. */
+    /* With dropout: masks follow the keys, whatever the thread count, and
+     * the backward pass goes through the same masks. */
     c->hidden_dropout = 0.1f;
     c->attn_dropout = 0.1f;
     batch_read(&bt, c, &st);
-    rng_t r;
-    double plain = batch_loss(&bt, c, m.params, NULL, 0);
-    double l7 = batch_loss(&bt, c, m.params, &r, 7);
+    double plain = batch_loss(&bt, c, m.params, 0, 0);
+    double l7 = batch_loss(&bt, c, m.params, 1, 7);
     int threads = threads_count();
     threads_set(1);
-    double again = batch_loss(&bt, c, m.params, &r, 7);
+    double again = batch_loss(&bt, c, m.params, 1, 7);
     threads_set(threads);
-    double l8 = batch_loss(&bt, c, m.params, &r, 8);
+    double l8 = batch_loss(&bt, c, m.params, 1, 8);
     ok(l7 == again && l7 != l8 && l7 != plain,
        "%s: dropout is deterministic in the seed and thread count (seed 7: %.9g on all "
        "threads, %.9g on one; seed 8: %.9g; none: %.9g)", name, l7, again, l8, plain);
     memset(grads, 0, m.nparams * sizeof *grads);
-    batch_grads(&bt, c, m.params, grads, &r, 7);
+    batch_grads(&bt, c, m.params, grads, 1, 7);
     snprintf(what, sizeof what, "%s with dropout 0.1", name);
-    check_finite_differences(what, &bt, c, m.params, grads, &r, 7);
+    check_finite_differences(what, &bt, c, m.params, grads, 1, 7);
+    check_chunked_dropout(name, &bt, c, m.params);
     batch_free(&bt);
 
     free(grads);
     st_close(&st);
     free(path);
     model_free(&m);
+}
+
+/* The same sequences in chunks of other sizes, with their rows in the batch
+ * as keys, draw the same masks: embeddings agree to rounding, and a chunk
+ * keyed as other rows does not. */
+static void check_chunked_dropout(const char *name, batch *bt, const bert_config *c,
+                                  const float *params)
+{
+    ref_column *col = &bt->col[0];
+    int B = col->B, H = c->hidden;
+    float *whole = xmallocarray((size_t)B * H, sizeof *whole);
+    float *parts = xmallocarray((size_t)B * H, sizeof *parts);
+    int32_t *row = xmallocarray(B, sizeof *row), *column = xmallocarray(B, sizeof *column);
+    dropout_keys keys = column_keys(11, 1, row, column, B);
+    bert_acts *a = bert_acts_new(c, B, col->T, 1);
+    bert_forward(c, params, col->ids, col->lens, B, col->T, a, &keys);
+    bert_pool(a, POOL_MEAN, whole);
+    for (int chunk = 1; chunk <= 3; chunk += 2) {
+        for (int first = 0; first < B; first += chunk) {
+            int n = B - first < chunk ? B - first : chunk;
+            dropout_keys part = {.seed = 11, .step = 1, .row = row + first,
+                                 .column = column + first};
+            bert_forward(c, params, col->ids + (size_t)first * col->T, col->lens + first, n,
+                         col->T, a, &part);
+            bert_pool(a, POOL_MEAN, parts + (size_t)first * H);
+        }
+        double e = max_abs_diff(whole, parts, (size_t)B * H);
+        ok(e <= 1e-6, "%s: dropout in chunks of %d rows = the whole batch's, max difference %.3g",
+           name, chunk, e);
+    }
+    /* Shifted rows: other masks. */
+    for (int i = 0; i < B; i++)
+        row[i] = i + 1;
+    bert_forward(c, params, col->ids, col->lens, B, col->T, a, &keys);
+    bert_pool(a, POOL_MEAN, parts);
+    ok(max_abs_diff(whole, parts, (size_t)B * H) > 1e-3,
+       "%s: other rows in the batch draw other masks", name);
+    bert_acts_free(a);
+    free(row);
+    free(column);
+    free(whole);
+    free(parts);
 }
 
 int main(void)

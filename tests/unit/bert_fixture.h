@@ -9,6 +9,7 @@
 #include "safetensors.h"
 #include "util.h"
 
+#include <jansson.h>
 #include <string.h>
 
 /* $SHARED/fixtures/NAME/FILE, to be freed. */
@@ -107,6 +108,25 @@ __attribute__((unused)) static double max_abs(const float *x, size_t n)
     for (size_t i = 0; i < n; i++)
         m = fmax(m, fabs(x[i]));
     return m;
+}
+
+/* The Spearman correlation of the tiny model's STS-B dev cosines, as
+ * sentence-transformers computed it (fixtures/meta.json). */
+__attribute__((unused)) static double fixture_sts_spearman(void)
+{
+    char *path = path_join(shared_dir(), "fixtures/meta.json");
+    json_error_t err;
+    json_t *j = json_load_file(path, 0, &err);
+    if (!j)
+        die("%s: %s", path, err.text);
+    json_t *v = json_object_get(json_object_get(json_object_get(j, "tiny_sts"), "dev"),
+                                "spearman_cosine");
+    if (!json_is_number(v))
+        die("%s: no tiny_sts.dev.spearman_cosine", path);
+    double x = json_number_value(v);
+    json_decref(j);
+    free(path);
+    return x;
 }
 
 #endif

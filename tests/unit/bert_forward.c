@@ -2,6 +2,7 @@
  * and sentence embeddings; cls/max pooling and L2 normalisation against
  * direct computations from the reference values. */
 #include "bert_fixture.h"
+#include "rng.h"
 
 static const double TOL = 1e-5;
 

@@ -1,9 +1,9 @@
-/* mnr-train's data side (lib/train.h): text identity by token sequence, the
+/* The training data side (lib/sampler.h): text identity by token sequence, the
  * epoch order, and NO_DUPLICATES batches, by hand-made cases and against
  * sentence-transformers' NoDuplicatesBatchSampler on random cases. */
 #include "rng.h"
 #include "../tap.h"
-#include "train.h"
+#include "sampler.h"
 #include "util.h"
 
 #include <string.h>

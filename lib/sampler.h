@@ -1,4 +1,4 @@
-/* train.h - the data side of mnr-train: the training rows held in memory,
+/* sampler.h - the data side of training: the training rows held in memory,
  * which of their sequences are the same text, and the batch sampler.
  *
  * Batches are filled as sentence-transformers' NoDuplicatesBatchSampler
@@ -12,10 +12,14 @@
  *     or dropped with drop_last (its rows are then used up all the same).
  * A "text" is a token sequence (as the model sees it, i.e. after truncation):
  * two rows hold the same text when their token ids are equal. */
-#ifndef BP_TRAIN_H
-#define BP_TRAIN_H
+#ifndef BP_SAMPLER_H
+#define BP_SAMPLER_H
 
 #include <stdint.h>
+
+/* The most columns a training input may have (anchor, positive and up to
+ * 254 negatives): a bound for every per-column buffer. */
+#define TRAIN_MAX_COLUMNS 256
 
 /* Rows of C token sequences each, back to back in one buffer. */
 typedef struct {
@@ -37,6 +41,20 @@ void train_data_init(train_data *d, int columns);
 void train_data_free(train_data *d);
 /* Append one row: seqs[c][0..lens[c]) for each column c. */
 void train_data_add_row(train_data *d, const int32_t *const *seqs, const int32_t *lens);
+
+/* Pack sequences seq[0..n) of d into ids[n, T] (-1 padding) and lens[n],
+ * T being the longest of them; returns T.  ids holds n * d->max_len. */
+int train_data_pack(const train_data *d, const int64_t *seq, int n, int32_t *ids, int32_t *lens);
+
+/* Read token frames (<i4, (rows, columns, length), -1 padding) from files
+ * (none: standard input) into d, which this initialises: every frame must
+ * have the same number of columns, at least min_columns; a sequence longer
+ * than max_length keeps its first max_length - 1 ids and its last one (as
+ * wp-tokenize --max-length does; max_length 0: no truncation) and must then
+ * fit max_tokens; ids must be below vocab_size.  Bad input and an empty
+ * input are errors naming the frame and byte, or the file. */
+void train_data_read(train_data *d, int nfiles, char **files, int min_columns, long max_length,
+                     int max_tokens, int vocab_size);
 
 /* The batches of one epoch: batch b is rows[start[b] .. start[b+1]). */
 typedef struct {

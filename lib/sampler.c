@@ -1,8 +1,9 @@
-#include "train.h"
+#include "sampler.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "npy.h"
 #include "rng.h"
 #include "util.h"
 
@@ -191,4 +192,83 @@ void batch_plan_free(batch_plan *p)
     free(p->rows);
     free(p->start);
     memset(p, 0, sizeof *p);
+}
+
+int train_data_pack(const train_data *d, const int64_t *seq, int n, int32_t *ids, int32_t *lens)
+{
+    int T = 1;
+    for (int i = 0; i < n; i++)
+        if (d->len[seq[i]] > T)
+            T = d->len[seq[i]];
+    for (int i = 0; i < n; i++) {
+        int32_t *row = ids + (size_t)i * T;
+        lens[i] = d->len[seq[i]];
+        memcpy(row, d->tokens + d->start[seq[i]], lens[i] * sizeof *row);
+        for (int t = lens[i]; t < T; t++)
+            row[t] = -1;
+    }
+    return T;
+}
+
+/* Keep the first max_length - 1 ids and the last one (the [SEP]). */
+static int32_t truncate_seq(int32_t *ids, int32_t len, long max_length)
+{
+    if (max_length <= 0 || len <= max_length)
+        return len;
+    ids[max_length - 1] = ids[len - 1];
+    return (int32_t)max_length;
+}
+
+void train_data_read(train_data *d, int nfiles, char **files, int min_columns, long max_length,
+                     int max_tokens, int vocab_size)
+{
+    npy_reader r;
+    npy_reader_init(&r, nfiles, files);
+    npy_array a = {0};
+    int32_t *lens = NULL;
+    const int32_t **seqs = NULL;
+    size_t lens_cap = 0;
+    int columns = 0;
+    train_data_init(d, 0);
+    while (npy_read(&r, &a, NPY_I4)) {
+        int64_t rows = a.shape[0], C = a.shape[1], T = a.shape[2];
+        if (C < min_columns)
+            npy_frame_error(&r, "%lld column%s: training needs at least %d (anchor, positive)", (long long)C,
+                            C == 1 ? "" : "s", min_columns);
+        if (columns && C != columns)
+            npy_frame_error(&r, "%lld columns, the frames before have %d", (long long)C, columns);
+        if (!columns) {
+            if (C > TRAIN_MAX_COLUMNS)
+                npy_frame_error(&r, "%lld columns, more than %d", (long long)C,
+                                TRAIN_MAX_COLUMNS);
+            columns = (int)C;
+            train_data_init(d, columns);
+            seqs = xmallocarray(columns, sizeof *seqs);
+        }
+        if ((size_t)(rows * C) > lens_cap) {
+            lens_cap = rows * C;
+            lens = xrealloc(lens, lens_cap * sizeof *lens);
+        }
+        tokens_check(&r, &a, vocab_size, lens);
+        int32_t *ids = a.data;
+        for (int64_t i = 0; i < rows; i++) {
+            for (int c = 0; c < C; c++) {
+                int32_t *q = ids + (i * C + c) * T, *n = &lens[i * C + c];
+                if (*n == 0)
+                    npy_frame_error(&r, "row %lld column %d is empty", (long long)i, c);
+                *n = truncate_seq(q, *n, max_length);
+                if (*n > max_tokens)
+                    npy_frame_error(&r, "row %lld column %d: %d tokens, more than the model's %d "
+                                    "positions (see --max-length)", (long long)i, c, *n,
+                                    max_tokens);
+                seqs[c] = q;
+            }
+            train_data_add_row(d, seqs, lens + i * C);
+        }
+    }
+    npy_free(&a);
+    free(lens);
+    free(seqs);
+    if (!columns || d->rows == 0)
+        die("%s: no training rows", nfiles ? files[0] : "stdin");
 }

@@ -1,0 +1,193 @@
+/* encoder.c - the device-neutral half of encoder.h: option parsing, the
+ * choice of device, and the calls that dispatch to an implementation. */
+#include "encoder.h"
+#include "threads.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int precision_parse(const char *s, precision *p)
+{
+    if (!strcmp(s, "fp32"))
+        *p = PRECISION_FP32;
+    else if (!strcmp(s, "bf16"))
+        *p = PRECISION_BF16;
+    else
+        return -1;
+    return 0;
+}
+
+const char *precision_name(precision p)
+{
+    return p == PRECISION_FP32 ? "fp32" : "bf16";
+}
+
+int device_parse(const char *s, device_kind *d)
+{
+    if (!strcmp(s, "auto"))
+        *d = DEVICE_AUTO;
+    else if (!strcmp(s, "cpu"))
+        *d = DEVICE_CPU;
+    else if (!strcmp(s, "cuda"))
+        *d = DEVICE_CUDA;
+    else
+        return -1;
+    return 0;
+}
+
+#ifndef BP_HAVE_CUDA
+int gpu_available(char *why, size_t n)
+{
+    if (why && n)
+        snprintf(why, n, "built without CUDA");
+    return 0;
+}
+
+encoder *encoder_gpu_open(const bert_model *m, const encoder_settings *s)
+{
+    die("--device cuda: built without CUDA");
+}
+#endif
+
+/* 1 for the GPU, 0 for the CPU, saying so for auto. */
+static int choose_gpu(const encoder_settings *s)
+{
+    char why[256];
+    if (s->device == DEVICE_CPU)
+        return 0;
+    if (s->device == DEVICE_CUDA) {
+        if (!gpu_available(why, sizeof why))
+            die("--device cuda: %s", why);
+        return 1;
+    }
+    if (gpu_available(why, sizeof why)) {
+        warnx("--device auto: %s on the GPU (%s; %s)", s->doing, why,
+              precision_name(s->precision));
+        return 1;
+    }
+    int n = threads_count();
+    warnx("--device auto: %s on the CPU (%s; %d thread%s)", s->doing, why, n, n == 1 ? "" : "s");
+    return 0;
+}
+
+encoder *encoder_open(const bert_model *m, const encoder_settings *s)
+{
+    if (choose_gpu(s))
+        return encoder_gpu_open(m, s);
+    if (s->precision_given && s->precision == PRECISION_BF16)
+        warnx("--precision bf16: the CPU computes in fp32");
+    return encoder_cpu_open(m, s);
+}
+
+void encoder_init_ranges(encoder *e, const encoder_settings *s)
+{
+    const bert_config *c = &e->model->cfg;
+    size_t off[P_COUNT + 1];
+    size_t model_floats = bert_param_offsets(c, off);
+    int nb = optim_bert_ranges(c, NULL);
+    e->nparams = model_floats + s->extra;
+    e->nranges = nb + s->n_extra_ranges;
+    e->ranges = xmallocarray(e->nranges, sizeof *e->ranges);
+    optim_bert_ranges(c, e->ranges);
+    for (int i = 0; i < s->n_extra_ranges; i++) {
+        optim_range r = s->extra_ranges[i];
+        if (r.offset + r.numel > s->extra)
+            die("encoder: an extra parameter range ends past the extra parameters");
+        r.offset += model_floats;
+        e->ranges[nb + i] = r;
+    }
+}
+
+void encoder_close(encoder *e)
+{
+    if (!e)
+        return;
+    free(e->ranges);
+    e->ops->close(e);
+}
+
+int encoder_on_gpu(const encoder *e)
+{
+    return e->on_gpu;
+}
+
+const bert_model *encoder_model(const encoder *e)
+{
+    return e->model;
+}
+
+size_t encoder_nparams(const encoder *e)
+{
+    return e->nparams;
+}
+
+void encoder_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64_t n, int T,
+                   int normalize, float *out)
+{
+    e->ops->embed(e, ids, lens, n, T, normalize, out);
+}
+
+void encoder_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
+                     const dropout_keys *keys)
+{
+    e->ops->forward(e, ids, lens, B, T, keys);
+    e->pooled_rows = B;
+}
+
+const float *encoder_pooled(const encoder *e)
+{
+    return e->pooled;
+}
+
+float *encoder_pooled_grad(encoder *e)
+{
+    return e->pooled_grad;
+}
+
+void encoder_backward(encoder *e)
+{
+    e->ops->backward(e);
+}
+
+void encoder_read_pooled(const encoder *e, float *out)
+{
+    e->ops->copy_pooled(e, out);
+}
+
+void encoder_write_pooled_grad(encoder *e, const float *in)
+{
+    e->ops->copy_pooled_grad(e, in);
+}
+
+float *encoder_params(encoder *e)
+{
+    return e->params;
+}
+
+float *encoder_grads(encoder *e)
+{
+    return e->grads;
+}
+
+void encoder_zero_grads(encoder *e)
+{
+    e->ops->zero_grads(e);
+}
+
+double encoder_optimizer_step(encoder *e, const adam_config *adam, double lr,
+                              double max_grad_norm, long step)
+{
+    return e->ops->optimizer_step(e, adam, lr, max_grad_norm, step);
+}
+
+void encoder_get(const encoder *e, encoder_buffer which, float *out)
+{
+    e->ops->get(e, which, out);
+}
+
+void encoder_set(encoder *e, encoder_buffer which, const float *in)
+{
+    e->ops->set(e, which, in);
+}

@@ -1,0 +1,188 @@
+/* encoder_cpu.c - encoder.h on the CPU: the reference encoder of bert.c, the
+ * optimizer of optim.c, and batch-parallel embedding.
+ *
+ * Embedding with several threads and several batches gives whole batches to
+ * threads, each with its own activations and running its layers on its own
+ * core: no thread waits for another between layers, which is where small
+ * batches lose most of their time when every layer is split among threads.
+ * A single batch uses all threads inside its layers. */
+#include "encoder.h"
+#include "threads.h"
+#include "util.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    encoder base;
+    bert_acts *train_acts; /* training forward passes */
+    float *moment1, *moment2;
+    int batch_size, workers;
+    bert_acts **embed_acts; /* [workers], made on first use */
+    float **norms;          /* [workers][batch_size], l2_normalize's divisors */
+} cpu_encoder;
+
+static const bert_config *config(const encoder *e)
+{
+    return &e->model->cfg;
+}
+
+static void cpu_close(encoder *e)
+{
+    cpu_encoder *c = (cpu_encoder *)e;
+    bert_acts_free(c->train_acts);
+    for (int w = 0; c->embed_acts && w < c->workers; w++) {
+        bert_acts_free(c->embed_acts[w]);
+        free(c->norms[w]);
+    }
+    free(c->embed_acts);
+    free(c->norms);
+    if (c->train_acts)
+        free(e->params);
+    free(e->grads);
+    free(e->pooled);
+    free(e->pooled_grad);
+    free(c->moment1);
+    free(c->moment2);
+    free(c);
+}
+
+/* Batch k of an embedding run, on worker w. */
+static void embed_batch(cpu_encoder *c, int w, const int32_t *ids, const int32_t *lens, int64_t n,
+                        int T, int normalize, float *out, int64_t k)
+{
+    const bert_model *m = c->base.model;
+    int64_t first = k * c->batch_size;
+    int B = n - first < c->batch_size ? (int)(n - first) : c->batch_size, H = m->cfg.hidden;
+    float *o = out + first * H;
+    bert_forward(&m->cfg, c->base.params, ids + first * T, lens + first, B, T, c->embed_acts[w],
+                 NULL);
+    bert_pool(c->embed_acts[w], m->pooling, o);
+    if (normalize)
+        l2_normalize(o, c->norms[w], o, B, H);
+}
+
+static void cpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64_t n, int T,
+                      int normalize, float *out)
+{
+    cpu_encoder *c = (cpu_encoder *)e;
+    if (!c->embed_acts) {
+        c->embed_acts = xmallocarray(c->workers, sizeof *c->embed_acts);
+        c->norms = xmallocarray(c->workers, sizeof *c->norms);
+        for (int w = 0; w < c->workers; w++) {
+            /* Activations grow to the tokens they are given: unused workers
+             * cost next to nothing. */
+            c->embed_acts[w] = bert_acts_new(config(e), c->batch_size, config(e)->max_positions, 0);
+            c->norms[w] = xmallocarray(c->batch_size, sizeof *c->norms[w]);
+        }
+    }
+    int64_t batches = (n + c->batch_size - 1) / c->batch_size;
+    if (c->workers > 1 && batches > 1) {
+        int team = batches < c->workers ? (int)batches : c->workers;
+        /* Inside this region the layers' own loops and OpenBLAS run on the
+         * calling thread (threads_set allows one level of parallelism). */
+#pragma omp parallel for schedule(dynamic) num_threads(team)
+        for (int64_t k = 0; k < batches; k++)
+            embed_batch(c, omp_get_thread_num(), ids, lens, n, T, normalize, out, k);
+    } else {
+        for (int64_t k = 0; k < batches; k++)
+            embed_batch(c, 0, ids, lens, n, T, normalize, out, k);
+    }
+}
+
+static void cpu_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
+                        const dropout_keys *keys)
+{
+    cpu_encoder *c = (cpu_encoder *)e;
+    bert_forward(config(e), e->params, ids, lens, B, T, c->train_acts, keys);
+    bert_pool(c->train_acts, e->model->pooling, e->pooled);
+}
+
+static void cpu_backward(encoder *e)
+{
+    cpu_encoder *c = (cpu_encoder *)e;
+    bert_pool_backward(c->train_acts, e->model->pooling, e->pooled_grad);
+    bert_backward(config(e), e->params, e->grads, c->train_acts);
+}
+
+static void cpu_copy_pooled(const encoder *e, float *out)
+{
+    memcpy(out, e->pooled, (size_t)e->pooled_rows * config(e)->hidden * sizeof *out);
+}
+
+static void cpu_copy_pooled_grad(encoder *e, const float *in)
+{
+    memcpy(e->pooled_grad, in, (size_t)e->pooled_rows * config(e)->hidden * sizeof *in);
+}
+
+static void cpu_zero_grads(encoder *e)
+{
+    memset(e->grads, 0, e->nparams * sizeof *e->grads);
+}
+
+static double cpu_optimizer_step(encoder *e, const adam_config *adam, double lr, double max_norm,
+                                 long step)
+{
+    cpu_encoder *c = (cpu_encoder *)e;
+    double norm = clip_grad_norm(e->grads, e->ranges, e->nranges, max_norm);
+    if (isfinite(norm))
+        adam_step(adam, e->ranges, e->nranges, e->params, e->grads, c->moment1, c->moment2, step,
+                  lr);
+    return norm;
+}
+
+static float *buffer(const encoder *e, encoder_buffer which)
+{
+    const cpu_encoder *c = (const cpu_encoder *)e;
+    float *b = which == BUF_PARAMS ? e->params : which == BUF_GRADS ? e->grads
+             : which == BUF_MOMENT1 ? c->moment1 : c->moment2;
+    if (!b || (which != BUF_PARAMS && !c->train_acts))
+        die("encoder: the encoder was opened without training");
+    return b;
+}
+
+static void cpu_get(const encoder *e, encoder_buffer which, float *out)
+{
+    memcpy(out, buffer(e, which), e->nparams * sizeof *out);
+}
+
+static void cpu_set(encoder *e, encoder_buffer which, const float *in)
+{
+    memcpy(buffer(e, which), in, e->nparams * sizeof *in);
+}
+
+static const encoder_ops cpu_ops = {
+    .close = cpu_close, .embed = cpu_embed, .forward = cpu_forward, .backward = cpu_backward,
+    .copy_pooled = cpu_copy_pooled, .copy_pooled_grad = cpu_copy_pooled_grad,
+    .zero_grads = cpu_zero_grads, .optimizer_step = cpu_optimizer_step, .get = cpu_get,
+    .set = cpu_set,
+};
+
+encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
+{
+    cpu_encoder *c = xcalloc(1, sizeof *c);
+    encoder *e = &c->base;
+    e->ops = &cpu_ops;
+    e->model = m;
+    encoder_init_ranges(e, s);
+    c->batch_size = s->batch_size > 0 ? s->batch_size : 32;
+    c->workers = threads_count();
+    if (!s->training) {
+        e->params = m->params; /* read only */
+        return e;
+    }
+    if (s->max_sequences < 1 || s->max_len < 1)
+        die("encoder: training needs max_sequences and max_len");
+    size_t n = e->nparams, H = m->cfg.hidden;
+    e->params = xcalloc(n, sizeof *e->params);
+    memcpy(e->params, m->params, m->nparams * sizeof *e->params);
+    e->grads = xcalloc(n, sizeof *e->grads);
+    c->moment1 = xcalloc(n, sizeof *c->moment1);
+    c->moment2 = xcalloc(n, sizeof *c->moment2);
+    e->pooled = xmallocarray((size_t)s->max_sequences * H, sizeof *e->pooled);
+    e->pooled_grad = xmallocarray((size_t)s->max_sequences * H, sizeof *e->pooled_grad);
+    c->train_acts = bert_acts_new(&m->cfg, s->max_sequences, s->max_len, 1);
+    return e;
+}
