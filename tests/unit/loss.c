@@ -1,6 +1,7 @@
 /* MNR losses against the fixtures' sentence-transformers values, and against
  * sentence-transformers itself (run at test time) on more columns. */
 #include "../tap.h"
+#include "child.h"
 #include "loss.h"
 #include "safetensors.h"
 #include "util.h"
@@ -193,9 +194,61 @@ static void check_against_sentence_transformers(void)
     remove_tree(dir);
 }
 
+/* The interface's row split (several processes sharing one batch): the
+ * losses of the parts add up to the whole batch's loss and their gradients
+ * to its gradients, for every variant; and a part outside the batch dies. */
+static void check_row_split(void)
+{
+    enum { C = 3, B = 7, H = 5 };
+    static float x[C][B][H], whole[C][B][H], part[C][B][H], sum[C][B][H];
+    for (int i = 0; i < C * B * H; i++)
+        (&x[0][0][0])[i] = (float)sin(1.7 * i + 0.3);
+    const float *cols[C] = {&x[0][0][0], &x[1][0][0], &x[2][0][0]};
+    float *dwhole[C] = {&whole[0][0][0], &whole[1][0][0], &whole[2][0][0]};
+    float *dpart[C] = {&part[0][0][0], &part[1][0][0], &part[2][0][0]};
+    for (int symmetric = 0; symmetric <= 1; symmetric++)
+        for (int ncol = 2; ncol <= C; ncol++) {
+            loss l = loss_mnr(MNR_DEFAULT_SCALE, symmetric);
+            loss_batch b = {.H = H, .columns = ncol, .total_rows = B, .rows = B, .col = cols};
+            double want = loss_compute(&l, &b, 0, NULL, dwhole, NULL), got = 0;
+            memset(sum, 0, sizeof sum);
+            static const int cut[] = {0, 2, 3, 7};
+            for (int k = 0; k < 3; k++) {
+                b.row_offset = cut[k];
+                b.rows = cut[k + 1] - cut[k];
+                got += loss_compute(&l, &b, 0, NULL, dpart, NULL);
+                for (int i = 0; i < ncol * B * H; i++)
+                    (&sum[0][0][0])[i] += (&part[0][0][0])[i];
+            }
+            double gerr = 0, gmax = 0;
+            for (int i = 0; i < ncol * B * H; i++) {
+                gerr = fmax(gerr, fabs((&sum[0][0][0])[i] - (&whole[0][0][0])[i]));
+                gmax = fmax(gmax, fabs((&whole[0][0][0])[i]));
+            }
+            ok(fabs(got - want) <= 1e-12 * fabs(want) && gerr <= 1e-6 * gmax,
+               "%s, %d columns: rows 0-1, 2, 3-6 add up to the batch: loss %.15g (%.15g), "
+               "gradients %.2e (largest %.3g)", l.name, ncol, got, want, gerr, gmax);
+        }
+}
+
+static void split_outside(const void *arg)
+{
+    const float *cols[2] = {arg, arg};
+    loss l = loss_mnr(MNR_DEFAULT_SCALE, 0);
+    loss_batch b = {.H = 1, .columns = 2, .total_rows = 2, .row_offset = 1, .rows = 2,
+                    .col = cols};
+    loss_compute(&l, &b, 0, NULL, NULL, NULL);
+}
+
 int main(void)
 {
     util_init("test-loss");
+    check_row_split();
+    char err[512];
+    float one[2] = {1, 2};
+    int status = run_in_child(split_outside, one, err, sizeof err);
+    ok(status == 1 && strstr(err, "rows 1..3 of 2"), "rows past the batch: exit %d, %s", status,
+       err);
     check_fixture("tiny");
     check_fixture("head64");
     check_against_sentence_transformers();
