@@ -66,7 +66,7 @@ $(O)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(O)/lib/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.cuh) Makefile
+$(O)/lib/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.cuh lib/cuda/*.h) Makefile
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
