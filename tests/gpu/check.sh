@@ -9,6 +9,8 @@
 #   tests/gpu/prepare.sh       first, here (where ../shared is): fills
 #                              gpu-fixtures/ and prints the device run to use
 #   tests/gpu/check.sh         then on the GPU machine, from the project root
+#                              (docs/gpu-harness.md: the device run, what was
+#                              checked without a GPU)
 #
 # Options:
 #   --sanitize      also run the fixtures fp32 check under compute-sanitizer
