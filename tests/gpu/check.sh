@@ -18,8 +18,8 @@
 #                   not work on every GPU runtime); SANITIZE=1 does the same
 #   --cpu-build     accept a build without the CUDA objects (NVCC= or no
 #                   nvcc), to test this harness on a machine without a GPU:
-#                   every check must then FAIL and the exit status be 1
-#                   (tests/cli/gpu-check.bats)
+#                   every check that needs the GPU must then FAIL and the
+#                   exit status be 1 (tests/cli/gpu-check.bats)
 #
 # Environment: O (build dir, default build-gpu), J (make jobs, default 16),
 # FIX (default gpu-fixtures, laid out as ../shared; ../shared itself will do
