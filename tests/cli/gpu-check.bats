@@ -14,6 +14,9 @@ setup_file() {
     cp -a "$(dirname "$BINDIR")" "$GPU_O"
     rm -rf "$GPU_O/gpu-check-work" "$GPU_O/gpu-check-logs"
     export GPU_O
+    # A build made without nvcc stays one (check.sh would otherwise find
+    # nvcc in /usr/local/cuda and rebuild the library with CUDA).
+    [ -f "$GPU_O/lib/cuda/gpu.o" ] || export NVCC=
 }
 
 setup() {
