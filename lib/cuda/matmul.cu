@@ -66,6 +66,12 @@ struct shape_memo {
         key[next] = k;
         next = (next + 1) % REMEMBERED;
     }
+    void drop(const matmul_plan_key &k)
+    {
+        for (int i = 0; i < REMEMBERED; i++)
+            if (matmul_plan_key_equal(&key[i], &k))
+                memset(&key[i], 0, sizeof key[i]);
+    }
 };
 
 struct plan {
@@ -209,8 +215,8 @@ static cublasLtMatmulAlgo_t query(cublasLtMatmulDesc_t op, const layouts &l,
         pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof al[2]));
     cublasLtMatmulHeuristicResult_t heur;
     int nres = 0;
-    cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(lt, op, l.first, l.second, l.out, l.out, pref, 1, &heur, &nres);
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, op, l.first, l.second, l.out, l.out,
+                                                       pref, 1, &heur, &nres);
     CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     stats.queries++;
     stats.exact_queries += key.exact;
@@ -240,6 +246,19 @@ static plan *insert(const matmul_plan_key &key, const cublasLtMatmulAlgo_t &algo
     memset(&plans[slot].fits, 0, sizeof plans[slot].fits);
     memset(&plans[slot].refused, 0, sizeof plans[slot].refused);
     return &plans[slot];
+}
+
+/* The plan for exact, the product's own shape: the heuristic's choice for
+ * it, asked once. */
+static plan *exact_plan(cublasLtMatmulDesc_t op, const layouts &l, const matmul_plan_key &exact,
+                        const matmul_args &m)
+{
+    plan *own = find(exact);
+    if (!own) {
+        own = insert(exact, query(op, l, exact, m));
+        own->fits.add(exact);
+    }
+    return own;
 }
 
 /* cuBLAS is column-major: the row-major C[M, N] is the column-major C^T
@@ -307,16 +326,20 @@ void matmul(const matmul_args &m)
                 p->refused.add(exact);
             }
         }
-        if (!fits) {
-            /* The bucket's algorithm does not fit this shape: one of its own. */
-            plan *own = find(exact);
-            if (!own) {
-                own = insert(exact, query(op, l, exact, m));
-                own->fits.add(exact);
-            }
-            p = own;
-        }
+        if (!fits)
+            p = exact_plan(op, l, exact, m);
     }
-    CUBLAS_CHECK(cublasLtMatmul(lt, op, &m.alpha, m.b, l.first, m.a, l.second, &m.beta, m.c,
-                                l.out, m.c, l.out, &p->algo, workspace, WORKSPACE_BYTES, 0));
+    cublasStatus_t st = cublasLtMatmul(lt, op, &m.alpha, m.b, l.first, m.a, l.second, &m.beta, m.c,
+                                       l.out, m.c, l.out, &p->algo, workspace, WORKSPACE_BYTES, 0);
+    if (st != CUBLAS_STATUS_SUCCESS && !p->key.exact) {
+        /* Refused at launch although the check passed: the bucket's
+         * algorithm is not used for this shape again. */
+        stats.refused++;
+        p->fits.drop(exact);
+        p->refused.add(exact);
+        p = exact_plan(op, l, exact, m);
+        st = cublasLtMatmul(lt, op, &m.alpha, m.b, l.first, m.a, l.second, &m.beta, m.c, l.out,
+                            m.c, l.out, &p->algo, workspace, WORKSPACE_BYTES, 0);
+    }
+    CUBLAS_CHECK(st);
 }
