@@ -131,6 +131,7 @@ tap() { # NAME COMMAND...
         grep -E '^not ok |^[a-z0-9_-]+: ' <<<"$out" | head -20 | sed 's/^/    /'
     fi
     grep '^# ' <<<"$out" | head -12 | sed 's/^/    /'
+    grep '^cuda: matmul plans: ' <<<"$out" | sed 's/^/    /'
 }
 
 # ---- the CUDA toolkit ---------------------------------------------------
@@ -197,8 +198,9 @@ C=$O/gpu-checks
 tap "unit test gpu_build" "$O/tests/gpu_build"
 tap "fixtures fp32 (tiny, head64)" "$C/fixtures" fp32
 tap "fixtures bf16 (tiny, head64)" "$C/fixtures" bf16
-tap "train100 bf16 vs CPU fp32 (head64)" "$C/train100" bf16 "$FIX/train100.cpu.txt"
-tap "train100 fp32 vs CPU fp32 (head64)" "$C/train100" fp32 "$FIX/train100.cpu.txt"
+# With the matrix-product plan cache's counts (lib/cuda/matmul.cu) at exit.
+tap "train100 bf16 vs CPU fp32 (head64)" env BP_CUDA_PLAN_STATS=1 "$C/train100" bf16 "$FIX/train100.cpu.txt"
+tap "train100 fp32 vs CPU fp32 (head64)" env BP_CUDA_PLAN_STATS=1 "$C/train100" fp32 "$FIX/train100.cpu.txt"
 tap "sts fp32, library (tiny)" "$C/sts" fp32
 tap "sts bf16, library (tiny)" "$C/sts" bf16
 export BERT_BASE_CONFIG=tests/gpu/bert-base-config.json
