@@ -41,7 +41,7 @@ CMD_SRC  := $(wildcard cmd/*.c)
 TOOLS    := $(CMD_SRC:cmd/%.c=$(O)/bin/%)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT     := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
-CLI_TESTS := $(sort $(wildcard tests/cli/*.bats tests/cli/*.t))
+CLI_TESTS := $(sort $(wildcard tests/cli/*.bats))
 MAN      := $(wildcard man/man*/*.[1-9])
 LIBA     := $(O)/libbertpipe.a
 
@@ -66,7 +66,7 @@ $(O)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(O)/lib/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.cuh) Makefile
+$(O)/lib/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.cuh lib/cuda/*.h) Makefile
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
@@ -78,7 +78,7 @@ $(O)/bin/%: cmd/%.c $(LIBA) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
-$(O)/tests/%: tests/unit/%.c tests/tap.h $(LIBA) $(wildcard lib/*.h)
+$(O)/tests/%: tests/unit/%.c tests/tap.h $(wildcard tests/unit/*.h) $(LIBA) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 

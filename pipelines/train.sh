@@ -58,7 +58,10 @@ else
     rows=$(wc -l <"${tokens%.tok}.tsv")
     say "$name: fine-tuning $start with $loss_text"
     mnr-train "${from[@]}" -o "$model" --log "$run/train/$name.log" "${opts[@]}" "$@" "$tokens"
-    steps=$(grep -c '"loss"' "$run/train/$name.log")
+    # The log's step objects (those with a loss; evaluations add objects of
+    # their own), counted by parsing it.
+    steps=$(jq -n '[inputs | select(has("loss"))] | length' "$run/train/$name.log") ||
+        die "$run/train/$name.log: not a training log (JSON Lines)"
 fi
 t1=$(date +%s.%N)
 jq -n --arg model "$name" --arg start "$start" --arg loss "$loss_text" \

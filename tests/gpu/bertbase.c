@@ -3,10 +3,18 @@
  * 42) embeds the first 1000 STS-B dev sentences (bert-base-uncased
  * vocabulary, at most 128 tokens, mean pooling): on the CPU (fp32, the
  * reference, written to OUT as raw float32 [1000, 768]) or on the GPU,
- * compared with REF (TAP): |e - ref| / |ref| <= 1e-2 on every row. */
+ * compared with REF (TAP): |e - ref| / |ref| <= 1e-2 (fp32) or 2e-2 (bf16)
+ * on every row (see ROW_TOL_*). */
 #include "gpu_check.h"
 
 enum { SENTENCES = 1000, MAX_LEN = 128, SEED = 42 };
+
+/* The worst row's relative error allowed.  bf16: the review of issue 11
+ * emulated the GPU's bf16 rounding in float64 on this model and these
+ * sentences and found a worst row of 8.5e-3; 2e-2 is a margin of 2.35x over
+ * it (at least 2x asked).  fp32: 1e-2, as before (loose: only the order of
+ * fp32 sums differs from the CPU's). */
+static const double ROW_TOL_BF16 = 2e-2, ROW_TOL_FP32 = 1e-2;
 
 int main(int argc, char **argv)
 {
@@ -56,8 +64,10 @@ int main(int argc, char **argv)
                 argv[0], argv[2]);
         fclose(f);
         double rr = max_row_rel(emb, ref, SENTENCES, H);
-        ok(rr <= 1e-2, "bert-base shape, random weights, %s: %d STS-B embeddings, worst row "
-           "%.3g of its norm from the CPU's fp32", precision_name(prec), SENTENCES, rr);
+        double tol = prec == PRECISION_BF16 ? ROW_TOL_BF16 : ROW_TOL_FP32;
+        ok(rr <= tol, "bert-base shape, random weights, %s: %d STS-B embeddings, worst row "
+           "%.3g of its norm from the CPU's fp32 (limit %g)", precision_name(prec), SENTENCES,
+           rr, tol);
         free(ref);
         done_testing();
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # prepare.sh - run here (no GPU needed) before a GPU session: fills
-# gpu-fixtures/ (ignored through .git/info/exclude, so it travels with the
-# working tree to the GPU machine, which has no ../shared and no network)
-# with what tests/gpu/check.sh reads:
+# gpu-fixtures/ with what tests/gpu/check.sh reads on the GPU machine, which
+# has no ../shared, no network and none of the -dev packages, and prints
+# the device run to use.
 #
 #   gpu-fixtures/fixtures/...     the tiny/head64 fixture files used, and meta.json
 #   gpu-fixtures/data/...         STS-B dev and the bert-base-uncased vocabulary
@@ -12,18 +12,37 @@
 #   gpu-fixtures/deps/            headers and libraries for building without the
 #                                 jansson, utf8proc and OpenBLAS development packages:
 #                                 static jansson and utf8proc, netlib BLAS (Debian's
-#                                 libblas3; CPU speed does not matter there) and a
-#                                 pkg-config stand-in pointing at them
+#                                 libblas3, which needs only libc; CPU speed does not
+#                                 matter there) and a pkg-config stand-in pointing at
+#                                 them, which check.sh uses when pkg-config finds none
 #
-# Usage: tests/gpu/prepare.sh   (SHARED defaults to ../shared; O to a build dir in /tmp)
-# The CPU references take a few minutes on 2 cores (they run under nice).
+# gpu-fixtures/ is ignored (.gitignore), and an ignored path does NOT travel
+# to the GPU machine by itself: only tracked files, untracked files that git
+# does not ignore, and the ignored paths named in the run's `carry` do.  So
+# the run must name it: carry ["gpu-fixtures"] (what this script prints at
+# the end).  The run sends the checkout of the session that calls it, so run
+# this script in that checkout, with the branch to check there.
+#
+# Usage: tests/gpu/prepare.sh [--deps-only]
+#   --deps-only   the fixtures and deps/ without the CPU references (seconds
+#                 instead of minutes: enough to test the build with the
+#                 pkg-config stand-in, not for check.sh on a GPU)
+# SHARED defaults to ../shared, O (the CPU build for the references) to a
+# directory in /tmp.  The CPU references take a few minutes on 2 cores (they
+# run under nice).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${SHARED:-../shared}
 O=${O:-/tmp/build-gpu-prepare}
 DEST=gpu-fixtures
 
-grep -qx '/gpu-fixtures/' .git/info/exclude 2>/dev/null || echo '/gpu-fixtures/' >>.git/info/exclude
+deps_only=0
+case ${1:-} in
+--deps-only) deps_only=1 ;;
+"") ;;
+*) echo "prepare.sh: unknown option '$1' (--deps-only)" >&2; exit 2 ;;
+esac
+git check-ignore -q "$DEST/" || { echo "prepare.sh: $DEST/ is not ignored (.gitignore)" >&2; exit 1; }
 
 copy() {
     for f in "$@"; do
@@ -75,8 +94,33 @@ EOF
 chmod +x "$deps/pkg-config"
 
 # The CPU references, from a CPU-only build of the check programs.
-nice make -f Makefile -f tests/gpu/gpu.mk O="$O" NVCC= -j2 gpu-checks >/dev/null
-SHARED=$DEST nice "$O/gpu-checks/train100" cpu "$DEST/train100.cpu.txt"
-SHARED=$DEST BERT_BASE_CONFIG=tests/gpu/bert-base-config.json \
-    nice "$O/gpu-checks/bertbase" cpu "$DEST/bertbase.cpu.f32"
-du -sh "$DEST"
+if [ $deps_only = 0 ]; then
+    nice make -f Makefile -f tests/gpu/gpu.mk O="$O" NVCC= -j2 gpu-checks >/dev/null
+    SHARED=$DEST nice "$O/gpu-checks/train100" cpu "$DEST/train100.cpu.txt"
+    SHARED=$DEST BERT_BASE_CONFIG=tests/gpu/bert-base-config.json \
+        nice "$O/gpu-checks/bertbase" cpu "$DEST/bertbase.cpu.f32"
+fi
+
+# What travels: the tracked and untracked-not-ignored files, and gpu-fixtures/.
+kib=$(du -sk "$DEST" | cut -f1)
+tree_kib=$(git ls-files -z --cached --others --exclude-standard | du -ck --files0-from=- 2>/dev/null |
+    tail -1 | cut -f1)
+echo "$DEST/: $((kib / 1024)) MiB; with the working tree $(((kib + tree_kib) / 1024)) MiB of the 64 MiB a run may send"
+if [ $deps_only = 1 ]; then
+    echo "(--deps-only: no CPU references; check.sh's train100 and bertbase checks need them)"
+fi
+cat <<'EOF'
+The GPU check, as one device run (not yet timed on a GPU: the build with
+nvcc -j16, then checks of seconds each, should take a few minutes; 480 s
+bounds it and leaves a warm rerun room in the 15 minutes of device time,
+where build-gpu/, ignored, is kept between calls and rebuilds only what
+changed):
+
+  run  command:   tests/gpu/check.sh
+       carry:     ["gpu-fixtures"]
+       timeout_s: 480
+
+Its logs (check.log, build.log, summary.txt) come back from $OUT.  Then
+give_back, unless you rerun at once.  The compute-sanitizer pass is a run of
+its own, when wanted: command tests/gpu/check.sh --sanitize.
+EOF

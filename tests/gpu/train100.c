@@ -1,8 +1,9 @@
 /* train100 cpu OUT | train100 fp32|bf16 REF: 100 training steps of the
  * head64 fixture model on seeded synthetic pairs, on the CPU (fp32, the
  * reference, written to OUT one loss per line) or on the GPU, compared with
- * REF (TAP): every step's loss within 2% + 0.01 of the CPU's, and the loss
- * at step 100 below the loss at step 1.
+ * REF (TAP): every step's loss within 2% + 0.01 of the CPU's in fp32, 4% +
+ * 0.02 in bf16 (see ALLOW_*), and the loss at step 100 below the loss at
+ * step 1.
  *
  * Batch 32; an anchor is 5 to 40 random ids in 1000..4095 between [CLS]
  * (101) and [SEP] (102), its positive the same with 20% of those ids
@@ -15,6 +16,17 @@
 
 enum { STEPS = 100, BATCH = 32, MAX_T = 42, SEED = 2024 };
 static const double LR = 1e-4, MAX_NORM = 1.0;
+
+/* How far a step's loss may be from the CPU's fp32: ALLOW_REL * |cpu| +
+ * ALLOW_ABS.  head64 has no dropout, so only rounding separates the two.
+ * bf16: the review of issue 11 emulated the GPU's bf16 rounding in float64
+ * over these 100 steps and found losses using up to 64% of 2% + 0.01; twice
+ * that allowance, 4% + 0.02, puts the emulated error at 32% of it (a margin
+ * of 3.1x, at least 2x asked).  fp32:
+ * 2% + 0.01, as before (fp32 products and sums differ from the CPU's only
+ * in their order). */
+static const double ALLOW_REL_BF16 = 0.04, ALLOW_ABS_BF16 = 0.02;
+static const double ALLOW_REL_FP32 = 0.02, ALLOW_ABS_FP32 = 0.01;
 
 /* The next batch: ids[k] [BATCH, MAX_T] (-1 padding), lens[k] [BATCH]. */
 static void make_batch(rng_t *r, int32_t *ids[2], int32_t *lens[2])
@@ -116,8 +128,10 @@ static void run_gpu(const bert_model *m, precision prec, const char *ref_path)
     diag("%d GPU steps in %.2f s", STEPS, now_seconds() - t0);
     int worst = 0;
     double worst_excess = -INFINITY;
+    double allow_rel = prec == PRECISION_BF16 ? ALLOW_REL_BF16 : ALLOW_REL_FP32;
+    double allow_abs = prec == PRECISION_BF16 ? ALLOW_ABS_BF16 : ALLOW_ABS_FP32;
     for (int s = 0; s < STEPS; s++) {
-        double excess = fabs(got[s] - want[s]) - (0.02 * fabs(want[s]) + 0.01);
+        double excess = fabs(got[s] - want[s]) - (allow_rel * fabs(want[s]) + allow_abs);
         if (excess > worst_excess) {
             worst_excess = excess;
             worst = s;
@@ -127,8 +141,10 @@ static void run_gpu(const bert_model *m, precision prec, const char *ref_path)
                  got[s], want[s]);
     }
     const char *P = precision_name(prec);
-    ok(worst_excess <= 0, "head64 %s: all %d losses within 2%% + 0.01 of the CPU's (closest to "
-       "the limit: step %d, %.6f vs %.6f)", P, STEPS, worst + 1, got[worst], want[worst]);
+    ok(worst_excess <= 0, "head64 %s: all %d losses within %g%% + %g of the CPU's (closest to "
+       "the limit: step %d, %.6f vs %.6f, %.0f%% of its allowance)", P, STEPS, 100 * allow_rel,
+       allow_abs, worst + 1, got[worst], want[worst],
+       100 * fabs(got[worst] - want[worst]) / (allow_rel * fabs(want[worst]) + allow_abs));
     ok(got[STEPS - 1] < got[0], "head64 %s: loss at step %d (%.6f) below step 1 (%.6f)", P, STEPS,
        got[STEPS - 1], got[0]);
 }
