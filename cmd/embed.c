@@ -117,7 +117,9 @@ int main(int argc, char **argv)
     encoder_settings es = {.device = device, .precision = precision,
                            .precision_given = precision_given, .doing = "embedding",
                            .batch_size = (int)batch_size};
-    encoder *enc = encoder_open(&m, &es);
+    /* Opened once the first frame is read, so that an error in the input is
+     * the only line (the device is announced after it). */
+    encoder *enc = NULL;
 
     npy_reader r;
     npy_reader_init(&r, argc - optind, argv + optind);
@@ -144,6 +146,8 @@ int main(int argc, char **argv)
                                 m.max_seq_length);
         }
 
+        if (!enc)
+            enc = encoder_open(&m, &es);
         /* Output frames of at most STREAM_FRAME_ROWS rows. */
         int64_t chunk = rows < STREAM_FRAME_ROWS ? rows : STREAM_FRAME_ROWS;
         if (out_cap < (size_t)(chunk * cols)) {
@@ -167,6 +171,8 @@ int main(int argc, char **argv)
         if (fflush(stdout) != 0)
             out_close(stdout, "stdout");
     }
+    if (!enc)
+        enc = encoder_open(&m, &es); /* no input: still says where, or that cuda is missing */
     out_close(stdout, "stdout");
     npy_free(&a);
     free(lens);

@@ -10,6 +10,7 @@
 #include "sampler.h"
 #include "sts_eval.h"
 #include "threads.h"
+#include "train_log.h"
 #include "trainer.h"
 #include "util.h"
 
@@ -92,14 +93,8 @@ static void progress(run_io *io, const trainer *t, double loss)
 static void log_step(trainer *t, int rows, double loss, double lr, double norm, double seconds)
 {
     run_io *io = t->hook_ctx;
-    if (io->log) {
-        out_printf(io->log, io->log_path,
-                   "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.17g,\"lr\":%.17g,"
-                   "\"grad_norm\":%.17g,\"examples_per_s\":%.17g}\n",
-                   t->pos.step, t->pos.epoch + 1, loss, lr, norm,
-                   seconds > 0 ? rows / seconds : 0.0);
-        fflush(io->log);
-    }
+    if (io->log)
+        train_log_step(io->log, io->log_path, t, loss, lr, norm, seconds > 0 ? rows / seconds : 0);
     progress(io, t, loss);
 }
 
@@ -112,23 +107,24 @@ static double evaluate(trainer *t)
 static void log_eval(trainer *t, double rho)
 {
     run_io *io = t->hook_ctx;
-    if (io->log) {
-        if (isfinite(rho))
-            out_printf(io->log, io->log_path, "{\"step\":%ld,\"eval_sts_spearman\":%.17g}\n",
-                       t->pos.step, rho);
-        else
-            out_printf(io->log, io->log_path, "{\"step\":%ld,\"eval_sts_spearman\":null}\n",
-                       t->pos.step);
-        fflush(io->log);
-    }
+    if (io->log)
+        train_log_eval(io->log, io->log_path, t, rho);
     bar_clear(io);
     warnx("step %ld: STS Spearman %.6f", t->pos.step, rho);
 }
 
-static void checkpoint(trainer *t)
+/* A checkpoint with SIGINT and SIGTERM held back until it is complete (a
+ * second Ctrl-C then stops the run, not the write). */
+static void write_checkpoint(trainer *t)
 {
     run_io *io = t->hook_ctx;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &old);
     checkpoint_write(io->checkpoint_dir, t);
+    sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 static int should_stop(trainer *t)
@@ -140,9 +136,9 @@ static int should_stop(trainer *t)
 static void stop_with_checkpoint(trainer *t, int status, const char *why)
 {
     run_io *io = t->hook_ctx;
-    checkpoint_write(io->checkpoint_dir, t);
     if (io->log)
         out_close(io->log, io->log_path);
+    write_checkpoint(t);
     bar_clear(io);
     warnx("%s; the state after step %ld is in %s (continue with --resume %s)", why, t->pos.step,
           io->checkpoint_dir, io->checkpoint_dir);
@@ -390,6 +386,10 @@ int main(int argc, char **argv)
     char *base = strip_slashes(out_dir);
     char *checkpoint_dir = xmalloc(strlen(base) + sizeof ".checkpoint");
     strcat(strcpy(checkpoint_dir, base), ".checkpoint");
+    model_check_replaceable(base, 0);
+    model_check_replaceable(checkpoint_dir, 1);
+    atomic_remove_stale(base);
+    atomic_remove_stale(checkpoint_dir);
     free(base);
 
     train_data data;
@@ -420,16 +420,14 @@ int main(int argc, char **argv)
     io.every = io.every < 1 ? 1 : io.every > 100 ? 100 : io.every;
     io.start_step = t.pos.step;
     t.hook_ctx = &io;
-    t.hooks = (trainer_hooks){.step_done = log_step, .checkpoint = checkpoint,
+    t.hooks = (trainer_hooks){.step_done = log_step, .checkpoint = write_checkpoint,
                               .should_stop = should_stop};
     if (o->eval_sts) {
         t.hooks.evaluate = evaluate;
         t.hooks.evaluated = log_eval;
     }
     if (io.log_path) {
-        io.log = fopen(io.log_path, resume_dir ? "a" : "w");
-        if (!io.log)
-            die("%s: %s", io.log_path, strerror(errno));
+        io.log = train_log_open(io.log_path, resume_dir ? t.pos.step : -1);
     }
     warnx("%lld rows of %d columns; steps %ld to %ld of a %ld-step schedule (warmup %ld)",
           (long long)data.rows, data.columns, t.pos.step + 1, t.total_steps, t.schedule_steps,
@@ -458,9 +456,9 @@ int main(int argc, char **argv)
         memcpy(final, t.best_params, encoder_nparams(enc) * sizeof *final);
         warnx("keeping the weights of step %ld (STS Spearman %.6f)", t.best_step, t.best_score);
     }
-    model_save(&model, out_dir, final);
     if (io.log)
         out_close(io.log, io.log_path);
+    model_save(&model, out_dir, final);
     warnx("wrote %s", out_dir);
     free(final);
     trainer_free(&t);

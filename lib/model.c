@@ -6,6 +6,7 @@
 #include "torchbin.h"
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -675,6 +676,57 @@ void model_write_files(const bert_model *m, const char *dir, const float *params
     write_weights(m, dir, params);
     write_tokenizer(m, dir);
     write_sentence_transformers(m, dir);
+}
+
+/* Whether every entry of dir is one of names (with checkpoint, also a
+ * checkpoint's files); 1_Pooling and 2_Normalize as model_save makes them. */
+static int only_entries(const char *dir, const char *const *names, int checkpoint)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int ok = 1;
+    while (ok && (e = readdir(d))) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, ".."))
+            continue;
+        int known = 0;
+        for (int i = 0; names[i] && !known; i++)
+            known = !strcmp(n, names[i]);
+        if (!known && checkpoint)
+            known = !strcmp(n, "optimizer.safetensors") || !strcmp(n, "best.safetensors") ||
+                    !strcmp(n, "state.json");
+        if (!known && (!strcmp(n, "1_Pooling") || !strcmp(n, "2_Normalize"))) {
+            char *sub = path_join(dir, n);
+            static const char *const pooling[] = {"config.json", NULL}, *const none[] = {NULL};
+            known = only_entries(sub, !strcmp(n, "1_Pooling") ? pooling : none, 0);
+            free(sub);
+        }
+        ok = known;
+    }
+    closedir(d);
+    return ok;
+}
+
+void model_check_replaceable(const char *path, int checkpoint)
+{
+    static const char *const names[] = {
+        "config.json", "model.safetensors", "vocab.txt", "tokenizer.json",
+        "tokenizer_config.json", "special_tokens_map.json", "modules.json",
+        "sentence_bert_config.json", NULL};
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return;
+        die("%s: %s", path, strerror(errno));
+    }
+    char *config = path_join(path, "config.json");
+    int model_dir = S_ISDIR(st.st_mode) && file_exists(config) && only_entries(path, names, checkpoint);
+    free(config);
+    if (!model_dir)
+        die("%s: exists and is not a %s this tool wrote; refusing to replace it", path,
+            checkpoint ? "checkpoint" : "model directory");
 }
 
 void model_save(const bert_model *m, const char *out_dir, const float *params)

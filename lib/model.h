@@ -80,6 +80,17 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
  * Dies before writing anything when the source has no vocabulary. */
 void model_save(const bert_model *m, const char *out_dir, const float *params);
 
+/* Before writing a model directory (or, with checkpoint, a checkpoint) at
+ * path: dies with one line unless path does not exist or is a directory
+ * that only a model_save (or checkpoint) could have written: config.json
+ * present, and nothing but config.json, model.safetensors, vocab.txt,
+ * tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+ * modules.json, sentence_bert_config.json, 1_Pooling/config.json and
+ * 2_Normalize/ (a checkpoint also optimizer.safetensors, best.safetensors and
+ * state.json).  Anything else (a file, a directory of other files, the
+ * input) is never replaced. */
+void model_check_replaceable(const char *path, int checkpoint);
+
 /* The files of model_save written into an existing directory dir, not
  * atomically: for checkpoints, which add their own files to the same
  * temporary directory before atomic_dir_commit (util.h). */

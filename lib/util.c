@@ -162,6 +162,12 @@ void out_printf(FILE *f, const char *name, const char *fmt, ...)
         die("%s: write error: %s", name, strerror(errno));
 }
 
+void out_flush(FILE *f, const char *name)
+{
+    if (fflush(f) != 0)
+        die("%s: write error: %s", name, strerror(errno));
+}
+
 void out_close(FILE *f, const char *name)
 {
     if (fflush(f) != 0 || ferror(f))
@@ -260,8 +266,16 @@ void atomic_dir_commit(const char *tmp, const char *path)
     struct stat st;
     pending_remove(tmp);
     if (stat(path, &st) == 0) {
-        /* rename(2) cannot replace a non-empty directory: move the old one
-         * aside first, so that path always names a complete directory. */
+        /* rename(2) cannot replace a non-empty directory: exchange the two
+         * atomically, so that path always names a complete directory, and
+         * remove the old one, now at tmp. */
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_EXCHANGE) == 0) {
+            remove_tree(tmp);
+            return;
+        }
+        if (errno != EINVAL && errno != ENOSYS)
+            die("%s: %s", path, strerror(errno));
+        /* A file system without the exchange: move the old one aside first. */
         char *old;
         if (asprintf(&old, "%s.old.%ld", path, (long)getpid()) < 0)
             die("out of memory");
@@ -275,6 +289,32 @@ void atomic_dir_commit(const char *tmp, const char *path)
     }
     if (rename(tmp, path) != 0)
         die("%s: %s", path, strerror(errno));
+}
+
+void atomic_remove_stale(const char *path)
+{
+    char *copy = xstrdup(path), *slash = strrchr(copy, '/');
+    const char *dir = slash ? (slash == copy ? "/" : (*slash = 0, copy)) : ".";
+    const char *base = slash ? slash + 1 : path;
+    size_t n = strlen(base);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *rest = e->d_name + n;
+        if (strncmp(e->d_name, base, n) || (strncmp(rest, ".tmp.", 5) && strncmp(rest, ".old.", 5)))
+            continue;
+        char *end;
+        long pid = strtol(rest + 5, &end, 10);
+        /* Only our own names of processes that are gone. */
+        if (end == rest + 5 || *end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char *stale = path_join(dir, e->d_name);
+        remove_tree(stale);
+        free(stale);
+    }
+    if (d)
+        closedir(d);
+    free(copy);
 }
 
 void remove_tree(const char *path)

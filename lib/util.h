@@ -48,6 +48,9 @@ void out_printf(FILE *f, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Flush and close; any pending error (ENOSPC, EPIPE) is fatal. */
 void out_close(FILE *f, const char *name);
+/* fflush, dying with the write's own error on failure (a log line written
+ * now is on disk now, not at the end of a run). */
+void out_flush(FILE *f, const char *name);
 
 /* Strict number parsing: the whole string must be a number in range.
  * Return 0 on success, -1 otherwise. */
@@ -71,6 +74,9 @@ char *atomic_dir_begin(const char *path);          /* returns the tmp path */
  * (die() does it; a signal handler's exit path may call it too). */
 void remove_pending_outputs(void);
 void atomic_dir_commit(const char *tmp, const char *path);
+/* Remove what interrupted writes of path left (path.tmp.PID, path.old.PID
+ * of processes that no longer run). */
+void atomic_remove_stale(const char *path);
 void remove_tree(const char *path);
 
 /* The file mapped read-only (dies naming it on failure); NULL for an empty

@@ -463,6 +463,58 @@ print(max(ev, key=lambda e: (e["eval_sts_spearman"], -e["step"]))["step"])')
     [ ! -e out ]
 }
 
+@test "outputs: only a model directory the tool wrote is replaced, never a file, other files or the input" {
+    need_streams
+    echo keep >plain
+    mkdir other && echo mine >other/notes.txt
+    cp "$S/syn.npy" input.npy
+    for target in plain other input.npy; do
+        run train -m "$TINY/model" -o "$target" --max-steps 1 input.npy
+        [ "$status" -eq 1 ]
+        [ "${#lines[@]}" -eq 1 ]
+        [[ "$output" == "mnr-train: $target: exists and is not a model directory this tool wrote; refusing to replace it" ]]
+    done
+    [ "$(cat plain)" = keep ] && [ "$(cat other/notes.txt)" = mine ] && cmp input.npy "$S/syn.npy"
+    # a checkpoint path holding something else is refused too
+    mkdir x.checkpoint && echo mine >x.checkpoint/notes.txt
+    run train -m "$TINY/model" -o x --max-steps 1 input.npy
+    [ "$status" -eq 1 ]
+    [[ "$output" == "mnr-train: x.checkpoint: exists and is not a checkpoint this tool wrote; refusing to replace it" ]]
+    # positive controls: a model directory it wrote (also the one of an
+    # earlier version: the same files) and a checkpoint are replaced
+    train -m "$TINY/model" -o out --max-steps 2 --checkpoint-every 1 input.npy 2>/dev/null
+    train -m "$TINY/model" -o out --max-steps 1 --checkpoint-every 1 --lr 0 input.npy 2>/dev/null
+    [ "$(state_field out.checkpoint step)" -eq 1 ]
+    cmp out/model.safetensors out.checkpoint/model.safetensors
+    # leftovers of a killed run (a process that is gone) are removed
+    mkdir out.tmp.999999999 out.checkpoint.old.999999999 out.tmp.1x
+    train -m "$TINY/model" -o out --max-steps 1 input.npy 2>/dev/null
+    [ ! -e out.tmp.999999999 ] && [ ! -e out.checkpoint.old.999999999 ] && [ -d out.tmp.1x ]
+}
+
+@test "resume: the log is cut back to the checkpoint's step; --checkpoint-every is kept" {
+    need_streams
+    common=(-m "$S/drop" --batch-size 8 --epochs 2 --lr 1e-3 --schedule-steps 7)
+    train "${common[@]}" -o a --max-steps 5 --checkpoint-every 3 --log a.jsonl "$S/syn.npy" 2>/dev/null
+    [ "$(state_field a.checkpoint step)" -eq 3 ] && [ "$(wc -l <a.jsonl)" -eq 5 ]
+    train --resume a.checkpoint -o b --max-steps 7 --log a.jsonl "$S/syn.npy" 2>/dev/null
+    [ "$(jq -s 'map(.step)' -c a.jsonl)" = "[1,2,3,4,5,6,7]" ]
+    # the resumed run wrote its own checkpoint at step 6 without being told again
+    [ "$(state_field b.checkpoint step)" -eq 6 ]
+    train "${common[@]}" -o s --max-steps 7 --log s.jsonl "$S/syn.npy" 2>/dev/null
+    [ "$(steps_of a.jsonl)" = "$(steps_of s.jsonl)" ]
+    cmp b/model.safetensors s/model.safetensors
+}
+
+@test "a log that cannot be written stops the run before the model is written" {
+    need_streams
+    [ -w /dev/full ] || skip "no /dev/full"
+    run train -m "$TINY/model" -o out --max-steps 2 --log /dev/full "$S/syn.npy"
+    [ "$status" -eq 1 ]
+    [[ "${lines[-1]}" == "mnr-train: /dev/full: write error: No space left on device" ]]
+    [ ! -e out ]
+}
+
 @test "usage errors exit 2" {
     for args in "-o out" "-m $TINY/model" "-m $TINY/model -o out --bogus" \
         "-m $TINY/model -o out --batch-size 0" "-m $TINY/model -o out --lr -1" \
