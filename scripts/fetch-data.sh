@@ -20,7 +20,7 @@
 #   sts-suite/STS12-en-test/ ... STS16-en-test/   each year's test archive as it
 #                        unpacks (its top directory renamed, as SentEval does)
 #   sts-suite/SICK.txt   SICK (Marelli et al.): header, 12 columns, all splits
-#   sts-suite/pairs/     what `make eval-suite` reads: per set, NAME.tsv (the two
+#   sts-suite/pairs/     what `make eval-suite` reads (sts-suite/.complete when done): per set, NAME.tsv (the two
 #                        sentences, tab-separated) and NAME.gold (the gold score
 #                        or an empty line for an unscored pair), line k = pair k:
 #                        STS12/ ... STS16/ one pair of files per subset,
@@ -261,6 +261,7 @@ prepare_suite() {
     else
         say "sts-suite: all seven sets ready"
     fi
+    touch "$DATA_DIR/sts-suite/.complete"
 }
 
 # suite_from_mirror: the years and SICK that the mirror has, copied.
