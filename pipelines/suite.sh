@@ -145,11 +145,14 @@ END {
         ws = length("set")
         for (k = 1; k <= ns; k++) if (length(subs[k]) > ws) ws = length(subs[k])
         printf "%s  %5s", pad("set", ws, 1), "n"
-        for (m = 1; m <= nm; m++) printf "  %s", models[m]
+        for (m = 1; m <= nm; m++) {
+            wm[m] = length(models[m]) > 6 ? length(models[m]) : 6
+            printf "  %s", pad(models[m], wm[m], 0)
+        }
         printf "\n"
         for (k = 1; k <= ns; k++) {
             printf "%s  %5s", pad(subs[k], ws, 1), sub_n[subs[k]]
-            for (m = 1; m <= nm; m++) printf "  %s", pad(x100(sub_rho[models[m], subs[k]]), length(models[m]), 0)
+            for (m = 1; m <= nm; m++) printf "  %s", pad(x100(sub_rho[models[m], subs[k]]), wm[m], 0)
             printf "\n"
         }
     }

@@ -366,15 +366,16 @@ near() {
 }
 
 # The man page's EXAMPLES run in a directory holding sts-dev.csv,
-# sts-dev.cosine.txt and model/; each command's standard output must be the
+# sts-dev.cosine.txt, model/ and STS 2015's answers-forums input and gold; each command's standard output must be the
 # lines shown after it.
 @test "man page examples" {
     cd "$BATS_TEST_TMPDIR"
     ln -s "$STS_DEV" sts-dev.csv
     ln -s "$COSINES" sts-dev.cosine.txt
     ln -s "$FIXTURES/tiny/model" model
+    ln -s "$DATA"/sts-suite/STS15-en-test/STS.{input,gs}.answers-forums.txt .
     run run_man_examples "$MAN_PAGE" stdout
     echo "$output"
     [ "$status" -eq 0 ]
-    [ "$output" = "ran 8 examples" ]
+    [ "$output" = "ran 9 examples" ]
 }
