@@ -7,6 +7,8 @@
 #   scripts/fetch-data.sh                      download from the official sources
 #   scripts/fetch-data.sh --no-model           the data only, not bert-base-uncased
 #   scripts/fetch-data.sh --model-only         bert-base-uncased only
+#   scripts/fetch-data.sh --suite-only         the STS suite only (sts-suite/ below),
+#                                              leaving the rest of DATA_DIR as it is
 #   DATA_MIRROR=DIR scripts/fetch-data.sh      offline: copy the data from DIR instead
 #
 # DATA_MIRROR names a directory laid out as the result below (nli/*.jsonl,
@@ -20,11 +22,12 @@
 #   sts-suite/STS12-en-test/ ... STS16-en-test/   each year's test archive as it
 #                        unpacks (its top directory renamed, as SentEval does)
 #   sts-suite/SICK.txt   SICK (Marelli et al.): header, 12 columns, all splits
-#   sts-suite/pairs/     what `make eval-suite` reads (sts-suite/.complete when done): per set, NAME.tsv (the two
-#                        sentences, tab-separated) and NAME.gold (the gold score
-#                        or an empty line for an unscored pair), line k = pair k:
-#                        STS12/ ... STS16/ one pair of files per subset,
-#                        STSb-test.* (sts-test.csv), SICK-R-test.* (TEST rows)
+#   sts-suite/pairs/     what `make eval-suite` reads: per set, NAME.tsv (the
+#                        two sentences, tab-separated) and NAME.gold (the gold
+#                        score or an empty line for an unscored pair), line k =
+#                        pair k: STS12/ ... STS16/ one pair of files per subset,
+#                        STSb-test.* (sts-test.csv), SICK-R-test.* (TEST rows);
+#                        sts-suite/.complete when it is done
 #
 # A subset of a year is every STS*.input.NAME.txt with a STS*.gs.NAME.txt
 # beside it at the archive's top level, used as distributed (its first two
@@ -74,8 +77,9 @@ case ${1:-} in
 "") ;;
 --no-model) want_model=no ;;
 --model-only) want_data=no ;;
+--suite-only) want_data=suite want_model=no ;;
 -h | --help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-*) echo "$prog: unknown option '$1' (--no-model, --model-only or --help)" >&2; exit 2 ;;
+*) echo "$prog: unknown option '$1' (--no-model, --model-only, --suite-only or --help)" >&2; exit 2 ;;
 esac
 
 # Rows of the files we know (official releases and the shared offline copy).
@@ -398,6 +402,17 @@ if [ $want_data = yes ]; then
     prepare_suite
     touch "$DATA_DIR/.complete"
     say "data ready in $DATA_DIR"
+fi
+if [ $want_data = suite ]; then
+    rm -rf "$DATA_DIR"/sts-suite
+    if [ -n "$DATA_MIRROR" ]; then
+        [ -d "$DATA_MIRROR" ] || die "DATA_MIRROR=$DATA_MIRROR: no such directory"
+        suite_from_mirror
+    else
+        suite_download
+    fi
+    prepare_suite
+    say "STS suite ready in $DATA_DIR/sts-suite"
 fi
 if [ $want_model = yes ]; then
     get_model

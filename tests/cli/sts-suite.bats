@@ -223,6 +223,21 @@ suite() {
     [ "$status" -eq 0 ]
 }
 
+@test "fetch-data.sh --suite-only: the suite again, the rest of the data untouched" {
+    d=$BATS_TEST_TMPDIR/d
+    cp -R "$WORK/mirror-data" "$d"
+    rm -rf "$d/sts-suite/pairs/STS12" "$d/sts-suite/.complete"
+    touch -d '2001-01-01' "$d/.complete" "$d/nli/snli_1.0_devtest.jsonl"
+    run env DATA_DIR="$d" DATA_MIRROR="$DATA" "$TOP/scripts/fetch-data.sh" --suite-only
+    [ "$status" -eq 0 ]
+    [[ $output == *"sts-suite/STS12/MSRpar: 750 pairs, 750 scored (as expected)"* ]]
+    [[ ${lines[-1]} == "fetch-data: STS suite ready in $d/sts-suite" ]]
+    [[ $output != *"nli/"* ]]
+    [ -f "$d/sts-suite/.complete" ] && [ -f "$d/sts-suite/pairs/STS12/MSRpar.tsv" ]
+    [ "$(stat -c %Y "$d/.complete")" = "$(stat -c %Y "$d/nli/snli_1.0_devtest.jsonl")" ]
+    [ "$(date -d @"$(stat -c %Y "$d/.complete")" +%Y)" = 2001 ]
+}
+
 @test "make eval-suite never trains: a run without models is an error" {
     mkdir -p "$BATS_TEST_TMPDIR/runs/empty"
     run suite RUN=empty DATA="$WORK/mirror-data"
