@@ -7,18 +7,23 @@
 #   scripts/fetch-data.sh                      download from the official sources
 #   scripts/fetch-data.sh --no-model           the data only, not bert-base-uncased
 #   scripts/fetch-data.sh --model-only         bert-base-uncased only
-#   scripts/fetch-data.sh --suite-only         the STS suite only (sts-suite/ below),
+#   scripts/fetch-data.sh --suite-only         the STS suite (sts-suite/ below) only,
 #                                              leaving the rest of DATA_DIR as it is
 #   DATA_MIRROR=DIR scripts/fetch-data.sh      offline: copy the data from DIR instead
 #
 # DATA_MIRROR names a directory laid out as the result below (nli/*.jsonl,
-# stsbenchmark/sts-*.csv, vocab/bert-base-uncased-vocab.txt, and optionally
-# sts-suite/); this is the mode the demo and the tests use.  The result, in
-# DATA_DIR (default data/):
+# stsbenchmark/sts-*.csv, vocab/bert-base-uncased-vocab.txt, and for
+# --suite-only sts-suite/); this is the mode the demo and the tests use.  The
+# result, in DATA_DIR (default data/):
 #
 #   nli/snli_1.0_train.jsonl, nli/multinli_1.0_train.jsonl   (or the mirror's *.jsonl)
 #   stsbenchmark/sts-train.csv, sts-dev.csv, sts-test.csv, readme.txt, LICENSE.txt
 #   vocab/bert-base-uncased-vocab.txt
+#
+# and with --suite-only (`make eval-suite` runs it when sts-suite/.complete is
+# missing; a data run without it removes that file, so that the suite is
+# prepared again from the new stsbenchmark/sts-test.csv):
+#
 #   sts-suite/STS12-en-test/ ... STS16-en-test/   each year's test archive as it
 #                        unpacks (its top directory renamed, as SentEval does)
 #   sts-suite/SICK.txt   SICK (Marelli et al.): header, 12 columns, all splits
@@ -271,6 +276,7 @@ prepare_suite() {
 # suite_from_mirror: the years and SICK that the mirror has, copied.
 suite_from_mirror() {
     local m=$DATA_MIRROR/sts-suite year
+    [ -d "$DATA_MIRROR" ] || die "DATA_MIRROR=$DATA_MIRROR: no such directory"
     [ -d "$m" ] || { say "$DATA_MIRROR: no sts-suite/ (the STS suite is left out)"; return 0; }
     mkdir -p "$DATA_DIR/sts-suite"
     for year in $STS_YEARS; do
@@ -327,7 +333,6 @@ from_mirror() {
     install -m 644 -t "$DATA_DIR/vocab" "$m/vocab/bert-base-uncased-vocab.txt" ||
         die "$m/vocab/bert-base-uncased-vocab.txt: missing"
     check_rows "$DATA_DIR/vocab/bert-base-uncased-vocab.txt"
-    suite_from_mirror
 }
 
 download() {
@@ -362,7 +367,6 @@ download() {
     fetch "$BERT_URL/vocab.txt" "$dl/bert-base-uncased-vocab.txt"
     install -m 644 -D "$dl/bert-base-uncased-vocab.txt" "$DATA_DIR/vocab/bert-base-uncased-vocab.txt"
     check_rows "$DATA_DIR/vocab/bert-base-uncased-vocab.txt"
-    suite_download
 }
 
 # get_model: bert-base-uncased downloaded, or copied from the mirror.
@@ -390,23 +394,22 @@ get_model() {
 }
 
 # Start clean: the pipelines read every nli/*.jsonl and stsbenchmark/sts-*.csv,
-# and DATA_DIR/.complete says that the last run passed every check.
+# and DATA_DIR/.complete says that the last run passed every check (as
+# sts-suite/.complete does for the suite).
 if [ $want_data = yes ]; then
-    rm -f "$DATA_DIR"/.complete "$DATA_DIR"/nli/*.jsonl "$DATA_DIR"/stsbenchmark/sts-*.csv
-    rm -rf "$DATA_DIR"/sts-suite
+    rm -f "$DATA_DIR"/.complete "$DATA_DIR"/nli/*.jsonl "$DATA_DIR"/stsbenchmark/sts-*.csv \
+        "$DATA_DIR"/sts-suite/.complete
     if [ -n "$DATA_MIRROR" ]; then
         from_mirror
     else
         download
     fi
-    prepare_suite
     touch "$DATA_DIR/.complete"
     say "data ready in $DATA_DIR"
 fi
 if [ $want_data = suite ]; then
     rm -rf "$DATA_DIR"/sts-suite
     if [ -n "$DATA_MIRROR" ]; then
-        [ -d "$DATA_MIRROR" ] || die "DATA_MIRROR=$DATA_MIRROR: no such directory"
         suite_from_mirror
     else
         suite_download

@@ -90,18 +90,23 @@ urls() {
 
 setup_file() {
     export WORK=$BATS_FILE_TMPDIR
-    DATA_DIR=$WORK/mirror-data DATA_MIRROR=$DATA "$TOP/scripts/fetch-data.sh" --no-model 2>"$WORK/mirror.err" ||
-        true
+    # the data, then the suite (as make eval-suite does)
+    for opt in --no-model --suite-only; do
+        DATA_DIR=$WORK/mirror-data DATA_MIRROR=$DATA "$TOP/scripts/fetch-data.sh" $opt 2>>"$WORK/mirror.err" ||
+            true
+    done
     if command -v curl >/dev/null && command -v unzip >/dev/null; then
         make_archives "$WORK/src"
-        # shellcheck disable=SC2046
-        env DATA_DIR="$WORK/full-data" $(urls "$WORK/src") "$TOP/scripts/fetch-data.sh" --no-model \
-            >"$WORK/full.err" 2>&1 || true
+        for opt in --no-model --suite-only; do
+            # shellcheck disable=SC2046
+            env DATA_DIR="$WORK/full-data" $(urls "$WORK/src") "$TOP/scripts/fetch-data.sh" $opt \
+                >>"$WORK/full.err" 2>&1 || true
+        done
     fi
 }
 
 need_full() {
-    [ -f "$WORK/full-data/.complete" ] || {
+    [ -f "$WORK/full-data/sts-suite/.complete" ] || {
         cat "$WORK/full.err" 2>/dev/null
         command -v curl >/dev/null && command -v unzip >/dev/null || skip "curl or unzip is not installed"
         false
@@ -169,6 +174,17 @@ suite() {
     [ "$(ls "$d/pairs")" = "$(printf '%s\n' SICK-R-test.gold SICK-R-test.tsv STS12 STS13 STS14 STS15 STS16 STSb-test.gold STSb-test.tsv)" ]
 }
 
+@test "fetch-data.sh from a complete mirror: all seven sets, as from the archives" {
+    need_full
+    # the downloaded data as a mirror: nli/, stsbenchmark/, vocab/, sts-suite/
+    env DATA_DIR="$BATS_TEST_TMPDIR/d" DATA_MIRROR="$WORK/full-data" "$TOP/scripts/fetch-data.sh" --no-model
+    run env DATA_DIR="$BATS_TEST_TMPDIR/d" DATA_MIRROR="$WORK/full-data" "$TOP/scripts/fetch-data.sh" --suite-only
+    [ "$status" -eq 0 ]
+    [[ $output == *"sts-suite/STS16/question-question: 226 pairs, 209 scored (as expected), 17 unscored left out"* ]]
+    [[ ${lines[-2]} == "fetch-data: sts-suite: all seven sets ready" ]]
+    diff -r "$WORK/full-data/sts-suite/pairs" "$BATS_TEST_TMPDIR/d/sts-suite/pairs"
+}
+
 @test "fetch-data.sh download mode: an archive without a subset is rejected" {
     need_full
     src=$BATS_TEST_TMPDIR/src
@@ -176,10 +192,10 @@ suite() {
     (cd "$src" && rm STS14-en-test.zip && rm sts-en-test-gs-2014/STS.input.deft-news.txt &&
         python3 -m zipfile -c STS14-en-test.zip sts-en-test-gs-2014)
     # shellcheck disable=SC2046
-    run env DATA_DIR="$BATS_TEST_TMPDIR/d" $(urls "$src") "$TOP/scripts/fetch-data.sh" --no-model
+    run env DATA_DIR="$BATS_TEST_TMPDIR/d" $(urls "$src") "$TOP/scripts/fetch-data.sh" --suite-only
     [ "$status" -eq 1 ]
     [[ ${lines[-1]} == "fetch-data: $BATS_TEST_TMPDIR/d/download/STS14-en-test.zip: no member sts-en-test-gs-2014/STS.input.deft-news.txt (damaged download? remove it and retry)" ]]
-    [ ! -e "$BATS_TEST_TMPDIR/d/.complete" ]
+    [ ! -e "$BATS_TEST_TMPDIR/d/sts-suite/.complete" ]
 }
 
 @test "fetch-data.sh rejects a mirror whose suite files are damaged, naming file and line" {
@@ -188,12 +204,12 @@ suite() {
     cp -R "$DATA/nli" "$DATA/stsbenchmark" "$DATA/vocab" "$DATA/sts-suite" "$m/"
     chmod -R u+w "$m"
     y=$m/sts-suite/STS15-en-test
-    fetch() { run env DATA_DIR="$BATS_TEST_TMPDIR/d" DATA_MIRROR="$m" "$TOP/scripts/fetch-data.sh" --no-model; }
+    fetch() { run env DATA_DIR="$BATS_TEST_TMPDIR/d" DATA_MIRROR="$m" "$TOP/scripts/fetch-data.sh" --suite-only; }
     sed -i '7s/.*/4.2x/' "$y/STS.gs.images.txt"
     fetch
     [ "$status" -eq 1 ]
     [[ $output == *"/sts-suite/STS15-en-test/STS.gs.images.txt:7: expected a gold score from 0 to 5 or an empty line"* ]]
-    [ ! -e "$BATS_TEST_TMPDIR/d/.complete" ]
+    [ ! -e "$BATS_TEST_TMPDIR/d/sts-suite/.complete" ]
     cp "$DATA/sts-suite/STS15-en-test/STS.gs.images.txt" "$y/"
     # one scored pair fewer than the official count
     awk 'NF && !done { print ""; done = 1; next } { print }' "$DATA/sts-suite/STS15-en-test/STS.gs.headlines.txt" \
@@ -221,6 +237,7 @@ suite() {
     cp "$DATA/sts-suite/SICK.txt" "$m/sts-suite/"
     fetch
     [ "$status" -eq 0 ]
+    [ -f "$BATS_TEST_TMPDIR/d/sts-suite/.complete" ]
 }
 
 @test "fetch-data.sh --suite-only: the suite again, the rest of the data untouched" {
@@ -236,6 +253,11 @@ suite() {
     [ -f "$d/sts-suite/.complete" ] && [ -f "$d/sts-suite/pairs/STS12/MSRpar.tsv" ]
     [ "$(stat -c %Y "$d/.complete")" = "$(stat -c %Y "$d/nli/snli_1.0_devtest.jsonl")" ]
     [ "$(date -d @"$(stat -c %Y "$d/.complete")" +%Y)" = 2001 ]
+    # a data run leaves the suite to be prepared again (its STSb-test comes from it)
+    run env DATA_DIR="$d" DATA_MIRROR="$DATA" "$TOP/scripts/fetch-data.sh" --no-model
+    [ "$status" -eq 0 ]
+    [[ $output != *"sts-suite"* ]]
+    [ ! -e "$d/sts-suite/.complete" ] && [ -f "$d/sts-suite/pairs/STS12/MSRpar.tsv" ]
 }
 
 @test "make eval-suite never trains: a run without models is an error" {
