@@ -101,7 +101,7 @@ clean:
 # The experiment, as pipelines/Makefile runs it (`make demo` is the main job;
 # variables such as DEMO_PAIRS, BASE, RUN pass through).
 PIPELINE_TARGETS := demo full real-run data base train-mnr train-mnr-triplets train-mnr-symmetric \
-                    eval table
+                    eval table eval-suite
 .PHONY: $(PIPELINE_TARGETS)
 $(PIPELINE_TARGETS): $(TOOLS)
 	$(MAKE) -C pipelines $@ BINDIR=$(abspath $(O)/bin)

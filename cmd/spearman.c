@@ -32,8 +32,9 @@ static const char *display_name(const char *path)
 }
 
 /* A file of one finite number per line; every line must hold one, so that
- * value k is on line k. */
-static values read_numbers(char *path)
+ * value k is on line k.  With allow_empty, an empty (or blank) line is a pair
+ * without a value: NaN there, counted in *empty. */
+static values read_numbers(char *path, int allow_empty, size_t *empty)
 {
     input_set in;
     input_init(&in, 1, &path);
@@ -42,10 +43,21 @@ static values read_numbers(char *path)
     size_t cap = 0;
     ssize_t len;
     while ((len = input_getline(&in, &line, &cap)) >= 0) {
+        /* getline keeps NUL bytes, which would end the number early for
+         * strtod: "1.5\0junk" must not read as 1.5. */
+        const char *nul = memchr(line, 0, (size_t)len);
+        if (nul)
+            die("%s:%ld: NUL byte at column %td, expected one number", in.name, in.line,
+                nul - line + 1);
         while (len && isspace((unsigned char)line[len - 1])) /* CRLF, trailing blanks */
             line[--len] = 0;
-        if (len == 0)
-            die("%s:%ld: empty line, expected a number", in.name, in.line);
+        if (len == 0) {
+            if (!allow_empty)
+                die("%s:%ld: empty line, expected a number", in.name, in.line);
+            values_push(&x, NAN);
+            ++*empty;
+            continue;
+        }
         double v;
         if (parse_double(line, &v) != 0)
             die("%s:%ld: '%.40s' is not a finite number", in.name, in.line, line);
@@ -90,20 +102,25 @@ static void usage(void)
 "Usage: spearman -g GOLD [OPTION]... [STREAM]\n"
 "  or:  spearman -g GOLD -s SCORES [OPTION]...\n"
 "Score sentence-pair similarities against gold scores and print one line:\n"
-"  spearman R pearson R n N\n"
+"  spearman R pearson R n N              (with --skip-empty: ... n N skipped K)\n"
 "Spearman's rank correlation (ties get average ranks) and Pearson's r, as\n"
 "scipy.stats.spearmanr and pearsonr compute them.\n"
 "\n"
 "STREAM holds embedding frames (<f4, shape (rows, 2, dim)); the score of a row\n"
-"is the cosine similarity of its two vectors (0 for a zero vector).  With no\n"
+"is the cosine similarity of its two vectors, a.b / sqrt(|a|^2 |b|^2) in double\n"
+"precision (exactly 1 for identical vectors, 0 for a zero vector).  With no\n"
 "STREAM, or when STREAM is -, read standard input.  GOLD and SCORES hold one\n"
 "number per line, in the order of the rows.\n"
 "\n"
 "Options:\n"
 "  -g, --gold=FILE       gold scores, one per line (required)\n"
 "  -s, --predicted=FILE  read the scores from FILE, one per line, not a stream\n"
-"      --scores          print each row's score (9 decimals) before the result\n"
+"      --scores          print each row's score (9 decimals), skipped rows too,\n"
+"                        before the result\n"
 "      --digits=N        decimals in the result line (default 6, at most 17)\n"
+"      --skip-empty      leave out the pairs whose gold line is empty (unscored\n"
+"                        pairs, as in STS 2015 and 2016) and count them:\n"
+"                        the line ends with 'skipped K'\n"
 "  -h, --help            show this help and exit\n"
 "  -V, --version         show the version and exit\n"
 "\n"
@@ -111,7 +128,7 @@ static void usage(void)
     out_close(stdout, "stdout");
 }
 
-enum { OPT_SCORES = 256, OPT_DIGITS };
+enum { OPT_SCORES = 256, OPT_DIGITS, OPT_SKIP_EMPTY };
 
 int main(int argc, char **argv)
 {
@@ -121,12 +138,13 @@ int main(int argc, char **argv)
         {"predicted", required_argument, NULL, 's'},
         {"scores", no_argument, NULL, OPT_SCORES},
         {"digits", required_argument, NULL, OPT_DIGITS},
+        {"skip-empty", no_argument, NULL, OPT_SKIP_EMPTY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     char *gold_path = NULL, *scores_path = NULL;
-    int print_scores = 0, c;
+    int print_scores = 0, skip_empty = 0, c;
     long digits = 6;
     opterr = 0; /* our own one-line messages below */
     while ((c = getopt_long(argc, argv, ":g:s:hV", longopts, NULL)) != -1) {
@@ -139,6 +157,9 @@ int main(int argc, char **argv)
             break;
         case OPT_SCORES:
             print_scores = 1;
+            break;
+        case OPT_SKIP_EMPTY:
+            skip_empty = 1;
             break;
         case OPT_DIGITS:
             if (parse_long(optarg, 0, 17, &digits) != 0)
@@ -166,20 +187,31 @@ int main(int argc, char **argv)
         die_usage("GOLD and %s cannot both be standard input", scores_path ? "SCORES" : "STREAM");
 
     const char *gold_name = display_name(gold_path), *input_name = display_name(input_path);
-    values gold = read_numbers(gold_path);
+    size_t skipped = 0, unused = 0;
+    values gold = read_numbers(gold_path, skip_empty, &skipped);
     values scores;
     if (scores_path) {
-        scores = read_numbers(scores_path);
+        scores = read_numbers(scores_path, 0, &unused);
         if (scores.n > gold.n)
-            die("%s:%zu: no matching gold value: %s has %zu values", input_name, gold.n + 1,
-                gold_name, gold.n);
+            die("%s:%zu: no matching gold value: %s has %zu %s", input_name, gold.n + 1,
+                gold_name, gold.n, skip_empty ? "lines" : "values");
     } else {
         scores = read_cosines(stream_path, gold_name, gold.n);
     }
     if (scores.n < gold.n)
         die("%s:%zu: no matching score: %s has %zu %s", gold_name, scores.n + 1, input_name,
             scores.n, scores_path ? "values" : "rows");
-    size_t n = gold.n;
+
+    if (print_scores)
+        for (size_t i = 0; i < scores.n; i++)
+            out_printf(stdout, "stdout", "%.9f\n", scores.v[i]);
+    /* The pairs with a gold value (all of them without --skip-empty). */
+    size_t n = 0;
+    for (size_t i = 0; i < gold.n; i++)
+        if (!isnan(gold.v[i])) {
+            gold.v[n] = gold.v[i];
+            scores.v[n++] = scores.v[i];
+        }
     if (n < 2)
         die("%s: %zu values: a correlation needs at least 2", gold_name, n);
     if (stats_all_equal(gold.v, n))
@@ -187,12 +219,12 @@ int main(int argc, char **argv)
     if (stats_all_equal(scores.v, n))
         die("%s: all %zu scores are equal: the correlation is undefined", input_name, n);
 
-    if (print_scores)
-        for (size_t i = 0; i < n; i++)
-            out_printf(stdout, "stdout", "%.9f\n", scores.v[i]);
     double rho = stats_spearman(scores.v, gold.v, n), r = stats_pearson(scores.v, gold.v, n);
-    out_printf(stdout, "stdout", "spearman %.*f pearson %.*f n %zu\n", (int)digits, rho,
+    out_printf(stdout, "stdout", "spearman %.*f pearson %.*f n %zu", (int)digits, rho,
                (int)digits, r, n);
+    if (skip_empty)
+        out_printf(stdout, "stdout", " skipped %zu", skipped);
+    out_printf(stdout, "stdout", "\n");
     out_close(stdout, "stdout");
     free(gold.v);
     free(scores.v);

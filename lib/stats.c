@@ -95,6 +95,12 @@ double cosine_f32(const float *a, const float *b, int dim)
         aa += (double)a[i] * a[i];
         bb += (double)b[i] * b[i];
     }
-    const double eps = 1e-12;
-    return dot / (fmax(sqrt(aa), eps) * fmax(sqrt(bb), eps));
+    /* One square root of the product of the squared norms: for a == b,
+     * dot == aa == bb and sqrt(aa * aa) == aa exactly (IEEE multiplication and
+     * square root are correctly rounded), so identical vectors score exactly
+     * 1 and pairs whose two sentences embed alike are exact ties, not ranked
+     * by rounding noise.  Clamping the squares at eps^2 is torch's normalize
+     * clamping the norms at eps. */
+    const double eps2 = 1e-24;
+    return dot / sqrt(fmax(aa, eps2) * fmax(bb, eps2));
 }

@@ -25,10 +25,12 @@ double stats_pearson(const double *x, const double *y, size_t n);
 /* Spearman's rho: Pearson's r of the average ranks.  NaN as stats_pearson. */
 double stats_spearman(const double *x, const double *y, size_t n);
 
-/* Cosine similarity a.b / (max(|a|, 1e-12) * max(|b|, 1e-12)), accumulated in
- * double.  This is sentence-transformers' pairwise_cos_sim (each side
- * normalised by torch.nn.functional.normalize, eps 1e-12), so a zero vector
- * has cosine 0 with anything.  NaN when an element is NaN or infinite. */
+/* Cosine similarity a.b / sqrt(max(|a|^2, 1e-24) * max(|b|^2, 1e-24)), sums
+ * accumulated in double.  This is sentence-transformers' pairwise_cos_sim
+ * (each side normalised by torch.nn.functional.normalize, eps 1e-12), so a
+ * zero vector has cosine 0 with anything, computed so that two identical
+ * vectors give exactly 1 (one square root of the product, not a product of
+ * two square roots).  NaN when an element is NaN or infinite. */
 double cosine_f32(const float *a, const float *b, int dim);
 
 #endif

@@ -42,6 +42,29 @@ with open("expect.txt", "w") as f:
 with open("offsets.txt", "w") as f:
     f.write(" ".join(map(str, offsets)) + "\n")
 
+# Ties by identity: 40 pairs whose two sentences embed alike (cosine exactly
+# 1 with a.b / sqrt(|a|^2 |b|^2)), gold scores spread over them; every fifth
+# gold line empty (an unscored pair, as in STS 2015).
+tie = emb[:120].copy()
+tie[::3, 1] = tie[::3, 0]
+tg = rng.integers(0, 11, size=120) / 2
+t = tie.astype(np.float64)
+dot = (t[:, 0] * t[:, 1]).sum(axis=1)
+sq = (t * t).sum(axis=2)
+exact = dot / np.sqrt(np.maximum(sq[:, 0], 1e-24) * np.maximum(sq[:, 1], 1e-24))
+noisy = dot / (np.sqrt(sq[:, 0]) * np.sqrt(sq[:, 1]))
+keep = np.arange(120) % 5 != 4
+assert (exact[::3] == 1).all()
+with open("ties.npy", "wb") as f:
+    np.save(f, tie)
+with open("ties-gold.txt", "w") as f:
+    for k in range(120):
+        f.write("%.1f\n" % tg[k] if keep[k] else ("\n" if k % 2 else "  \r\n"))
+with open("ties-expect.txt", "w") as f:
+    f.write("%.17g %.17g %.17g\n" % (stats.spearmanr(exact[keep], tg[keep])[0],
+                                     stats.pearsonr(exact[keep], tg[keep])[0],
+                                     stats.spearmanr(noisy[keep], tg[keep])[0]))
+
 data = open("stream.npy", "rb").read()
 open("trunc.npy", "wb").write(data[:-5])
 with open("cols3.npy", "wb") as f:
@@ -148,6 +171,81 @@ near() {
     run spearman -g g -s word
     [ "$status" -eq 1 ]
     [ "$output" = "spearman: word:3: '3 x' is not a finite number" ]
+}
+
+@test "a number must fill its line: a NUL byte or trailing junk is an error naming file:line" {
+    cd "$BATS_TEST_TMPDIR"
+    printf '1\n2\n3\n4\n' >g
+    printf '1\n1.5\0junk\n3\n4\n' >nul
+    run spearman -g nul -s g
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: nul:2: NUL byte at column 4, expected one number" ]
+    run spearman -g g -s nul
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: nul:2: NUL byte at column 4, expected one number" ]
+    printf '1\n2\n3\n\0\n' >nul2
+    run spearman -g nul2 -s g --skip-empty
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: nul2:4: NUL byte at column 1, expected one number" ]
+    printf '1\n2.5junk\n3\n4\n' >junk
+    run spearman -g junk -s g
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: junk:2: '2.5junk' is not a finite number" ]
+    printf '1\n2\n3\n4,5\n' >comma
+    run spearman -g comma -s g --skip-empty
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: comma:4: '4,5' is not a finite number" ]
+}
+
+@test "--skip-empty: pairs with an empty gold line are left out and counted" {
+    cd "$BATS_TEST_TMPDIR"
+    printf '1\n\n2\n \r\n3\n' >g
+    printf '0.1\n0.9\n0.3\n0.2\n0.2\n' >s
+    # pairs 1, 3, 5: scores 0.1 0.3 0.2 against 1 2 3: ranks 1 3 2 against 1 2 3
+    run spearman -g g -s s --skip-empty
+    [ "$status" -eq 0 ]
+    [ "$output" = "spearman 0.500000 pearson 0.500000 n 3 skipped 2" ]
+    # --scores: one line per pair, the skipped ones too (line k is pair k)
+    run spearman -g g -s s --skip-empty --scores --digits 2
+    [ "$output" = "$(printf '0.100000000\n0.900000000\n0.300000000\n0.200000000\n0.200000000\nspearman 0.50 pearson 0.50 n 3 skipped 2')" ]
+    # nothing to skip: the count is still printed
+    printf '1\n2\n3\n4\n5\n' >full
+    run spearman -g full -s s --skip-empty
+    # by hand: ranks 1 5 4 2.5 2.5 vs 1..5: 0.5/sqrt(95); Pearson -0.5/sqrt(4.12)
+    [ "$output" = "spearman 0.051299 pearson -0.246332 n 5 skipped 0" ]
+    # without the option an empty line is an error, as before
+    run spearman -g g -s s
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: g:2: empty line, expected a number" ]
+    # the scores may not have empty lines
+    printf '0.1\n\n0.3\n0.2\n0.2\n' >s-empty
+    run spearman -g g -s s-empty --skip-empty
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: s-empty:2: empty line, expected a number" ]
+    # fewer than 2 scored pairs; counts still compare lines
+    printf '\n1\n\n' >one
+    printf '1\n2\n3\n' >three
+    run spearman -g one -s three --skip-empty
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: one: 1 values: a correlation needs at least 2" ]
+    run spearman -g one -s full --skip-empty
+    [ "$status" -eq 1 ]
+    [ "$output" = "spearman: full:4: no matching gold value: one has 3 lines" ]
+}
+
+@test "identical vectors tie exactly (cosine 1); --skip-empty on a stream: scipy on the scored pairs, to 1e-12" {
+    need_stream
+    read -r want_rho want_r noisy_rho <"$S/ties-expect.txt"
+    # the data can tell: ranking the ties by rounding noise moves Spearman
+    ! near "$want_rho" "$noisy_rho" 1e-7
+    run spearman -g "$S/ties-gold.txt" --skip-empty --digits 15 "$S/ties.npy"
+    [ "$status" -eq 0 ]
+    read -r w1 rho w2 r w3 n w4 skipped <<<"$output"
+    [ "$w1 $w2 $w3 $n $w4 $skipped" = "spearman pearson n 96 skipped 24" ]
+    near "$rho" "$want_rho" 1e-12
+    near "$r" "$want_r" 1e-12
+    spearman -g "$S/ties-gold.txt" --skip-empty --scores "$S/ties.npy" >"$BATS_TEST_TMPDIR/out"
+    [ "$(awk 'NR <= 120 && (NR - 1) % 3 == 0' "$BATS_TEST_TMPDIR/out" | sort -u)" = "1.000000000" ]
 }
 
 @test "count mismatch names the first unmatched line" {
@@ -268,15 +366,16 @@ near() {
 }
 
 # The man page's EXAMPLES run in a directory holding sts-dev.csv,
-# sts-dev.cosine.txt and model/; each command's standard output must be the
+# sts-dev.cosine.txt, model/ and STS 2015's answers-forums input and gold; each command's standard output must be the
 # lines shown after it.
 @test "man page examples" {
     cd "$BATS_TEST_TMPDIR"
     ln -s "$STS_DEV" sts-dev.csv
     ln -s "$COSINES" sts-dev.cosine.txt
     ln -s "$FIXTURES/tiny/model" model
+    ln -s "$DATA"/sts-suite/STS15-en-test/STS.{input,gs}.answers-forums.txt .
     run run_man_examples "$MAN_PAGE" stdout
     echo "$output"
     [ "$status" -eq 0 ]
-    [ "$output" = "ran 5 examples" ]
+    [ "$output" = "ran 9 examples" ]
 }

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 
 /* A JSON array of numbers as a new double array. */
 static double *numbers(json_t *a, size_t *n)
@@ -102,6 +103,27 @@ int main(void)
         n2 += (double)p2[i] * p2[i];
     }
     ok(close_to(cosine_f32(p1, p2, 768), dot / sqrt(n1 * n2), 1e-14), "768-dim cosine");
+
+    /* Identical vectors: exactly 1, whatever their values, so that pairs
+     * whose sentences embed alike tie exactly.  (A product of two square
+     * roots, |a| * |a|, misses aa by an ulp for about half of these.) */
+    static float v384[384];
+    int exact = 0, trials = 2000;
+    uint64_t state = 12345;
+    for (int t = 0; t < trials; t++) {
+        for (int i = 0; i < 384; i++) {
+            state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+            v384[i] = (float)((double)(state >> 11) / 9007199254740992.0 - 0.5) * (1 + t % 7);
+        }
+        exact += cosine_f32(v384, v384, 384) == 1.0;
+    }
+    ok(exact == trials, "identical vectors: cosine exactly 1 in %d of %d", exact, trials);
+    int ulp_off = 0;
+    for (int t = 0; t < trials; t++) {
+        double aa = 1 + t * 0.0137;
+        ulp_off += sqrt(aa) * sqrt(aa) != aa;
+    }
+    ok(ulp_off > 0, "the test can fail: sqrt(x) * sqrt(x) != x for %d of %d values", ulp_off, trials);
 
     free(x);
     free(y);
