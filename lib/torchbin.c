@@ -375,24 +375,29 @@ static void tensor_view(const char *path, const char *name, const value *v, st_t
     t->name = xstrdup(name);
     t->dtype = storage->dtype;
     t->ndim = size->n;
-    uint64_t numel = 1;
+    size_t esize = st_dtype_size(t->dtype);
+    for (int d = 0; d < size->n; d++) {
+        t->shape[d] = size->items[d]->i;
+        if (t->shape[d] < 0)
+            die("%s: tensor %s: bad size %lld", path, name, (long long)t->shape[d]);
+    }
+    uint64_t numel;
+    if (checked_size(t->shape, t->ndim, esize, UINT64_MAX, &numel, NULL) != 0)
+        die("%s: tensor %s: too large", path, name);
+    /* Contiguous: each stride the product of the sizes after it (torch
+     * calls a tensor contiguous whatever the strides of size-1 dimensions). */
     for (int d = size->n - 1; d >= 0; d--) {
-        int64_t sz = size->items[d]->i, st = stride->items[d]->i;
-        if (sz < 0 || sz > (int64_t)1 << 40)
-            die("%s: tensor %s: bad size %lld", path, name, (long long)sz);
-        /* torch calls a tensor contiguous whatever the strides of size-1 dimensions */
-        if (sz != 1 && st != (int64_t)numel)
+        int64_t st = stride->items[d]->i;
+        uint64_t inner;
+        if (t->shape[d] != 1 &&
+            (checked_size(t->shape + d + 1, t->ndim - d - 1, 1, UINT64_MAX, &inner, NULL) != 0 ||
+             (uint64_t)st != inner))
             die("%s: tensor %s: not contiguous (stride %lld in dimension %d); only contiguous tensors are supported",
                 path, name, (long long)st, d);
-        t->shape[d] = sz;
-        numel *= sz;
-        if (numel > (uint64_t)1 << 40)
-            die("%s: tensor %s: too large", path, name);
     }
     if (v->i < 0 || (uint64_t)v->i > (uint64_t)storage->i || numel > (uint64_t)storage->i - v->i)
         die("%s: tensor %s: %llu elements at offset %lld in a storage of %lld", path, name,
             (unsigned long long)numel, (long long)v->i, (long long)storage->i);
-    size_t esize = st_dtype_size(t->dtype);
     t->numel = numel;
     t->data = storage->data + v->i * esize;
     t->nbytes = numel * esize;
@@ -555,12 +560,20 @@ static value *unpickle(unpickler *u)
 
 void tb_open(safetensors *tb, const char *path)
 {
+    size_t size;
+    void *map = map_file(path, &size);
+    tb_parse(tb, path, map ? map : "", size);
+    tb->map = map;
+}
+
+void tb_parse(safetensors *tb, const char *path, const void *buf, size_t size)
+{
     memset(tb, 0, sizeof *tb);
     tb->path = xstrdup(path);
-    tb->map = map_file(path, &tb->size);
+    tb->size = size;
     if (tb->size == 0)
         die("%s: empty file", path);
-    zip_archive z = {.path = path, .b = tb->map, .size = tb->size};
+    zip_archive z = {.path = path, .b = buf, .size = tb->size};
     if (tb->size < 4 || le(z.b, 4) != 0x04034b50)
         die("%s: not a zip archive (the legacy torch.save format of torch < 1.6 is not supported)", path);
     zip_read_directory(&z);

@@ -65,23 +65,41 @@ static void vmessage(const char *fmt, va_list ap)
     fputc('\n', stderr);
 }
 
+static die_handler_fn die_handler;
+
+void set_die_handler(die_handler_fn handler)
+{
+    die_handler = handler;
+}
+
+/* The end of die() and die_usage(): the handler's when one is set. */
+__attribute__((noreturn)) static void vdie(int status, const char *fmt, va_list ap)
+{
+    if (die_handler) {
+        char line[1024];
+        int n = snprintf(line, sizeof line, "%s: ", progname);
+        vsnprintf(line + n, sizeof line - n, fmt, ap);
+        die_handler(status, line);
+        abort(); /* a handler must not return */
+    }
+    vmessage(fmt, ap);
+    if (status == EXIT_BAD_INPUT)
+        remove_pending_outputs();
+    exit(status);
+}
+
 void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage(fmt, ap);
-    va_end(ap);
-    remove_pending_outputs();
-    exit(EXIT_BAD_INPUT);
+    vdie(EXIT_BAD_INPUT, fmt, ap);
 }
 
 void die_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage(fmt, ap);
-    va_end(ap);
-    exit(EXIT_USAGE);
+    vdie(EXIT_USAGE, fmt, ap);
 }
 
 void die_bad_option(int c, char **argv)
@@ -136,6 +154,22 @@ void *xmallocarray(size_t n, size_t size)
     if (size && n > SIZE_MAX / size)
         die("out of memory (%zu x %zu bytes)", n, size);
     return xmalloc(n * size);
+}
+
+int checked_size(const int64_t *dims, int ndim, uint64_t elem, uint64_t limit, uint64_t *numel,
+                 uint64_t *bytes)
+{
+    uint64_t n = 1, b;
+    for (int i = 0; i < ndim; i++)
+        if (dims[i] < 0 || __builtin_mul_overflow(n, (uint64_t)dims[i], &n))
+            return -1;
+    if (__builtin_mul_overflow(n, elem, &b) || b > limit)
+        return -1;
+    if (numel)
+        *numel = n;
+    if (bytes)
+        *bytes = b;
+    return 0;
 }
 
 char *xstrdup(const char *s)
