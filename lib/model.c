@@ -129,6 +129,11 @@ void config_parse(bert_config *c, const char *path)
     json_decref(root);
 }
 
+static void json_release(void *root)
+{
+    json_decref(root);
+}
+
 void config_parse_buffer(bert_config *c, const char *path, const char *text, size_t len)
 {
     json_error_t jerr;
@@ -138,9 +143,11 @@ void config_parse_buffer(bert_config *c, const char *path, const char *text, siz
             die("%s:%d: %s", path, jerr.line, jerr.text);
         die("%s: %s", path, jerr.text);
     }
+    die_cleanup_push(json_release, root);
     if (!json_is_object(root))
         die("%s: not a JSON object", path);
     config_from_json(c, root, path);
+    die_cleanup_pop();
     json_decref(root);
 }
 

@@ -14,6 +14,10 @@ __attribute__((format(printf, 2, 3))) static int fail(nli_parser *p, const char 
     va_start(ap, fmt);
     vsnprintf(p->error, sizeof p->error, fmt, ap);
     va_end(ap);
+    /* A label quoted from a JSON string may hold a newline: one line. */
+    for (char *c = p->error; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     return -1;
 }
 

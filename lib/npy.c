@@ -194,14 +194,14 @@ int npy_read(npy_reader *r, npy_array *a, npy_dtype want)
         npy_frame_error(r, "unsupported NPY version %d.%d", pre[6], pre[7]);
     }
     char *h = xmalloc(hlen + 1);
-    if (read_full(r, h, hlen) < hlen) {
-        free(h);
+    die_cleanup_push(free, h);
+    if (read_full(r, h, hlen) < hlen)
         npy_frame_error(r, "truncated frame: incomplete header");
-    }
     h[hlen] = 0;
     if (memchr(h, 0, hlen))
         npy_frame_error(r, "NUL byte in header");
     parse_header(r, h, a, want);
+    die_cleanup_pop();
     free(h);
     uint64_t bytes;
     if (checked_size(a->shape, 3, 4, STREAM_MAX_FRAME_BYTES, NULL, &bytes) != 0)

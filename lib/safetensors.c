@@ -42,9 +42,26 @@ static int by_offset(const void *a, const void *b)
     return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
 }
 
+/* What st_parse holds while it validates, released when it dies. */
+typedef struct {
+    safetensors *st;
+    json_t *root;
+    const st_tensor **order;
+} st_parsing;
+
+static void st_parse_cleanup(void *arg)
+{
+    st_parsing *p = arg;
+    json_decref(p->root);
+    free(p->order);
+    st_close(p->st);
+}
+
 void st_parse(safetensors *st, const char *path, const void *buf, size_t size)
 {
     memset(st, 0, sizeof *st);
+    st_parsing parsing = {.st = st};
+    die_cleanup_push(st_parse_cleanup, &parsing);
     st->path = xstrdup(path);
     st->size = size;
     if (size < 8)
@@ -64,7 +81,7 @@ void st_parse(safetensors *st, const char *path, const void *buf, size_t size)
     if (hlen == 0 || b[8] != '{')
         die("%s: malformed safetensors header: does not start with '{'", path);
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)b + 8, hlen, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = parsing.root = json_loadb((const char *)b + 8, hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root || !json_is_object(root))
         die("%s: malformed safetensors header: %s", path, root ? "not an object" : jerr.text);
     size_t data_start = 8 + hlen, data_size = size - data_start;
@@ -127,9 +144,10 @@ void st_parse(safetensors *st, const char *path, const void *buf, size_t size)
         st->count++;
     }
     json_decref(root);
+    parsing.root = NULL;
     /* The tensors in order of their offsets tile the data exactly: no gap,
      * no overlap, nothing after the last. */
-    const st_tensor **order = xmallocarray(st->count ? st->count : 1, sizeof *order);
+    const st_tensor **order = parsing.order = xmallocarray(st->count ? st->count : 1, sizeof *order);
     for (int i = 0; i < st->count; i++)
         order[i] = &st->tensors[i];
     qsort(order, st->count, sizeof *order, by_offset);
@@ -138,7 +156,6 @@ void st_parse(safetensors *st, const char *path, const void *buf, size_t size)
         size_t begin = (const unsigned char *)order[i]->data - (b + data_start);
         if (begin != pos) {
             const char *name = order[i]->name, *prev = i ? order[i - 1]->name : "";
-            free(order);
             if (begin < pos)
                 die("%s: tensor %s: data_offsets overlap tensor %s's", path, name, prev);
             die("%s: tensor %s: data starts at offset %zu, after %zu unreferenced bytes", path,
@@ -146,10 +163,11 @@ void st_parse(safetensors *st, const char *path, const void *buf, size_t size)
         }
         pos = begin + order[i]->nbytes;
     }
-    free(order);
     if (pos != data_size)
         die("%s: %zu unreferenced bytes after the last tensor's data (offset %zu)", path,
             data_size - pos, pos);
+    die_cleanup_pop();
+    free(order);
 }
 
 void st_open(safetensors *st, const char *path)

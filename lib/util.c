@@ -57,12 +57,29 @@ void util_init(const char *argv0)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* "progname: message" with every control character (a newline in a file
+ * name or in a string read from a file) shown as '?', so that a diagnostic
+ * is always one line; NULL when out of memory. */
+static char *format_line(const char *fmt, va_list ap)
+{
+    char *msg, *line;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        return NULL;
+    if (asprintf(&line, "%s: %s", progname, msg) < 0)
+        line = NULL;
+    free(msg);
+    for (unsigned char *p = (unsigned char *)line; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return line;
+}
+
 static void vmessage(const char *fmt, va_list ap)
 {
     fflush(stdout);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char *line = format_line(fmt, ap);
+    fprintf(stderr, "%s\n", line ? line : "out of memory");
+    free(line);
 }
 
 static die_handler_fn die_handler;
@@ -72,13 +89,39 @@ void set_die_handler(die_handler_fn handler)
     die_handler = handler;
 }
 
+#define MAX_CLEANUPS 16
+static struct {
+    void (*fn)(void *);
+    void *arg;
+} cleanups[MAX_CLEANUPS];
+static int ncleanups;
+
+void die_cleanup_push(void (*fn)(void *), void *arg)
+{
+    if (ncleanups == MAX_CLEANUPS)
+        abort(); /* a programming error: pushes without pops */
+    cleanups[ncleanups].fn = fn;
+    cleanups[ncleanups++].arg = arg;
+}
+
+void die_cleanup_pop(void)
+{
+    if (ncleanups > 0)
+        ncleanups--;
+}
+
 /* The end of die() and die_usage(): the handler's when one is set. */
 __attribute__((noreturn)) static void vdie(int status, const char *fmt, va_list ap)
 {
     if (die_handler) {
-        char line[1024];
-        int n = snprintf(line, sizeof line, "%s: ", progname);
-        vsnprintf(line + n, sizeof line - n, fmt, ap);
+        static char line[1024];
+        char *s = format_line(fmt, ap);
+        snprintf(line, sizeof line, "%s", s ? s : "out of memory");
+        free(s);
+        while (ncleanups > 0) {
+            ncleanups--;
+            cleanups[ncleanups].fn(cleanups[ncleanups].arg);
+        }
         die_handler(status, line);
         abort(); /* a handler must not return */
     }

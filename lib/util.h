@@ -38,6 +38,12 @@ __attribute__((noreturn)) void die_bad_option(int c, char **argv);
  * NULL restores the default. */
 typedef void (*die_handler_fn)(int status, const char *line);
 void set_die_handler(die_handler_fn handler);
+/* What a parser must release when it dies under a handler (a tool exits
+ * instead, and the system frees everything): the parser pushes fn(arg) on
+ * entry and pops it before returning; die() runs those pushed, newest
+ * first, before the handler. */
+void die_cleanup_push(void (*fn)(void *), void *arg);
+void die_cleanup_pop(void);
 
 /* "progname: message" on stderr, no exit. */
 __attribute__((format(printf, 1, 2))) void warnx(const char *fmt, ...);
