@@ -184,3 +184,18 @@ fuzz: fuzz-build fuzz-corpora
 	    test -z "$$(ls $(FUZZ_O)/crash-* $(FUZZ_O)/timeout-* $(FUZZ_O)/oom-* 2>/dev/null)" || \
 	        { echo "fuzz: $$h found a crash: $$(ls $(FUZZ_O)/crash-* $(FUZZ_O)/timeout-* $(FUZZ_O)/oom-* 2>/dev/null)"; exit 1; }; \
 	done
+
+# ---- sanitizers: make check on an ASan + UBSan build (docs/sanitizers.md) ----
+# Everything (library, tools, unit tests) is built in $(ASAN_O) with
+# SANITIZE_FLAGS, CPU only, and make check runs on it; any sanitizer report
+# fails the test that triggered it.  ASAN_OPTIONS: detect_leaks=0 because the
+# tools end through exit() on errors without freeing (as every C program may),
+# and OpenMP's and OpenBLAS's thread pools keep allocations until exit.
+ASAN_O ?= build-asan
+SANITIZE_FLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=0 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+.PHONY: check-sanitize
+check-sanitize:
+	$(SANITIZE_ENV) $(MAKE) check O=$(ASAN_O) NVCC= FUZZ=no \
+	    CFLAGS='-O1 -g $(SANITIZE_FLAGS)' LDFLAGS='$(SANITIZE_FLAGS)'
