@@ -266,7 +266,7 @@ static void read_max_seq_length(bert_model *m)
     char *path = path_join(m->transformer_dir, "sentence_bert_config.json");
     json_t *root = load_json_object(path, 0, 0);
     if (root && json_object_get(root, "max_seq_length")) {
-        m->max_seq_length = json_int_field(root, path, "max_seq_length", 1, 0, 1, P);
+        m->max_seq_length = json_int_field(root, path, "max_seq_length", 1, 0, 2, P);
     } else {
         int tok = wp_tokenizer_max_length(m->transformer_dir);
         if (tok && tok < P)

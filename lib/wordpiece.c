@@ -703,7 +703,7 @@ static long json_file_int(const char *dir, const char *file, const char *key, lo
         if (x && !json_is_null(x)) {
             if (huge_is_none && json_is_number(x) && d >= 1e18)
                 v = 0;
-            else if (!json_is_number(x) || d != (double)(long)d || d < lo || d > hi)
+            else if (!json_is_number(x) || !(d >= lo && d <= hi) || d != (double)(long)d)
                 die("%s: %s must be an integer from %ld to %ld", path, key, lo, hi);
             else
                 v = (long)d;
