@@ -5,6 +5,8 @@
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make O=/tmp/b        build somewhere else
 #   make NVCC=           force a CPU-only build even where nvcc exists
+#   make fuzz            run every libFuzzer harness FUZZ_TIME seconds (docs/fuzzing.md)
+#   make check-sanitize  make check on an ASan+UBSan build in build-asan/ (docs/sanitizers.md)
 
 O       ?= build
 PREFIX  ?= /usr/local
@@ -84,8 +86,12 @@ $(O)/tests/%: tests/unit/%.c tests/tap.h $(wildcard tests/unit/*.h) $(LIBA) $(wi
 
 # Tests find the tools through $$BINDIR and the data through $$SHARED.  Idle
 # OpenMP threads sleep instead of spinning, since prove may share the cores.
-check: all
+# The fuzz harnesses' smoke run (tests/cli/fuzz-smoke.bats) finds them
+# through $$FUZZ_BINDIR, empty (the test skips, saying why) without clang's
+# libFuzzer; FUZZ=no leaves them out.
+check: all $(if $(HAVE_LIBFUZZER),fuzz-build)
 	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) PATH=$(abspath $(O)/bin):$$PATH OMP_WAIT_POLICY=passive \
+	    FUZZ_BINDIR=$(if $(HAVE_LIBFUZZER),$(abspath $(FUZZ_O)/bin)) FUZZ_CC=$(FUZZ_CC) \
 	    prove --exec '' $(PROVEFLAGS) $(UNIT) $(CLI_TESTS)
 
 install: $(TOOLS)
@@ -116,3 +122,80 @@ bench-tokenize bench-embed bench-train: $(TOOLS) $(O)/scripts/sgemm-rate
 $(O)/scripts/sgemm-rate: scripts/sgemm-rate.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+# ---- fuzzing: libFuzzer harnesses in tests/fuzz/ (docs/fuzzing.md) ----
+#   make fuzz [FUZZ_TIME=600] [FUZZ_JOBS=1]   each harness FUZZ_TIME seconds
+#   make fuzz-build                            the harnesses, in $(FUZZ_O)/bin
+# The library's parsers are compiled again with clang, ASan and UBSan; the
+# corpora grow in $(FUZZ_O)/corpus/NAME from the seeds in tests/fuzz/seeds/NAME
+# and, for safetensors and the tokenizer, files of $(SHARED)/fixtures.
+FUZZ_CC   ?= clang
+FUZZ_O    ?= build-fuzz
+FUZZ_TIME ?= 600
+FUZZ      ?= yes
+FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -Ilib -fno-omit-frame-pointer $(FUZZ_SANITIZE) \
+               $(shell $(PKG_CONFIG) --cflags jansson libutf8proc)
+FUZZ_LIBS := $(shell $(PKG_CONFIG) --libs jansson libutf8proc) -lm
+FUZZ_HARNESSES := npy safetensors torchbin config wordpiece nli
+FUZZ_LIB_SRC := $(addprefix lib/,util.c input.c npy.c safetensors.c torchbin.c model.c \
+                  wordpiece.c nli.c bert_params.c rng.c safetensors_write.c)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_O)/%.o)
+FUZZ_BINS := $(FUZZ_HARNESSES:%=$(FUZZ_O)/bin/%)
+# Whether $(FUZZ_CC) links a libFuzzer program (empty when not).
+HAVE_LIBFUZZER := $(if $(filter yes,$(FUZZ)),$(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' | \
+    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes))
+# ASan: the harnesses abandon what a parser allocated before an error, as a
+# tool does when it exits (tests/fuzz/fuzz.h), so leaks are not reported.
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: fuzz fuzz-build fuzz-corpora
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_O)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_O)/bin/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -DFUZZ_VOCAB='"$(abspath tests/fuzz/vocab.txt)"' \
+	    -o $@ $< $(FUZZ_LIB_OBJ) $(FUZZ_LIBS)
+
+# Working corpora: the seeds, plus fixture files from $(SHARED) when present
+# (copied into the build directory, never into the tree).
+fuzz-corpora:
+	@for h in $(FUZZ_HARNESSES); do mkdir -p $(FUZZ_O)/corpus/$$h; \
+	    cp -n tests/fuzz/seeds/$$h/* $(FUZZ_O)/corpus/$$h/ 2>/dev/null; done; \
+	if [ -d $(SHARED)/fixtures ]; then \
+	    for f in $(SHARED)/fixtures/*/model/model.safetensors; do \
+	        [ $$(stat -c %s $$f) -le 1048576 ] && cp -n $$f $(FUZZ_O)/corpus/safetensors/$$(echo $$f | md5sum | cut -c1-16); done; \
+	    head -c 4000 $(SHARED)/fixtures/tokenizer-golden.jsonl | split -l 4 - $(FUZZ_O)/corpus/wordpiece/golden-; \
+	    for f in $(SHARED)/fixtures/*/model/config.json; do cp -n $$f $(FUZZ_O)/corpus/config/$$(echo $$f | md5sum | cut -c1-16); done; \
+	fi; true
+
+# The long run: every harness in turn for FUZZ_TIME seconds; a crash stops
+# make and leaves crash-* (the input) in $(FUZZ_O)/.
+fuzz: fuzz-build fuzz-corpora
+	@for h in $(FUZZ_HARNESSES); do \
+	    echo "fuzz: $$h for $(FUZZ_TIME) s"; \
+	    (cd $(FUZZ_O) && $(FUZZ_ENV) nice bin/$$h -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+	        -rss_limit_mb=4096 -print_final_stats=1 $(FUZZ_ARGS) corpus/$$h) 2>&1 | \
+	        grep -E '^(#[0-9]+.*(DONE|pulse))|stat::|ERROR|SUMMARY|invariant' || true; \
+	    test -z "$$(ls $(FUZZ_O)/crash-* $(FUZZ_O)/timeout-* $(FUZZ_O)/oom-* 2>/dev/null)" || \
+	        { echo "fuzz: $$h found a crash: $$(ls $(FUZZ_O)/crash-* $(FUZZ_O)/timeout-* $(FUZZ_O)/oom-* 2>/dev/null)"; exit 1; }; \
+	done
+
+# ---- sanitizers: make check on an ASan + UBSan build (docs/sanitizers.md) ----
+# Everything (library, tools, unit tests) is built in $(ASAN_O) with
+# SANITIZE_FLAGS, CPU only, and make check runs on it; any sanitizer report
+# fails the test that triggered it.  ASAN_OPTIONS: detect_leaks=0 because the
+# tools end through exit() on errors without freeing (as every C program may),
+# and OpenMP's and OpenBLAS's thread pools keep allocations until exit.
+ASAN_O ?= build-asan
+SANITIZE_FLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=0 \
+                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+.PHONY: check-sanitize
+check-sanitize:
+	$(SANITIZE_ENV) $(MAKE) check O=$(ASAN_O) NVCC= FUZZ=no \
+	    CFLAGS='-O1 -g $(SANITIZE_FLAGS)' LDFLAGS='$(SANITIZE_FLAGS)'

@@ -6,6 +6,7 @@
  * JSON Lines exports or TSV, recognised line by line; output is TSV. */
 #define _GNU_SOURCE
 #include "input.h"
+#include "nli.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -14,175 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
-
-enum { LABEL_NONE = -1, LABEL_ENTAILMENT = 0, LABEL_NEUTRAL = 1, LABEL_CONTRADICTION = 2 };
-
-typedef enum { FORMAT_AUTO, FORMAT_SNLI, FORMAT_HF, FORMAT_TSV } input_format;
-
-/* One parsed line.  The texts point into the line buffer or into json_text,
- * valid until the next line is parsed. */
-typedef struct {
-    const char *premise, *hypothesis;
-    int label;
-} nli_row;
-
-/* Why the last line failed to parse, for "FILE:LINE: reason". */
-static char parse_error[256];
-
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(parse_error, sizeof parse_error, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-/* Tabs, newlines and carriage returns would break the TSV we write. */
-static void flatten_whitespace(char *s)
-{
-    for (; *s; s++)
-        if (*s == '\t' || *s == '\n' || *s == '\r')
-            *s = ' ';
-}
-
-/* Labels as words (both formats) or as the datasets integers (TSV only). */
-static int label_from_text(const char *s, int allow_integer)
-{
-    static const struct {
-        const char *text;
-        int label;
-    } words[] = {
-        {"entailment", LABEL_ENTAILMENT}, {"neutral", LABEL_NEUTRAL},
-        {"contradiction", LABEL_CONTRADICTION}, {"-", LABEL_NONE},
-        {"0", LABEL_ENTAILMENT}, {"1", LABEL_NEUTRAL},
-        {"2", LABEL_CONTRADICTION}, {"-1", LABEL_NONE},
-    };
-    for (int i = 0; i < (allow_integer ? 8 : 4); i++)
-        if (!strcmp(s, words[i].text))
-            return words[i].label;
-    return -2;
-}
-
-/* Copies of the two JSON texts (jansson's strings die with the object). */
-static char *json_text[2];
-static size_t json_text_cap[2];
-
-static int json_field_text(json_t *obj, const char *key, int slot, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v)
-        return fail("missing field \"%s\"", key);
-    if (!json_is_string(v))
-        return fail("field \"%s\" is not a string", key);
-    size_t n = json_string_length(v);
-    if (json_text_cap[slot] < n + 1)
-        json_text[slot] = xrealloc(json_text[slot], json_text_cap[slot] = n + 1);
-    memcpy(json_text[slot], json_string_value(v), n + 1);
-    flatten_whitespace(json_text[slot]);
-    *out = json_text[slot];
-    return 0;
-}
-
-static int parse_json_object(json_t *obj, input_format format, nli_row *row)
-{
-    if (format == FORMAT_AUTO) {
-        if (json_object_get(obj, "gold_label"))
-            format = FORMAT_SNLI;
-        else if (json_object_get(obj, "premise") || json_object_get(obj, "label"))
-            format = FORMAT_HF;
-        else
-            return fail("neither gold_label, sentence1, sentence2 (SNLI/MultiNLI) nor "
-                        "premise, hypothesis, label (datasets export)");
-    }
-    if (format == FORMAT_SNLI) {
-        json_t *g = json_object_get(obj, "gold_label");
-        if (!g)
-            return fail("missing field \"gold_label\"");
-        if (!json_is_string(g))
-            return fail("field \"gold_label\" is not a string");
-        row->label = label_from_text(json_string_value(g), 0);
-        if (row->label == -2)
-            return fail("unknown gold_label \"%.64s\"", json_string_value(g));
-        if (json_field_text(obj, "sentence1", 0, &row->premise) ||
-            json_field_text(obj, "sentence2", 1, &row->hypothesis))
-            return -1;
-        return 0;
-    }
-    json_t *l = json_object_get(obj, "label");
-    if (!l)
-        return fail("missing field \"label\"");
-    if (!json_is_integer(l))
-        return fail("field \"label\" is not an integer");
-    json_int_t v = json_integer_value(l);
-    if (v < -1 || v > 2)
-        return fail("unknown label %lld (expected 0, 1, 2 or -1)", (long long)v);
-    row->label = (int)v;
-    if (json_field_text(obj, "premise", 0, &row->premise) ||
-        json_field_text(obj, "hypothesis", 1, &row->hypothesis))
-        return -1;
-    return 0;
-}
-
-static int parse_json(const char *line, size_t n, input_format format, nli_row *row)
-{
-    json_error_t err;
-    json_t *obj = json_loadb(line, n, JSON_REJECT_DUPLICATES, &err);
-    if (!obj)
-        return fail("invalid JSON: %s", err.text);
-    int r = json_is_object(obj) ? parse_json_object(obj, format, row)
-                                : fail("invalid JSON: not an object");
-    json_decref(obj);
-    return r;
-}
-
-static int valid_utf8(const char *s, size_t n)
-{
-    utf8proc_int32_t c;
-    for (size_t i = 0; i < n;) {
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, n - i, &c);
-        if (k < 0)
-            return 0;
-        i += k;
-    }
-    return 1;
-}
-
-/* premise TAB hypothesis TAB label, split in place. */
-static int parse_tsv(char *line, size_t n, nli_row *row)
-{
-    if (memchr(line, 0, n))
-        return fail("NUL byte in line");
-    if (!valid_utf8(line, n))
-        return fail("invalid UTF-8");
-    char *tab1 = strchr(line, '\t');
-    char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
-    if (!tab2 || strchr(tab2 + 1, '\t')) {
-        int columns = 1;
-        for (char *p = line; (p = strchr(p, '\t')); p++)
-            columns++;
-        return fail("%d tab-separated columns, expected 3 (premise, hypothesis, label)", columns);
-    }
-    *tab1 = *tab2 = 0;
-    const char *label = tab2 + 1;
-    if ((row->label = label_from_text(label, 1)) == -2)
-        return fail("unknown label \"%.64s\" (expected entailment, neutral, contradiction, "
-                    "-, or 0, 1, 2, -1)", label);
-    flatten_whitespace(line);
-    flatten_whitespace(tab1 + 1);
-    row->premise = line;
-    row->hypothesis = tab1 + 1;
-    return 0;
-}
-
-static int parse_line(char *line, size_t n, input_format format, nli_row *row)
-{
-    if (format == FORMAT_TSV)
-        return parse_tsv(line, n, row);
-    if (format == FORMAT_AUTO && line[strspn(line, " ")] != '{')
-        return parse_tsv(line, n, row);
-    return parse_json(line, n, format, row);
-}
 
 /* --triplets: every premise with its entailment and contradiction
  * hypotheses, in order of first appearance, found through a hash table. */
@@ -347,6 +179,7 @@ int main(int argc, char **argv)
     input_set in;
     input_init(&in, argc - optind, argv + optind);
     premise_table table = {0};
+    nli_parser parser = {0};
     char *line = NULL;
     size_t cap = 0;
     long before = 0, after = 0, bad = 0;
@@ -357,9 +190,9 @@ int main(int argc, char **argv)
         if (n == 0)
             continue;
         nli_row row;
-        if (parse_line(line, n, format, &row) != 0) {
+        if (nli_parse_line(&parser, line, n, format, &row) != 0) {
             if (!skip_bad)
-                die("%s:%ld: %s", in.name, in.line, parse_error);
+                die("%s:%ld: %s", in.name, in.line, parser.error);
             bad++;
             continue;
         }

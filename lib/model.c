@@ -5,6 +5,7 @@
 #include "safetensors_write.h"
 #include "torchbin.h"
 #include "util.h"
+#include "wordpiece.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -129,6 +130,28 @@ void config_parse(bert_config *c, const char *path)
     json_decref(root);
 }
 
+static void json_release(void *root)
+{
+    json_decref(root);
+}
+
+void config_parse_buffer(bert_config *c, const char *path, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, 0, &jerr);
+    if (!root) {
+        if (jerr.line > 0)
+            die("%s:%d: %s", path, jerr.line, jerr.text);
+        die("%s: %s", path, jerr.text);
+    }
+    die_cleanup_push(json_release, root);
+    if (!json_is_object(root))
+        die("%s: not a JSON object", path);
+    config_from_json(c, root, path);
+    die_cleanup_pop();
+    json_decref(root);
+}
+
 /* ---- sentence-transformers modules ---- */
 
 /* The class name at the end of a module type: sentence-transformers 6 spells
@@ -235,7 +258,8 @@ static char *read_modules(bert_model *m)
 
 /* max_seq_length: sentence_bert_config.json (2.x-5.x), else the tokenizer's
  * model_max_length (sentence-transformers 6 keeps it there) when it fits the
- * position embeddings, else max_position_embeddings. */
+ * position embeddings, else max_position_embeddings (sentence-transformers
+ * takes the smaller).  Values out of range are errors (wordpiece.h). */
 static void read_max_seq_length(bert_model *m)
 {
     int P = m->cfg.max_positions;
@@ -243,15 +267,11 @@ static void read_max_seq_length(bert_model *m)
     char *path = path_join(m->transformer_dir, "sentence_bert_config.json");
     json_t *root = load_json_object(path, 0, 0);
     if (root && json_object_get(root, "max_seq_length")) {
-        m->max_seq_length = json_int_field(root, path, "max_seq_length", 1, 0, 1, P);
+        m->max_seq_length = json_int_field(root, path, "max_seq_length", 1, 0, 2, P);
     } else {
-        char *tpath = path_join(m->transformer_dir, "tokenizer_config.json");
-        json_t *tok = load_json_object(tpath, 0, JSON_DECODE_INT_AS_REAL);
-        json_t *v = json_object_get(tok, "model_max_length");
-        if (json_is_number(v) && json_number_value(v) >= 1 && json_number_value(v) <= P)
-            m->max_seq_length = json_number_value(v);
-        json_decref(tok);
-        free(tpath);
+        int tok = wp_tokenizer_max_length(m->transformer_dir);
+        if (tok && tok < P)
+            m->max_seq_length = tok;
     }
     json_decref(root);
     free(path);

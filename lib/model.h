@@ -43,6 +43,8 @@ typedef struct {
  * Missing optional fields take BertConfig's defaults (layer_norm_eps 1e-12,
  * initializer_range 0.02, type_vocab_size 2, dropouts 0.1). */
 void config_parse(bert_config *c, const char *path);
+/* The same on config.json's text[0..len), named path in messages. */
+void config_parse_buffer(bert_config *c, const char *path, const char *text, size_t len);
 
 /* Read a model directory: config, sentence-transformers modules and pooling,
  * and the weights (model.safetensors, else pytorch_model.bin).  The pooler is

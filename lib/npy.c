@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "npy.h"
 #include "util.h"
 
@@ -15,17 +16,31 @@ void npy_reader_init(npy_reader *r, int count, char **names)
     input_init(&r->in, count, names);
 }
 
+void npy_reader_init_mem(npy_reader *r, const void *buf, size_t len, const char *name)
+{
+    static char empty[1];
+    memset(r, 0, sizeof *r);
+    input_init(&r->in, 1, NULL);
+    r->in.next = 1; /* no operand after this one */
+    r->in.name = name;
+    /* fmemopen refuses a buffer of size 0 on older C libraries: an empty
+     * stream is one byte of which none is read ("r" mode reads len bytes). */
+    r->in.f = fmemopen(len ? (void *)buf : empty, len ? len : 1, "r");
+    if (!r->in.f)
+        die("%s: %s", name, strerror(errno));
+    if (!len)
+        fseek(r->in.f, 0, SEEK_END);
+}
+
 void npy_frame_error(const npy_reader *r, const char *fmt, ...)
 {
+    char msg[512];
     va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "%s: %s: frame %ld at byte %llu: ", progname, r->in.name, r->frame,
-            (unsigned long long)r->frame_offset);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    exit(EXIT_BAD_INPUT);
+    die("%s: frame %ld at byte %llu: %s", r->in.name, r->frame,
+        (unsigned long long)r->frame_offset, msg);
 }
 
 /* Read exactly n bytes; returns the number read (short only at EOF). */
@@ -179,32 +194,45 @@ int npy_read(npy_reader *r, npy_array *a, npy_dtype want)
         npy_frame_error(r, "unsupported NPY version %d.%d", pre[6], pre[7]);
     }
     char *h = xmalloc(hlen + 1);
-    if (read_full(r, h, hlen) < hlen) {
-        free(h);
+    die_cleanup_push(free, h);
+    if (read_full(r, h, hlen) < hlen)
         npy_frame_error(r, "truncated frame: incomplete header");
-    }
     h[hlen] = 0;
     if (memchr(h, 0, hlen))
         npy_frame_error(r, "NUL byte in header");
     parse_header(r, h, a, want);
+    die_cleanup_pop();
     free(h);
-    uint64_t n = (uint64_t)a->shape[0] * a->shape[1];
-    if (a->shape[1] && n / a->shape[1] != (uint64_t)a->shape[0])
-        npy_frame_error(r, "frame too large");
-    uint64_t bytes = n * a->shape[2];
-    if (a->shape[2] && bytes / a->shape[2] != n)
-        npy_frame_error(r, "frame too large");
-    bytes *= 4;
-    if (bytes > STREAM_MAX_FRAME_BYTES)
-        npy_frame_error(r, "frame of %llu bytes is too large", (unsigned long long)bytes);
-    if (a->cap < bytes) {
-        free(a->data);
-        a->data = xmalloc(bytes);
-        a->cap = bytes;
+    uint64_t bytes;
+    if (checked_size(a->shape, 3, 4, STREAM_MAX_FRAME_BYTES, NULL, &bytes) != 0)
+        npy_frame_error(r, "shape (%lld, %lld, %lld) is too large (at most %llu data bytes)",
+                        (long long)a->shape[0], (long long)a->shape[1], (long long)a->shape[2],
+                        (unsigned long long)STREAM_MAX_FRAME_BYTES);
+    /* The buffer grows with the data that arrives, so that a header claiming
+     * gigabytes on a short stream costs no more than the stream; never NULL,
+     * so that an empty frame's rows are pointers into an allocation. */
+    if (!a->data) {
+        a->data = xmalloc(64);
+        a->cap = 64;
     }
-    size_t got = read_full(r, a->data, bytes);
-    if (got < bytes)
-        npy_frame_error(r, "truncated frame: %zu of %llu data bytes", got, (unsigned long long)bytes);
+    size_t got = 0;
+    while (got < bytes) {
+        if (a->cap < bytes && got == a->cap) {
+            size_t cap = 2 * a->cap;
+            if (cap < (size_t)1 << 20)
+                cap = (size_t)1 << 20;
+            if (cap > bytes)
+                cap = bytes;
+            a->data = xrealloc(a->data, cap);
+            a->cap = cap;
+        }
+        size_t want = (a->cap < bytes ? a->cap : bytes) - got;
+        size_t k = read_full(r, (char *)a->data + got, want);
+        got += k;
+        if (k < want)
+            npy_frame_error(r, "truncated frame: %zu of %llu data bytes", got,
+                            (unsigned long long)bytes);
+    }
     return 1;
 }
 

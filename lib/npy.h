@@ -32,6 +32,9 @@ typedef struct {
 } npy_reader;
 
 void npy_reader_init(npy_reader *r, int count, char **names);
+/* A reader of the stream in buf[0..len) (not copied; it must outlive the
+ * reader), named name in messages: for tests and fuzz harnesses. */
+void npy_reader_init_mem(npy_reader *r, const void *buf, size_t len, const char *name);
 /* Read the next frame of any operand into *a (reusing a->data).  The frame
  * must be 3-dimensional with the given dtype.  Returns 1, or 0 at the end of
  * the last operand.  Malformed or truncated input is fatal:

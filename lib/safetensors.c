@@ -32,30 +32,71 @@ const char *st_dtype_name(st_dtype d)
     return "?";
 }
 
-void st_open(safetensors *st, const char *path)
+/* Order of data_offsets, for the coverage check. */
+static int by_offset(const void *a, const void *b)
+{
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    const unsigned char *xb = x->data, *yb = y->data;
+    if (xb != yb)
+        return xb < yb ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+/* What st_parse holds while it validates, released when it dies. */
+typedef struct {
+    safetensors *st;
+    json_t *root;
+    const st_tensor **order;
+} st_parsing;
+
+static void st_parse_cleanup(void *arg)
+{
+    st_parsing *p = arg;
+    json_decref(p->root);
+    free(p->order);
+    st_close(p->st);
+}
+
+void st_parse(safetensors *st, const char *path, const void *buf, size_t size)
 {
     memset(st, 0, sizeof *st);
+    st_parsing parsing = {.st = st};
+    die_cleanup_push(st_parse_cleanup, &parsing);
     st->path = xstrdup(path);
-    st->map = map_file(path, &st->size);
-    if (st->size < 8)
-        die("%s: truncated safetensors file (%zu bytes)", path, st->size);
-    const unsigned char *b = st->map;
+    st->size = size;
+    if (size < 8)
+        die("%s: truncated safetensors file (%zu bytes)", path, size);
+    const unsigned char *b = buf;
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | b[i];
-    if (hlen > st->size - 8)
+    /* As the reference library (safetensors 0.4): at most 100 MB of header,
+     * which starts with '{', then the data, every byte of it some tensor's. */
+    if (hlen > ST_MAX_HEADER_BYTES)
+        die("%s: header of %llu bytes is too large (at most %d)", path, (unsigned long long)hlen,
+            ST_MAX_HEADER_BYTES);
+    if (hlen > size - 8)
         die("%s: truncated safetensors file: header of %llu bytes in a file of %zu", path,
-            (unsigned long long)hlen, st->size);
+            (unsigned long long)hlen, size);
+    if (hlen == 0 || b[8] != '{')
+        die("%s: malformed safetensors header: does not start with '{'", path);
     json_error_t jerr;
-    json_t *root = json_loadb((const char *)b + 8, hlen, 0, &jerr);
+    json_t *root = parsing.root = json_loadb((const char *)b + 8, hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root || !json_is_object(root))
         die("%s: malformed safetensors header: %s", path, root ? "not an object" : jerr.text);
-    size_t data_start = 8 + hlen, data_size = st->size - data_start;
+    size_t data_start = 8 + hlen, data_size = size - data_start;
     st->tensors = xcalloc(json_object_size(root), sizeof *st->tensors);
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
         if (!strcmp(key, "__metadata__")) {
+            const char *mk;
+            json_t *mv;
+            if (!json_is_object(val))
+                die("%s: __metadata__ is not an object", path);
+            json_object_foreach(val, mk, mv)
+                if (!json_is_string(mv))
+                    die("%s: __metadata__: value of %s is not a string", path, mk);
             st->metadata_json = json_dumps(val, JSON_COMPACT);
             continue;
         }
@@ -75,28 +116,27 @@ void st_open(safetensors *st, const char *path)
         if (json_array_size(js) > 8)
             die("%s: tensor %s: too many dimensions", path, key);
         t->ndim = json_array_size(js);
-        t->numel = 1;
         for (int i = 0; i < t->ndim; i++) {
             json_t *d = json_array_get(js, i);
-            if (!json_is_integer(d) || json_integer_value(d) < 0 ||
-                json_integer_value(d) > (json_int_t)1 << 40)
+            if (!json_is_integer(d) || json_integer_value(d) < 0)
                 die("%s: tensor %s: bad shape", path, key);
             t->shape[i] = json_integer_value(d);
-            t->numel *= t->shape[i];
-            if (t->numel > (size_t)1 << 40)
-                die("%s: tensor %s: bad shape", path, key);
         }
+        uint64_t numel, nbytes;
+        if (checked_size(t->shape, t->ndim, esize, data_size, &numel, &nbytes) != 0)
+            die("%s: tensor %s: shape larger than the file's %zu data bytes", path, key, data_size);
         json_t *o0 = json_array_get(jo, 0), *o1 = json_array_get(jo, 1);
         if (!json_is_integer(o0) || !json_is_integer(o1))
             die("%s: tensor %s: bad data_offsets", path, key);
         json_int_t begin = json_integer_value(o0), end = json_integer_value(o1);
         if (begin < 0 || end < begin)
             die("%s: tensor %s: bad data_offsets", path, key);
-        if ((size_t)end > data_size)
-            die("%s: truncated safetensors file: tensor %s ends at byte %lld of %zu", path, key,
-                (long long)(data_start + end), st->size);
+        if ((uint64_t)end > data_size)
+            die("%s: truncated safetensors file: tensor %s ends at byte %llu of %zu", path, key,
+                (unsigned long long)data_start + (uint64_t)end, size);
         t->nbytes = end - begin;
-        if (t->nbytes != t->numel * esize)
+        t->numel = numel;
+        if (t->nbytes != nbytes)
             die("%s: tensor %s: %zu data bytes for shape of %zu %s elements", path, key, t->nbytes,
                 t->numel, json_string_value(jd));
         t->data = b + data_start + begin;
@@ -104,6 +144,38 @@ void st_open(safetensors *st, const char *path)
         st->count++;
     }
     json_decref(root);
+    parsing.root = NULL;
+    /* The tensors in order of their offsets tile the data exactly: no gap,
+     * no overlap, nothing after the last. */
+    const st_tensor **order = parsing.order = xmallocarray(st->count ? st->count : 1, sizeof *order);
+    for (int i = 0; i < st->count; i++)
+        order[i] = &st->tensors[i];
+    qsort(order, st->count, sizeof *order, by_offset);
+    size_t pos = 0;
+    for (int i = 0; i < st->count; i++) {
+        size_t begin = (const unsigned char *)order[i]->data - (b + data_start);
+        if (begin != pos) {
+            const char *name = order[i]->name, *prev = i ? order[i - 1]->name : "";
+            if (begin < pos)
+                die("%s: tensor %s: data_offsets overlap tensor %s's", path, name, prev);
+            die("%s: tensor %s: data starts at offset %zu, after %zu unreferenced bytes", path,
+                name, begin, begin - pos);
+        }
+        pos = begin + order[i]->nbytes;
+    }
+    if (pos != data_size)
+        die("%s: %zu unreferenced bytes after the last tensor's data (offset %zu)", path,
+            data_size - pos, pos);
+    die_cleanup_pop();
+    free(order);
+}
+
+void st_open(safetensors *st, const char *path)
+{
+    size_t size;
+    void *map = map_file(path, &size);
+    st_parse(st, path, map ? map : "", size);
+    st->map = map;
 }
 
 void st_close(safetensors *st)

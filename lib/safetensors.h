@@ -27,8 +27,19 @@ typedef struct {
     char *metadata_json; /* the "__metadata__" object as JSON text, or NULL */
 } safetensors;
 
-/* Open and validate; any problem is fatal: "tool: PATH: what is wrong". */
+/* Largest header accepted, as the reference library's. */
+#define ST_MAX_HEADER_BYTES 100000000
+
+/* Open and validate; any problem is fatal: "tool: PATH: what is wrong".
+ * Valid means what the reference library (safetensors) accepts: a header of
+ * at most ST_MAX_HEADER_BYTES that is a JSON object without duplicate keys,
+ * string-valued __metadata__, known dtypes, data_offsets that match each
+ * shape and, in order, cover the data exactly: no gap, no overlap, no
+ * trailing bytes. */
 void st_open(safetensors *st, const char *path);
+/* The same on the file's bytes buf[0..size) (not copied; they must outlive
+ * st), named path in messages.  st_close does not free buf. */
+void st_parse(safetensors *st, const char *path, const void *buf, size_t size);
 void st_close(safetensors *st);
 /* NULL when absent. */
 const st_tensor *st_find(const safetensors *st, const char *name);

@@ -252,7 +252,8 @@ static value *make_tuple(unpickler *u, int from)
     value *t = new_value(u, V_TUPLE);
     t->n = u->sp - from;
     t->items = xmallocarray(t->n ? t->n : 1, sizeof *t->items);
-    memcpy(t->items, u->stack + from, t->n * sizeof *t->items);
+    if (t->n) /* an empty stack may not have been allocated yet */
+        memcpy(t->items, u->stack + from, t->n * sizeof *t->items);
     u->sp = from;
     return t;
 }
@@ -330,13 +331,14 @@ static value *load_storage(unpickler *u, value *pid)
     if (asprintf(&name, "%sdata/%s", u->prefix, pid->items[2]->s) < 0)
         die("out of memory");
     const zip_entry *e = zip_find(u->zip, name);
+    value *n = new_value(u, V_STR); /* so that name is freed with the values */
+    n->s = name;
     if (!e)
         pk_die(u, "storage %s: no entry %s in the archive", pid->items[2]->s, name);
     size_t esize = st_dtype_size(s->dtype);
     if ((uint64_t)s->i > e->size / esize)
         pk_die(u, "storage %s: %llu elements of %zu bytes in an entry of %zu bytes", pid->items[2]->s,
                (unsigned long long)s->i, esize, e->size);
-    free(name);
     s->data = e->data;
     return s;
 }
@@ -375,24 +377,29 @@ static void tensor_view(const char *path, const char *name, const value *v, st_t
     t->name = xstrdup(name);
     t->dtype = storage->dtype;
     t->ndim = size->n;
-    uint64_t numel = 1;
+    size_t esize = st_dtype_size(t->dtype);
+    for (int d = 0; d < size->n; d++) {
+        t->shape[d] = size->items[d]->i;
+        if (t->shape[d] < 0)
+            die("%s: tensor %s: bad size %lld", path, name, (long long)t->shape[d]);
+    }
+    uint64_t numel;
+    if (checked_size(t->shape, t->ndim, esize, UINT64_MAX, &numel, NULL) != 0)
+        die("%s: tensor %s: too large", path, name);
+    /* Contiguous: each stride the product of the sizes after it (torch
+     * calls a tensor contiguous whatever the strides of size-1 dimensions). */
     for (int d = size->n - 1; d >= 0; d--) {
-        int64_t sz = size->items[d]->i, st = stride->items[d]->i;
-        if (sz < 0 || sz > (int64_t)1 << 40)
-            die("%s: tensor %s: bad size %lld", path, name, (long long)sz);
-        /* torch calls a tensor contiguous whatever the strides of size-1 dimensions */
-        if (sz != 1 && st != (int64_t)numel)
+        int64_t st = stride->items[d]->i;
+        uint64_t inner;
+        if (t->shape[d] != 1 &&
+            (checked_size(t->shape + d + 1, t->ndim - d - 1, 1, UINT64_MAX, &inner, NULL) != 0 ||
+             (uint64_t)st != inner))
             die("%s: tensor %s: not contiguous (stride %lld in dimension %d); only contiguous tensors are supported",
                 path, name, (long long)st, d);
-        t->shape[d] = sz;
-        numel *= sz;
-        if (numel > (uint64_t)1 << 40)
-            die("%s: tensor %s: too large", path, name);
     }
     if (v->i < 0 || (uint64_t)v->i > (uint64_t)storage->i || numel > (uint64_t)storage->i - v->i)
         die("%s: tensor %s: %llu elements at offset %lld in a storage of %lld", path, name,
             (unsigned long long)numel, (long long)v->i, (long long)storage->i);
-    size_t esize = st_dtype_size(t->dtype);
     t->numel = numel;
     t->data = storage->data + v->i * esize;
     t->nbytes = numel * esize;
@@ -555,38 +562,74 @@ static value *unpickle(unpickler *u)
 
 void tb_open(safetensors *tb, const char *path)
 {
+    size_t size;
+    void *map = map_file(path, &size);
+    tb_parse(tb, path, map ? map : "", size);
+    tb->map = map;
+}
+
+/* What tb_parse holds while it reads, released at the end (and by die). */
+typedef struct {
+    safetensors *tb; /* closed too when dying */
+    zip_archive z;
+    unpickler u;
+    char *prefix, *bo_name;
+} tb_parsing;
+
+static void tb_parse_cleanup(void *arg)
+{
+    tb_parsing *p = arg;
+    for (size_t i = 0; i < p->u.nall; i++) {
+        free(p->u.all[i]->s);
+        free(p->u.all[i]->items);
+        free(p->u.all[i]);
+    }
+    free(p->u.all);
+    free(p->u.stack);
+    free(p->u.memo);
+    free(p->prefix);
+    free(p->bo_name);
+    for (int i = 0; i < p->z.count; i++)
+        free(p->z.entries[i].name);
+    free(p->z.entries);
+    if (p->tb)
+        st_close(p->tb);
+}
+
+void tb_parse(safetensors *tb, const char *path, const void *buf, size_t size)
+{
     memset(tb, 0, sizeof *tb);
+    tb_parsing p = {.tb = tb};
+    die_cleanup_push(tb_parse_cleanup, &p);
     tb->path = xstrdup(path);
-    tb->map = map_file(path, &tb->size);
+    tb->size = size;
     if (tb->size == 0)
         die("%s: empty file", path);
-    zip_archive z = {.path = path, .b = tb->map, .size = tb->size};
-    if (tb->size < 4 || le(z.b, 4) != 0x04034b50)
+    p.z = (zip_archive){.path = path, .b = buf, .size = tb->size};
+    if (tb->size < 4 || le(p.z.b, 4) != 0x04034b50)
         die("%s: not a zip archive (the legacy torch.save format of torch < 1.6 is not supported)", path);
-    zip_read_directory(&z);
+    zip_read_directory(&p.z);
 
     /* The pickle is "PREFIX/data.pkl"; storages are "PREFIX/data/KEY". */
     const zip_entry *pkl = NULL;
-    for (int i = 0; i < z.count && !pkl; i++) {
-        const char *slash = strchr(z.entries[i].name, '/');
+    for (int i = 0; i < p.z.count && !pkl; i++) {
+        const char *slash = strchr(p.z.entries[i].name, '/');
         if (slash && !strcmp(slash, "/data.pkl"))
-            pkl = &z.entries[i];
+            pkl = &p.z.entries[i];
     }
     if (!pkl)
         die("%s: not a PyTorch archive: no data.pkl", path);
-    char *prefix = xstrdup(pkl->name);
+    char *prefix = p.prefix = xstrdup(pkl->name);
     prefix[strlen(prefix) - strlen("data.pkl")] = 0;
-    char *bo_name;
-    if (asprintf(&bo_name, "%sbyteorder", prefix) < 0)
+    if (asprintf(&p.bo_name, "%sbyteorder", prefix) < 0)
         die("out of memory");
-    const zip_entry *bo = zip_find(&z, bo_name);
+    const zip_entry *bo = zip_find(&p.z, p.bo_name);
     if (bo && !(bo->size == 6 && !memcmp(bo->data, "little", 6)))
         die("%s: big-endian tensors are not supported", path);
-    free(bo_name);
 
-    unpickler u = {.path = path, .zip = &z, .prefix = prefix, .p = pkl->data, .start = pkl->data,
-                   .end = pkl->data + pkl->size};
-    value *root = unpickle(&u);
+    p.u = (unpickler){.path = path, .zip = &p.z, .prefix = prefix, .p = pkl->data,
+                      .start = pkl->data, .end = pkl->data + pkl->size};
+    value *root = unpickle(&p.u);
     if (root->kind != V_DICT)
         die("%s: %sdata.pkl: not a state dict", path, prefix);
     tb->tensors = xcalloc(root->n, sizeof *tb->tensors);
@@ -598,17 +641,7 @@ void tb_open(safetensors *tb, const char *path)
             die("%s: %sdata.pkl: entry %s is not a tensor", path, prefix, k->s);
         tensor_view(path, k->s, v, &tb->tensors[tb->count++]);
     }
-
-    for (size_t i = 0; i < u.nall; i++) {
-        free(u.all[i]->s);
-        free(u.all[i]->items);
-        free(u.all[i]);
-    }
-    free(u.all);
-    free(u.stack);
-    free(u.memo);
-    free(prefix);
-    for (int i = 0; i < z.count; i++)
-        free(z.entries[i].name);
-    free(z.entries);
+    die_cleanup_pop();
+    p.tb = NULL; /* the tensors are the result */
+    tb_parse_cleanup(&p);
 }

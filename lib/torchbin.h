@@ -19,5 +19,8 @@
  * fatal: "tool: PATH: what is wrong" (naming the tensor where one is
  * concerned).  Tensors come in the order of the state dict. */
 void tb_open(safetensors *st, const char *path);
+/* The same on the file's bytes buf[0..size) (not copied; they must outlive
+ * st), named path in messages.  st_close does not free buf. */
+void tb_parse(safetensors *st, const char *path, const void *buf, size_t size);
 
 #endif

@@ -57,31 +57,92 @@ void util_init(const char *argv0)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* "progname: message" with every control character (a newline in a file
+ * name or in a string read from a file) shown as '?', so that a diagnostic
+ * is always one line; NULL when out of memory. */
+static char *format_line(const char *fmt, va_list ap)
+{
+    char *msg, *line;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        return NULL;
+    if (asprintf(&line, "%s: %s", progname, msg) < 0)
+        line = NULL;
+    free(msg);
+    for (unsigned char *p = (unsigned char *)line; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return line;
+}
+
 static void vmessage(const char *fmt, va_list ap)
 {
     fflush(stdout);
-    fprintf(stderr, "%s: ", progname);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    char *line = format_line(fmt, ap);
+    fprintf(stderr, "%s\n", line ? line : "out of memory");
+    free(line);
+}
+
+static die_handler_fn die_handler;
+
+void set_die_handler(die_handler_fn handler)
+{
+    die_handler = handler;
+}
+
+#define MAX_CLEANUPS 16
+static struct {
+    void (*fn)(void *);
+    void *arg;
+} cleanups[MAX_CLEANUPS];
+static int ncleanups;
+
+void die_cleanup_push(void (*fn)(void *), void *arg)
+{
+    if (ncleanups == MAX_CLEANUPS)
+        abort(); /* a programming error: pushes without pops */
+    cleanups[ncleanups].fn = fn;
+    cleanups[ncleanups++].arg = arg;
+}
+
+void die_cleanup_pop(void)
+{
+    if (ncleanups > 0)
+        ncleanups--;
+}
+
+/* The end of die() and die_usage(): the handler's when one is set. */
+__attribute__((noreturn)) static void vdie(int status, const char *fmt, va_list ap)
+{
+    if (die_handler) {
+        static char line[1024];
+        char *s = format_line(fmt, ap);
+        snprintf(line, sizeof line, "%s", s ? s : "out of memory");
+        free(s);
+        while (ncleanups > 0) {
+            ncleanups--;
+            cleanups[ncleanups].fn(cleanups[ncleanups].arg);
+        }
+        die_handler(status, line);
+        abort(); /* a handler must not return */
+    }
+    vmessage(fmt, ap);
+    if (status == EXIT_BAD_INPUT)
+        remove_pending_outputs();
+    exit(status);
 }
 
 void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage(fmt, ap);
-    va_end(ap);
-    remove_pending_outputs();
-    exit(EXIT_BAD_INPUT);
+    vdie(EXIT_BAD_INPUT, fmt, ap);
 }
 
 void die_usage(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vmessage(fmt, ap);
-    va_end(ap);
-    exit(EXIT_USAGE);
+    vdie(EXIT_USAGE, fmt, ap);
 }
 
 void die_bad_option(int c, char **argv)
@@ -136,6 +197,22 @@ void *xmallocarray(size_t n, size_t size)
     if (size && n > SIZE_MAX / size)
         die("out of memory (%zu x %zu bytes)", n, size);
     return xmalloc(n * size);
+}
+
+int checked_size(const int64_t *dims, int ndim, uint64_t elem, uint64_t limit, uint64_t *numel,
+                 uint64_t *bytes)
+{
+    uint64_t n = 1, b;
+    for (int i = 0; i < ndim; i++)
+        if (dims[i] < 0 || __builtin_mul_overflow(n, (uint64_t)dims[i], &n))
+            return -1;
+    if (__builtin_mul_overflow(n, elem, &b) || b > limit)
+        return -1;
+    if (numel)
+        *numel = n;
+    if (bytes)
+        *bytes = b;
+    return 0;
 }
 
 char *xstrdup(const char *s)

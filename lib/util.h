@@ -29,6 +29,22 @@ __attribute__((noreturn, format(printf, 1, 2))) void die_usage(const char *fmt, 
 /* Usage error for what getopt_long returned as ':' (missing argument) or
  * '?' (unknown option); tools set opterr = 0 so that this is the only line. */
 __attribute__((noreturn)) void die_bad_option(int c, char **argv);
+/* Where die(), die_usage() and the readers' errors end.  By default the line
+ * ("progname: message", no newline) goes to stderr and the process exits
+ * with status (EXIT_BAD_INPUT or EXIT_USAGE).  A handler set here receives
+ * the line and the status instead and must not return: the fuzz harnesses
+ * (tests/fuzz/) longjmp out of the parser, so that the parsers keep one
+ * error path and the harnesses see exactly the line a tool would print.
+ * NULL restores the default. */
+typedef void (*die_handler_fn)(int status, const char *line);
+void set_die_handler(die_handler_fn handler);
+/* What a parser must release when it dies under a handler (a tool exits
+ * instead, and the system frees everything): the parser pushes fn(arg) on
+ * entry and pops it before returning; die() runs those pushed, newest
+ * first, before the handler. */
+void die_cleanup_push(void (*fn)(void *), void *arg);
+void die_cleanup_pop(void);
+
 /* "progname: message" on stderr, no exit. */
 __attribute__((format(printf, 1, 2))) void warnx(const char *fmt, ...);
 
@@ -41,6 +57,14 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 /* Allocation of n * size bytes that dies on overflow. */
 void *xmallocarray(size_t n, size_t size);
+
+/* The one checked size computation of every reader (NPY frames, safetensors,
+ * torch .bin): the product of ndim dimensions, each at least 0, times elem
+ * bytes.  Sets *numel and *bytes (either may be NULL) and returns 0; returns
+ * -1 when a dimension is negative, the product overflows 64 bits or the
+ * bytes exceed limit. */
+int checked_size(const int64_t *dims, int ndim, uint64_t elem, uint64_t limit, uint64_t *numel,
+                 uint64_t *bytes);
 
 /* Checked output: die with "NAME: write error: REASON" on failure. */
 void out_write(FILE *f, const char *name, const void *p, size_t n);

@@ -38,6 +38,9 @@ static inline float exp_approx(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    /* NaN has no integer: take n = 0 for it (p is NaN already), so that the
+     * conversion and the shift stay defined; finite n are in [-126, 127]. */
+    n = n == n ? n : 0.0f;
     union { float f; int32_t i; } u = {.f = p};
     u.i += (int32_t)n * (1 << 23); /* times 2^n: n added to the exponent */
     return u.f;

@@ -686,9 +686,13 @@ int wp_encode(const wordpiece *wp, const char *text, size_t len, int32_t *ids, i
 
 /* ---- default length ---- */
 
-/* A positive integer member of a JSON file, or 0 when the file or the
- * member is absent (or not a positive number). */
-static long json_file_int(const char *dir, const char *file, const char *key)
+/* An integer member of a JSON file, or 0 when the file or the member is
+ * absent (or null).  A member that is not an integer from lo to hi is fatal,
+ * except that values of at least 1e18 mean "no limit" (0) when huge_is_none:
+ * transformers writes VERY_LARGE_INTEGER (1e30) as model_max_length for
+ * tokenizers without one. */
+static long json_file_int(const char *dir, const char *file, const char *key, long lo, long hi,
+                          int huge_is_none)
 {
     char *path = path_join(dir, file);
     long v = 0;
@@ -696,23 +700,35 @@ static long json_file_int(const char *dir, const char *file, const char *key)
         json_t *root = load_json(path, JSON_DECODE_INT_AS_REAL);
         json_t *x = json_object_get(root, key);
         double d = json_number_value(x);
-        if (json_is_number(x) && d >= 1)
-            v = d < 1e9 ? (long)d : 1000000000;
+        if (x && !json_is_null(x)) {
+            if (huge_is_none && json_is_number(x) && d >= 1e18)
+                v = 0;
+            else if (!json_is_number(x) || !(d >= lo && d <= hi) || d != (double)(long)d)
+                die("%s: %s must be an integer from %ld to %ld", path, key, lo, hi);
+            else
+                v = (long)d;
+        }
         json_decref(root);
     }
     free(path);
     return v;
 }
 
+int wp_tokenizer_max_length(const char *dir)
+{
+    return json_file_int(dir, "tokenizer_config.json", "model_max_length", 1, WP_MAX_LENGTH_LIMIT, 1);
+}
+
 int wp_default_max_length(const char *model_dir)
 {
     if (!model_dir)
         return WP_DEFAULT_MAX_LENGTH;
-    long n = json_file_int(model_dir, "sentence_bert_config.json", "max_seq_length");
+    long pos = json_file_int(model_dir, "config.json", "max_position_embeddings", 1, 1 << 20, 0);
+    long n = json_file_int(model_dir, "sentence_bert_config.json", "max_seq_length", 2,
+                           pos ? pos : WP_MAX_LENGTH_LIMIT, 0);
     if (n)
         return n;
-    long pos = json_file_int(model_dir, "config.json", "max_position_embeddings");
-    long tok = json_file_int(model_dir, "tokenizer_config.json", "model_max_length");
+    long tok = wp_tokenizer_max_length(model_dir);
     if (pos && tok)
         return pos < tok ? pos : tok;
     if (pos || tok)

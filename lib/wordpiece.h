@@ -27,6 +27,8 @@
 
 /* Default sequence length when nothing says otherwise (bert-base). */
 #define WP_DEFAULT_MAX_LENGTH 512
+/* Longest sequence length a model directory may ask for. */
+#define WP_MAX_LENGTH_LIMIT (1 << 20)
 
 typedef struct wordpiece wordpiece;
 
@@ -61,7 +63,13 @@ int32_t wp_pad_id(const wordpiece *wp);
  * config.json's max_position_embeddings and tokenizer_config.json's
  * model_max_length (either when only one is present); otherwise
  * WP_DEFAULT_MAX_LENGTH, which is also the answer for model_dir NULL.
- * A malformed JSON file is fatal. */
+ * A malformed JSON file is fatal, and so is a value out of range: a
+ * max_seq_length below 2 or above max_position_embeddings, a
+ * model_max_length below 1 or above WP_MAX_LENGTH_LIMIT (transformers'
+ * "no limit", 1e30, is no limit). */
 int wp_default_max_length(const char *model_dir);
+/* model_max_length of dir/tokenizer_config.json, checked as above; 0 when
+ * absent or "no limit". */
+int wp_tokenizer_max_length(const char *dir);
 
 #endif

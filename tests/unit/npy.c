@@ -4,7 +4,21 @@
 #include "npy.h"
 #include "util.h"
 
+#include <setjmp.h>
+#include <stdint.h>
 #include <string.h>
+
+/* The die handler the fuzz harnesses use: the line, then back to main. */
+static jmp_buf died;
+static char died_line[1024];
+static int died_status;
+
+static void catch_die(int status, const char *line)
+{
+    died_status = status;
+    snprintf(died_line, sizeof died_line, "%s", line);
+    longjmp(died, 1);
+}
 
 static char dir[] = "/tmp/bp-npy-XXXXXX";
 
@@ -130,6 +144,48 @@ int main(void)
         ok(run_in_child(check_tokens, q, err, sizeof err) == 1 && strstr(err, "expected token ids then -1 padding"),
            "id after padding rejected: %s", err);
         free(q);
+    }
+
+    /* checked_size: the one size computation of every reader. */
+    {
+        int64_t wrap[3] = {2097152, 2097152, 1048576}, neg[2] = {3, -1},
+                zero[3] = {0, INT64_MAX, 7}, dims[3] = {2, 3, 4};
+        uint64_t n = 0, b = 0;
+        ok(checked_size(wrap, 3, 4, UINT64_MAX, &n, &b) == -1, "2^62 elements of 4 bytes overflow");
+        ok(checked_size(neg, 2, 1, UINT64_MAX, &n, &b) == -1, "a negative dimension is refused");
+        ok(checked_size(zero, 3, 4, 0, &n, &b) == 0 && n == 0 && b == 0, "a zero dimension: 0 bytes");
+        ok(checked_size(dims, 3, 4, 96, &n, &b) == 0 && n == 24 && b == 96, "2 x 3 x 4 of 4 bytes");
+        ok(checked_size(dims, 3, 4, 95, &n, &b) == -1, "over the limit");
+    }
+
+    /* A stream in memory; a shape whose bytes wrap to 0 is a frame error
+     * (it used to pass the size check and crash the tools). */
+    {
+        npy_reader mr;
+        npy_array ma = {0};
+        int frames = 0;
+        npy_reader_init_mem(&mr, bytes, len, "mem");
+        while (npy_read(&mr, &ma, NPY_I4))
+            frames++;
+        ok(frames == 2, "two frames from memory");
+        npy_reader_init_mem(&mr, "", 0, "empty");
+        ok(npy_read(&mr, &ma, NPY_I4) == 0, "an empty buffer is an empty stream");
+        static const char h[] = "\x93NUMPY\x01\x00\x50\x00{'descr': '<i4', 'fortran_order': False, "
+                        "'shape': (2097152, 2097152, 1048576), }";
+        set_die_handler(catch_die);
+        volatile int returned = 0;
+        if (!setjmp(died)) {
+            npy_reader_init_mem(&mr, h, sizeof h - 1, "wrap");
+            npy_read(&mr, &ma, NPY_I4);
+            returned = 1;
+        }
+        set_die_handler(NULL);
+        ok(!returned && died_status == 1 &&
+               !strcmp(died_line, "test-npy: wrap: frame 1 at byte 0: shape (2097152, 2097152, "
+                                  "1048576) is too large (at most 4294967296 data bytes)"),
+           "wrapping shape: %s", died_line);
+        input_close(&mr.in);
+        npy_free(&ma);
     }
 
     free(bad);

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Write the small hand-made seed corpora of the fuzz harnesses into
+tests/fuzz/seeds/NAME/ (committed; rerun after changing this file).
+The torch .bin seeds come from tests/py/mkbin.py on a tiny safetensors file.
+
+usage: tests/fuzz/mkseeds.py   (from the repository root)"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SEEDS = os.path.join(ROOT, "tests", "fuzz", "seeds")
+
+
+def put(harness, name, data):
+    d = os.path.join(SEEDS, harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def npy_frame(descr, shape, values):
+    fmt = {"<i4": "<%di", "<f4": "<%df"}[descr] % len(values)
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
+        descr, ", ".join(map(str, shape)))
+    total = 10 + len(header) + 1
+    header += " " * ((total + 63) // 64 * 64 - total) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + \
+        struct.pack(fmt, *values)
+
+
+def safetensors(tensors, metadata=None):
+    header, data = {}, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    h = json.dumps(header).encode()
+    return struct.pack("<Q", len(h)) + h + data
+
+
+def main():
+    # npy: the first byte picks the dtype (even: <i4 tokens, odd: <f4).
+    toks = [2, 8, 3, -1, 2, 9, 10, 3] + [2, 3, -1, -1, 2, 11, 12, 3]
+    put("npy", "tokens", b"\x00" + npy_frame("<i4", (2, 2, 4), toks))
+    put("npy", "tokens-two-frames", b"\x00" + npy_frame("<i4", (1, 1, 3), [2, 5, 3]) * 2)
+    put("npy", "empty-frame", b"\x00" + npy_frame("<i4", (0, 2, 4), []))
+    put("npy", "embeddings", b"\x01" + npy_frame("<f4", (1, 2, 3), [0.5, 1, -1, 2, 0, 0.25]))
+    put("npy", "bad-padding", b"\x00" + npy_frame("<i4", (1, 1, 3), [2, -1, 3]))
+
+    # safetensors
+    f32 = struct.pack("<4f", 1, 2, 3, 4)
+    put("safetensors", "two", safetensors([("a.weight", "F32", [2, 2], f32),
+                                           ("a.bias", "F16", [2], b"\x00\x3c\x00\xc0")],
+                                          {"format": "pt"}))
+    put("safetensors", "bf16-i64", safetensors([("x", "BF16", [1, 2], b"\x80\x3f\x00\x40"),
+                                                ("y", "I64", [1], struct.pack("<q", 7)),
+                                                ("z", "F32", [0, 3], b"")]))
+    put("safetensors", "empty", safetensors([]))
+
+    # config.json
+    cfg = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 144,
+           "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "intermediate_size": 64, "max_position_embeddings": 128, "type_vocab_size": 2,
+           "hidden_act": "gelu", "layer_norm_eps": 1e-12, "hidden_dropout_prob": 0.1,
+           "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+           "position_embedding_type": "absolute", "pad_token_id": 0}
+    put("config", "tiny", json.dumps(cfg, indent=2))
+    put("config", "minimal", json.dumps({k: cfg[k] for k in ("vocab_size", "hidden_size",
+            "num_hidden_layers", "num_attention_heads", "intermediate_size")}))
+
+    # tokenizer: the first byte picks max_len - 2.
+    for name, text in [("hello", "Hello, world!"), ("accents", "Café naïve Ölçü ß"),
+                       ("cjk", "日本語の文字 中文"), ("special", "[CLS] a [SEP] [MASK]x[UNK]"),
+                       ("mixed", "The man is playing guitar.\tunaffable — “quoted” …"),
+                       ("controls", "a\x00b\x07c\u200bd\ue000e\ufffd")]:
+        put("wordpiece", name, b"\x7e" + text.encode())
+    put("wordpiece", "short", b"\x01hello world again")
+    put("wordpiece", "invalid", b"\x20ok \xc3\x28 \xed\xa0\x80")
+
+    # nli-filter rows
+    put("nli", "snli", json.dumps({"gold_label": "entailment", "sentence1": "A man plays.",
+                                   "sentence2": "Someone plays.", "annotator_labels": ["entailment"]})
+        + "\n" + json.dumps({"gold_label": "-", "sentence1": "x", "sentence2": "y"}) + "\n")
+    put("nli", "hf", json.dumps({"premise": "A dog\truns.", "hypothesis": "An animal moves.",
+                                 "label": 0}) + "\n")
+    put("nli", "tsv", "A man plays.\tSomeone plays.\tentailment\r\nA\tB\t2\nx\ty\t-1\n")
+
+    # torch .bin, from a tiny safetensors file by tests/py/mkbin.py
+    with tempfile.TemporaryDirectory() as tmp:
+        st = os.path.join(tmp, "in.safetensors")
+        with open(st, "wb") as f:
+            f.write(safetensors([("embeddings.word_embeddings.weight", "F32", [2, 2], f32),
+                                 ("encoder.layer.0.output.dense.bias", "F32", [2], f32[:8])]))
+        for variant in ["", "noncontig", "short"]:
+            out = os.path.join(tmp, "out.bin")
+            subprocess.run([sys.executable, os.path.join(ROOT, "tests", "py", "mkbin.py"), st, out]
+                           + ([variant] if variant else []), check=True)
+            with open(out, "rb") as f:
+                put("torchbin", variant or "state-dict", f.read())
+
+
+main()

@@ -1,0 +1,28 @@
+/* PyTorch .bin state dicts (lib/torchbin.c): zip directory and pickle. */
+#include "fuzz.h"
+#include "torchbin.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    fuzz_init();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static safetensors st;
+    if (!FUZZ_TRY(tb_parse(&st, "fuzz.bin", data, size)))
+        return 0;
+    for (int i = 0; i < st.count; i++) {
+        const st_tensor *t = &st.tensors[i];
+        FUZZ_ASSERT((const uint8_t *)t->data >= data && t->nbytes <= size &&
+                        (const uint8_t *)t->data + t->nbytes <= data + size,
+                    "tensor %s outside the file", t->name);
+        FUZZ_ASSERT(t->nbytes == t->numel * st_dtype_size(t->dtype), "tensor %s size", t->name);
+        float *f = malloc(t->numel * sizeof *f + 1);
+        st_to_f32(t, f);
+        free(f);
+    }
+    st_close(&st);
+    return 0;
+}
