@@ -84,6 +84,28 @@ $(O)/tests/%: tests/unit/%.c tests/tap.h $(wildcard tests/unit/*.h) $(LIBA) $(wi
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
+# The fuzz harnesses (see "fuzzing" below); defined before check, whose
+# prerequisites are expanded as the rule is read.
+FUZZ_O    ?= build-fuzz
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 600
+FUZZ      ?= yes
+FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -Ilib -fno-omit-frame-pointer $(FUZZ_SANITIZE) \
+               $(shell $(PKG_CONFIG) --cflags jansson libutf8proc)
+FUZZ_LIBS := $(shell $(PKG_CONFIG) --libs jansson libutf8proc) -lm
+FUZZ_HARNESSES := npy safetensors torchbin config wordpiece nli
+FUZZ_LIB_SRC := $(addprefix lib/,util.c input.c npy.c safetensors.c torchbin.c model.c \
+                  wordpiece.c nli.c bert_params.c rng.c safetensors_write.c)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_O)/%.o)
+FUZZ_BINS := $(FUZZ_HARNESSES:%=$(FUZZ_O)/bin/%)
+# Whether $(FUZZ_CC) links a libFuzzer program (empty when not).
+HAVE_LIBFUZZER := $(if $(filter yes,$(FUZZ)),$(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' | \
+    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes))
+# ASan: the harnesses abandon what a parser allocated before an error, as a
+# tool does when it exits (tests/fuzz/fuzz.h), so leaks are not reported.
+FUZZ_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
 # Tests find the tools through $$BINDIR and the data through $$SHARED.  Idle
 # OpenMP threads sleep instead of spinning, since prove may share the cores.
 # The fuzz harnesses' smoke run (tests/cli/fuzz-smoke.bats) finds them
@@ -129,25 +151,6 @@ $(O)/scripts/sgemm-rate: scripts/sgemm-rate.c
 # The library's parsers are compiled again with clang, ASan and UBSan; the
 # corpora grow in $(FUZZ_O)/corpus/NAME from the seeds in tests/fuzz/seeds/NAME
 # and, for safetensors and the tokenizer, files of $(SHARED)/fixtures.
-FUZZ_CC   ?= clang
-FUZZ_O    ?= build-fuzz
-FUZZ_TIME ?= 600
-FUZZ      ?= yes
-FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CFLAGS := -O1 -g -std=gnu11 -Ilib -fno-omit-frame-pointer $(FUZZ_SANITIZE) \
-               $(shell $(PKG_CONFIG) --cflags jansson libutf8proc)
-FUZZ_LIBS := $(shell $(PKG_CONFIG) --libs jansson libutf8proc) -lm
-FUZZ_HARNESSES := npy safetensors torchbin config wordpiece nli
-FUZZ_LIB_SRC := $(addprefix lib/,util.c input.c npy.c safetensors.c torchbin.c model.c \
-                  wordpiece.c nli.c bert_params.c rng.c safetensors_write.c)
-FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_O)/%.o)
-FUZZ_BINS := $(FUZZ_HARNESSES:%=$(FUZZ_O)/bin/%)
-# Whether $(FUZZ_CC) links a libFuzzer program (empty when not).
-HAVE_LIBFUZZER := $(if $(filter yes,$(FUZZ)),$(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' | \
-    $(FUZZ_CC) -fsanitize=fuzzer -x c - -o /dev/null 2>/dev/null && echo yes))
-# ASan: the harnesses abandon what a parser allocated before an error, as a
-# tool does when it exits (tests/fuzz/fuzz.h), so leaks are not reported.
-FUZZ_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 .PHONY: fuzz fuzz-build fuzz-corpora
 fuzz-build: $(FUZZ_BINS)
