@@ -198,7 +198,10 @@ ASAN_O ?= build-asan
 SANITIZE_FLAGS ?= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=0 \
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# The flags are also in the environment, for the tests that build against
+# the library themselves (tests/cli/gpu-check.bats).
 .PHONY: check-sanitize
 check-sanitize:
-	$(SANITIZE_ENV) $(MAKE) check O=$(ASAN_O) NVCC= FUZZ=no \
+	$(SANITIZE_ENV) CFLAGS='-O1 -g $(SANITIZE_FLAGS)' LDFLAGS='$(SANITIZE_FLAGS)' \
+	    $(MAKE) check O=$(ASAN_O) NVCC= FUZZ=no \
 	    CFLAGS='-O1 -g $(SANITIZE_FLAGS)' LDFLAGS='$(SANITIZE_FLAGS)'

@@ -1,6 +1,7 @@
 /* encoder.c - the device-neutral half of encoder.h: option parsing, the
  * choice of device, and the calls that dispatch to an implementation. */
 #include "encoder.h"
+#include "gpu.h"
 #include "threads.h"
 #include "util.h"
 
@@ -48,6 +49,22 @@ int gpu_available(char *why, size_t n)
 encoder *encoder_gpu_open(const bert_model *m, const encoder_settings *s)
 {
     die("--device cuda: built without CUDA");
+}
+
+/* gpu.h's extras: no GPU encoder exists to call them with. */
+void gpu_encoder_hidden(const encoder *e, int layer, float *out)
+{
+    die("gpu_encoder_hidden: built without CUDA");
+}
+
+void gpu_download(float *dst, const float *device_src, size_t n)
+{
+    die("gpu_download: built without CUDA");
+}
+
+double gpu_loss_on_host_data(const loss *l, const loss_batch *b, float *const *dcol)
+{
+    die("gpu_loss_on_host_data: built without CUDA");
 }
 #endif
 
