@@ -24,6 +24,8 @@ jobs=()
 for model in "$run"/models/*/; do
     model=${model%/}
     name=$(basename "$model")
+    # MODEL.checkpoint: what an interrupted training left, not a model of the run
+    case $name in *.checkpoint) continue ;; esac
     [ -f "$run/train/$name.json" ] || die "$model: no $run/train/$name.json (made by train.sh)"
     for split in dev test; do
         csv=$sts/sts-$split.csv

@@ -24,7 +24,11 @@ run=$1 pairs=$2
 here=$(dirname "$0")
 [ -d "$pairs" ] || die "$pairs: no such directory (scripts/fetch-data.sh prepares it)"
 shopt -s nullglob
-models=("$run"/models/*/)
+models=()
+for m in "$run"/models/*/; do
+    # MODEL.checkpoint: what an interrupted training left, not a model of the run
+    case $m in *.checkpoint/) ;; *) models+=("$m") ;; esac
+done
 [ ${#models[@]} -gt 0 ] || die "$run/models: no models (train them first, e.g. make demo)"
 sets=("$pairs"/STS1[2-6]/*.tsv "$pairs"/*.tsv)
 [ ${#sets[@]} -gt 0 ] || die "$pairs: no sets (scripts/fetch-data.sh prepares them)"
