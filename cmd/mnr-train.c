@@ -404,6 +404,10 @@ int main(int argc, char **argv)
     es.max_sequences = (int)o->batch_size * data.columns;
     es.max_len = data.max_len;
     encoder *enc = encoder_open(&model, &es);
+    /* The encoder holds the weights from here on (model_save and the
+     * checkpoints take them from it): no second copy. */
+    free(model.params);
+    model.params = NULL;
     loss l = loss_mnr(o->scale, o->symmetric);
     trainer t;
     train_position start = resume_dir ? saved.pos : (train_position){0};

@@ -228,6 +228,7 @@ void checkpoint_write(const char *dir, const trainer *t)
     encoder_get(t->enc, BUF_MOMENT1, m1);
     encoder_get(t->enc, BUF_MOMENT2, m2);
 
+    model_check_replaceable(dir, 1);
     char *tmp = atomic_dir_begin(dir);
     model_write_files(t->model, tmp, params);
     char *path = path_join(tmp, "optimizer.safetensors");

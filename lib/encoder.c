@@ -9,33 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Names in the order of the enums. */
+static const char *const precision_names[] = {"fp32", "bf16", NULL};
+static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
+
 int precision_parse(const char *s, precision *p)
 {
-    if (!strcmp(s, "fp32"))
-        *p = PRECISION_FP32;
-    else if (!strcmp(s, "bf16"))
-        *p = PRECISION_BF16;
-    else
-        return -1;
-    return 0;
+    int i = parse_choice(s, precision_names);
+    if (i >= 0)
+        *p = (precision)i;
+    return i < 0 ? -1 : 0;
 }
 
 const char *precision_name(precision p)
 {
-    return p == PRECISION_FP32 ? "fp32" : "bf16";
+    return precision_names[p];
 }
 
 int device_parse(const char *s, device_kind *d)
 {
-    if (!strcmp(s, "auto"))
-        *d = DEVICE_AUTO;
-    else if (!strcmp(s, "cpu"))
-        *d = DEVICE_CPU;
-    else if (!strcmp(s, "cuda"))
-        *d = DEVICE_CUDA;
-    else
-        return -1;
-    return 0;
+    int i = parse_choice(s, device_names);
+    if (i >= 0)
+        *d = (device_kind)i;
+    return i < 0 ? -1 : 0;
 }
 
 #ifndef BP_HAVE_CUDA

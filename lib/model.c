@@ -751,6 +751,7 @@ void model_check_replaceable(const char *path, int checkpoint)
 
 void model_save(const bert_model *m, const char *out_dir, const float *params)
 {
+    model_check_replaceable(out_dir, 0);
     require_vocab(m); /* before any output exists */
     char *tmp = atomic_dir_begin(out_dir);
     model_write_files(m, tmp, params);

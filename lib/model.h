@@ -90,7 +90,8 @@ void model_save(const bert_model *m, const char *out_dir, const float *params);
  * modules.json, sentence_bert_config.json, 1_Pooling/config.json and
  * 2_Normalize/ (a checkpoint also optimizer.safetensors, best.safetensors and
  * state.json).  Anything else (a file, a directory of other files, the
- * input) is never replaced. */
+ * input) is never replaced.  model_save and checkpoint_write check it
+ * themselves; a tool calls it first to fail before hours of work. */
 void model_check_replaceable(const char *path, int checkpoint);
 
 /* The files of model_save written into an existing directory dir, not

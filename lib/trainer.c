@@ -22,49 +22,51 @@ train_options train_options_default(void)
     return o;
 }
 
+static const char *const optimizer_names[] = {"adamw", "adam", NULL}; /* as optim_kind */
+
 int optimizer_parse(const char *s, optim_kind *k)
 {
-    if (!strcmp(s, "adamw"))
-        *k = OPTIM_ADAMW;
-    else if (!strcmp(s, "adam"))
-        *k = OPTIM_ADAM;
-    else
-        return -1;
-    return 0;
+    int i = parse_choice(s, optimizer_names);
+    if (i >= 0)
+        *k = (optim_kind)i;
+    return i < 0 ? -1 : 0;
 }
 
 const char *optimizer_name(optim_kind k)
 {
-    return k == OPTIM_ADAM ? "adam" : "adamw";
+    return optimizer_names[k];
+}
+
+/* The number of batches the sampler makes of epoch e. */
+static long epoch_batches(const trainer *t, long e)
+{
+    batch_plan p;
+    epoch_order(t->order, t->data->rows, t->shuffle_seed, e, t->opt.shuffle);
+    sampler_plan(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, &p);
+    long n = p.batches;
+    batch_plan_free(&p);
+    return n;
 }
 
 long trainer_count_steps(const trainer *t, long from, long first_batch, long need)
 {
     long steps = 0;
     for (long e = from; e < t->opt.epochs && steps < need; e++) {
-        batch_plan p;
-        epoch_order(t->order, t->data->rows, t->shuffle_seed, e, t->opt.shuffle);
-        sampler_plan(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, &p);
-        long b = e == from ? first_batch : 0;
-        steps += p.batches > b ? p.batches - b : 0;
-        batch_plan_free(&p);
+        long n = epoch_batches(t, e), b = e == from ? first_batch : 0;
+        steps += n > b ? n - b : 0;
     }
     return steps;
 }
 
 /* Steps before position (epoch, batch), or -1 when the plan has no such
  * position. */
-static long steps_before(trainer *t, long epoch, long batch)
+static long steps_before(const trainer *t, long epoch, long batch)
 {
     if (epoch < 0 || batch < 0 || epoch > t->opt.epochs || (epoch == t->opt.epochs && batch))
         return -1;
     long steps = 0;
     for (long e = 0; e <= epoch && e < t->opt.epochs; e++) {
-        batch_plan p;
-        epoch_order(t->order, t->data->rows, t->shuffle_seed, e, t->opt.shuffle);
-        sampler_plan(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, &p);
-        long n = p.batches;
-        batch_plan_free(&p);
+        long n = epoch_batches(t, e);
         if (e < epoch)
             steps += n;
         else if (batch > n)

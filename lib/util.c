@@ -253,6 +253,14 @@ void out_close(FILE *f, const char *name)
         die("%s: write error: %s", name, strerror(errno));
 }
 
+int parse_choice(const char *s, const char *const *names)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
 int parse_long(const char *s, long min, long max, long *out)
 {
     char *end;

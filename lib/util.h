@@ -80,6 +80,9 @@ void out_flush(FILE *f, const char *name);
  * Return 0 on success, -1 otherwise. */
 int parse_long(const char *s, long min, long max, long *out);
 int parse_double(const char *s, double *out);
+/* The index of s in names (NULL-terminated), or -1: option values that are
+ * one of a few words. */
+int parse_choice(const char *s, const char *const *names);
 
 /* A file written under a temporary name in the same directory and renamed
  * into place by atomic_commit(); atomic_abort() removes it. */

@@ -6,7 +6,7 @@
  * model's and a loss head's ranges, and the buffer copies.  Where a usable
  * GPU is present, its fp32 embeddings and gradients are checked against the
  * CPU's (the full GPU checks are tests/gpu/check.sh). */
-#include "../tap.h"
+#include "bert_fixture.h"
 #include "child.h"
 #include "encoder.h"
 #include "rng.h"
@@ -42,14 +42,6 @@ static bert_model small_model(void)
 enum { B = 5, T = 16, H = 32, EXTRA = 6 };
 static int32_t ids[B * T], lens[B] = {1, 16, 7, 3, 12}, rows[B] = {0, 1, 2, 3, 4},
                                cols[B] = {0, 0, 1, 1, 2};
-
-static double max_diff(const float *a, const float *b, size_t n)
-{
-    double e = 0;
-    for (size_t i = 0; i < n; i++)
-        e = fmax(e, fabs((double)a[i] - b[i]));
-    return e;
-}
 
 static void open_cuda(const void *arg)
 {
@@ -118,8 +110,8 @@ static void check_against_reference(device_kind device, double tol)
     bert_pool(a, POOL_MEAN, ref);
     encoder_embed(e, ids, lens, B, T, 0, got);
     /* Other batch sizes: other rounding in the matrix products. */
-    ok(max_diff(ref, got, B * H) <= tol + 1e-6, "%s: embeddings in batches of 2 = bert_forward's, %.3g",
-       name, max_diff(ref, got, B * H));
+    ok(max_abs_diff(ref, got, B * H) <= tol + 1e-6, "%s: embeddings in batches of 2 = bert_forward's, %.3g",
+       name, max_abs_diff(ref, got, B * H));
 
     /* A training step's gradients, added into what is there. */
     dropout_keys keys = {.seed = 9, .step = 4, .row = rows, .column = cols};
@@ -139,8 +131,8 @@ static void check_against_reference(device_kind device, double tol)
         encoder_write_pooled_grad(e, dpooled);
         encoder_backward(e);
     }
-    ok(max_diff(ref, got, B * H) <= tol, "%s: pooled embeddings with dropout = bert_forward's, "
-       "%.3g", name, max_diff(ref, got, B * H));
+    ok(max_abs_diff(ref, got, B * H) <= tol, "%s: pooled embeddings with dropout = bert_forward's, "
+       "%.3g", name, max_abs_diff(ref, got, B * H));
     float *egrads = xmallocarray(n, sizeof *egrads);
     encoder_get(e, BUF_GRADS, egrads);
     double worst = 0, largest = 0;
@@ -158,7 +150,7 @@ static void check_against_reference(device_kind device, double tol)
     encoder_set(e, BUF_GRADS, egrads);
     float *params = xmallocarray(n, sizeof *params);
     encoder_get(e, BUF_PARAMS, params);
-    ok(!memcmp(params, m.params, m.nparams * sizeof *params) && max_diff(params + m.nparams,
+    ok(!memcmp(params, m.params, m.nparams * sizeof *params) && max_abs_diff(params + m.nparams,
        (const float[EXTRA]){0}, EXTRA) == 0, "%s: the weights start as the model's, the head at 0",
        name);
     for (int i = 0; i < EXTRA; i++)
@@ -179,18 +171,18 @@ static void check_against_reference(device_kind device, double tol)
     adam_step(&adam, r, nb + 2, params, egrads, m1, m2, 1, 1e-3);
     float *after = xmallocarray(n, sizeof *after);
     encoder_get(e, BUF_PARAMS, after);
-    ok(fabs(norm - want) <= 1e-6 * want && max_diff(after, params, n) <= tol,
+    ok(fabs(norm - want) <= 1e-6 * want && max_abs_diff(after, params, n) <= tol,
        "%s: clipping and AdamW over the model's and the head's ranges: norm %.9g (%.9g), weights "
-       "%.3g", name, norm, want, max_diff(after, params, n));
+       "%.3g", name, norm, want, max_abs_diff(after, params, n));
     ok(after[m.nparams] != 0.25f && after[m.nparams + 5] != 0.25f, "%s: the head is trained", name);
     encoder_get(e, BUF_MOMENT1, after);
-    ok(max_diff(after, m1, n) <= tol, "%s: first moments", name);
+    ok(max_abs_diff(after, m1, n) <= tol, "%s: first moments", name);
     encoder_set(e, BUF_MOMENT2, m1);
     encoder_get(e, BUF_MOMENT2, after);
     ok(!memcmp(after, m1, n * sizeof *after), "%s: moments set and read back", name);
     encoder_zero_grads(e);
     encoder_get(e, BUF_GRADS, after);
-    ok(max_diff(after, (float[1]){0}, 1) == 0 && max_diff(after + n - 1, (float[1]){0}, 1) == 0,
+    ok(max_abs_diff(after, (float[1]){0}, 1) == 0 && max_abs_diff(after + n - 1, (float[1]){0}, 1) == 0,
        "%s: gradients zeroed", name);
 
     free(after);
