@@ -126,45 +126,113 @@ void trainer_free(trainer *t)
     free(t->seq);
     free(t->order);
     free(t->best_params);
+    free(t->batch_pooled);
+    free(t->batch_pooled_grad);
+    free(t->own_pooled);
+}
+
+/* Several ranks: this rank's pooled embeddings (own rows of each column,
+ * [C * b, H]) into the batch-wide host copy (column c at rows c * B), then
+ * every rank's rows gathered, column by column. */
+static void gather_pooled(trainer *t, int B, int first, int b)
+{
+    comm *cm = t->comm;
+    int C = t->data->columns, H = t->model->cfg.hidden, N = comm_size(cm);
+    if (b > 0)
+        encoder_read_pooled(t->enc, t->own_pooled);
+    for (int c = 0; c < C; c++)
+        memcpy(t->batch_pooled + ((size_t)c * B + first) * H, t->own_pooled + (size_t)c * b * H,
+               (size_t)b * H * sizeof *t->own_pooled);
+    size_t *counts = xmallocarray(N, sizeof *counts), *displs = xmallocarray(N, sizeof *displs);
+    for (int r = 0; r < N; r++) {
+        int f, n;
+        comm_slice(B, N, r, &f, &n);
+        counts[r] = (size_t)n * H;
+        displs[r] = (size_t)f * H;
+    }
+    for (int c = 0; c < C; c++)
+        comm_allgatherv(cm, t->batch_pooled + (size_t)c * B * H, counts, displs, 0);
+    free(counts);
+    free(displs);
 }
 
 double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
 {
     const train_data *d = t->data;
-    int C = d->columns, H = t->model->cfg.hidden, n = B * C;
-    /* All the batch's sequences in one packed pass, column after column, so
-     * that column c's pooled embeddings are the block c * B * H. */
+    int C = d->columns, H = t->model->cfg.hidden, first, b;
+    int shared = comm_size(t->comm) > 1;
+    comm_slice(B, comm_size(t->comm), comm_rank(t->comm), &first, &b);
+    int n = b * C;
+    /* This rank's rows in one packed pass, column after column, so that
+     * column c's pooled embeddings are the block c * b * H; the dropout keys
+     * name each row's place in the whole batch. */
     for (int c = 0; c < C; c++)
-        for (int i = 0; i < B; i++) {
-            t->seq[c * B + i] = rows[i] * C + c;
-            t->drop_row[c * B + i] = i;
-            t->drop_col[c * B + i] = c;
+        for (int i = 0; i < b; i++) {
+            t->seq[c * b + i] = rows[first + i] * C + c;
+            t->drop_row[c * b + i] = first + i;
+            t->drop_col[c * b + i] = c;
         }
-    int T = train_data_pack(d, t->seq, n, t->ids, t->lens);
-    dropout_keys keys = {.seed = t->dropout_seed, .step = (uint64_t)k, .row = t->drop_row,
-                         .column = t->drop_col};
     encoder *e = t->enc;
     encoder_zero_grads(e);
-    encoder_forward(e, t->ids, t->lens, n, T, &keys);
+    if (n > 0) {
+        int T = train_data_pack(d, t->seq, n, t->ids, t->lens);
+        dropout_keys keys = {.seed = t->dropout_seed, .step = (uint64_t)k, .row = t->drop_row,
+                             .column = t->drop_col};
+        encoder_forward(e, t->ids, t->lens, n, T, &keys);
+    }
 
+    const float *pooled = encoder_pooled(e);
+    float *pooled_grad = encoder_pooled_grad(e);
+    int on_gpu = encoder_on_gpu(e);
+    if (shared) {
+        size_t floats = (size_t)t->opt.batch_size * C * H;
+        if (!t->batch_pooled) {
+            t->batch_pooled = xmallocarray(floats, sizeof *t->batch_pooled);
+            t->batch_pooled_grad = xmallocarray(floats, sizeof *t->batch_pooled_grad);
+            t->own_pooled = xmallocarray(floats, sizeof *t->own_pooled);
+        }
+        gather_pooled(t, B, first, b);
+        pooled = t->batch_pooled;
+        pooled_grad = t->batch_pooled_grad;
+        on_gpu = 0;
+    }
     const float **cols = xmallocarray(C, sizeof *cols);
     float **dcols = xmallocarray(C, sizeof *dcols);
     for (int c = 0; c < C; c++) {
-        cols[c] = encoder_pooled(e) + (size_t)c * B * H;
-        dcols[c] = encoder_pooled_grad(e) + (size_t)c * B * H;
+        cols[c] = pooled + (size_t)c * B * H;
+        dcols[c] = pooled_grad + (size_t)c * B * H;
     }
     /* A Normalize module after pooling changes nothing here: the losses are
      * computed on cosines, which normalisation leaves as they are. */
-    loss_batch lb = {.H = H, .columns = C, .total_rows = B, .row_offset = 0, .rows = B,
+    loss_batch lb = {.H = H, .columns = C, .total_rows = B, .row_offset = first, .rows = b,
                      .col = cols};
     size_t model_floats = t->model->nparams;
     float *head = t->loss.head_size ? encoder_params(e) + model_floats : NULL;
     float *dhead = t->loss.head_size ? encoder_grads(e) + model_floats : NULL;
-    double loss = loss_compute(&t->loss, &lb, encoder_on_gpu(e), head, dcols, dhead);
+    double loss = 0;
+    if (b > 0)
+        loss = loss_compute(&t->loss, &lb, on_gpu, head, dcols, dhead);
+    else /* a rank without rows in a last, short batch */
+        memset(pooled_grad, 0, (size_t)C * B * H * sizeof *pooled_grad);
     free(cols);
     free(dcols);
-    if (isfinite(loss))
+    loss = comm_sum(t->comm, loss);
+    if (!isfinite(loss))
+        return loss;
+    if (shared) {
+        /* Every rank's gradient of every embedding, summed: this rank's rows
+         * of it are the gradient of its own embeddings. */
+        comm_allreduce(t->comm, t->batch_pooled_grad, (size_t)C * B * H, 0);
+        for (int c = 0; c < C; c++)
+            memcpy(t->own_pooled + (size_t)c * b * H,
+                   t->batch_pooled_grad + ((size_t)c * B + first) * H,
+                   (size_t)b * H * sizeof *t->own_pooled);
+        if (n > 0)
+            encoder_write_pooled_grad(e, t->own_pooled);
+    }
+    if (n > 0)
         encoder_backward(e);
+    comm_allreduce(t->comm, encoder_grads(e), encoder_nparams(e), encoder_on_gpu(e));
     return loss;
 }
 
@@ -212,7 +280,7 @@ train_result trainer_run(trainer *t)
             t->pos.batch = 0;
             continue;
         }
-        if (t->hooks.should_stop && t->hooks.should_stop(t)) {
+        if (comm_any(t->comm, t->hooks.should_stop && t->hooks.should_stop(t))) {
             result = TRAIN_STOPPED;
             break;
         }
@@ -240,7 +308,7 @@ train_result trainer_run(trainer *t)
             t->hooks.checkpoint(t);
     }
     /* A signal during the last step still stops the run. */
-    if (result == TRAIN_DONE && t->hooks.should_stop && t->hooks.should_stop(t))
+    if (result == TRAIN_DONE && comm_any(t->comm, t->hooks.should_stop && t->hooks.should_stop(t)))
         result = TRAIN_STOPPED;
     batch_plan_free(&plan);
     return result;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "comm.h"
 #include "encoder.h"
 #include "loss.h"
 #include "model.h"
@@ -79,11 +80,17 @@ struct trainer {
     float *best_params;
     trainer_hooks hooks;
     void *hook_ctx;
+    /* The processes sharing each batch (NULL: this one alone): each takes
+     * its slice of the batch's rows (comm_slice), the embeddings are
+     * gathered so that every anchor meets every candidate of the batch, and
+     * the gradients summed, so that every rank makes the same update. */
+    comm *comm;
     /* after trainer_run returns TRAIN_FAILED: what went wrong */
     char failure[160];
     /* private: step buffers */
     int32_t *ids, *lens, *drop_row, *drop_col;
     int64_t *seq, *order;
+    float *batch_pooled, *batch_pooled_grad, *own_pooled; /* several ranks: host copies */
 };
 
 /* A trainer for data on enc (opened with training, max_sequences at least
@@ -104,7 +111,9 @@ long trainer_count_steps(const trainer *t, long epoch, long batch, long need);
 /* The step's first part: the gradients of batch rows[0..B) of step k (its
  * dropout masks) in the encoder's zeroed gradient buffer, the gradient of
  * the pooled embeddings in encoder_pooled_grad(); returns the loss (not
- * finite: no backward pass). */
+ * finite: no backward pass).  With several ranks (t->comm) this rank
+ * computes its slice of the rows, and the loss and gradients returned are
+ * the whole batch's, the same on every rank. */
 double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k);
 
 /* One training step on rows[0..B) with 1-based step number k: returns the
@@ -115,7 +124,7 @@ double trainer_step(trainer *t, const int64_t *rows, int B, long k, double lr, d
 typedef enum { TRAIN_DONE, TRAIN_STOPPED, TRAIN_FAILED } train_result;
 
 /* The loop up to total_steps: TRAIN_DONE; TRAIN_STOPPED when should_stop
- * said so (t->pos is then where the next step would start); TRAIN_FAILED on
+ * said so (on any rank: the ranks stop at the same step) (t->pos is then where the next step would start); TRAIN_FAILED on
  * a non-finite loss or gradient norm (nothing updated by that step, t->pos
  * still before it). */
 train_result trainer_run(trainer *t);

@@ -655,7 +655,9 @@ extern "C" int gpu_available(char *why, size_t n)
         snprintf(buf, sizeof buf, "no CUDA device");
     } else {
         cudaDeviceProp p;
-        e = cudaGetDeviceProperties(&p, 0);
+        int dev = 0;
+        cudaGetDevice(&dev); /* the rank's GPU under MPI (comm_use_gpu) */
+        e = cudaGetDeviceProperties(&p, dev);
         if (e != cudaSuccess) {
             snprintf(buf, sizeof buf, "no CUDA device: %s", cudaGetErrorString(e));
             cudaGetLastError();
