@@ -175,7 +175,7 @@ EOF
     [ "$status" -eq 0 ]
 }
 
-@test "log: one JSON object per step with step, loss, lr, grad_norm, examples_per_s in %.17g" {
+@test "log: one JSON object per step with step, loss, lr, grad_norm, examples_per_s, ranks in %.17g" {
     need_streams
     train -m "$TINY/model" -o out --batch-size 8 --log log.jsonl "$S/syn.npy" 2>/dev/null
     [ "$(wc -l <log.jsonl)" -eq 5 ]
@@ -184,7 +184,8 @@ import json
 steps = [json.loads(l) for l in open("log.jsonl")]
 assert [s["step"] for s in steps] == [1, 2, 3, 4, 5], steps
 for s in steps:
-    assert set(s) == {"step", "epoch", "loss", "lr", "grad_norm", "examples_per_s"}, s
+    assert list(s) == ["step", "epoch", "loss", "lr", "grad_norm", "examples_per_s", "ranks"], s
+    assert s["ranks"] == 1, s  # one process (several under mpirun: tests/cli/mpi.bats)
     assert s["epoch"] == 1 and s["loss"] > 0 and s["grad_norm"] > 0 and s["examples_per_s"] > 0
 # warmup 0.1 of 5 steps is ceil(0.5) = 1 step: lr 0, then linear decay from 2e-5
 assert [s["lr"] for s in steps] == [0, 2e-5, 2e-5 * 3 / 4, 2e-5 * 2 / 4, 2e-5 / 4], steps
