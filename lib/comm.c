@@ -179,9 +179,7 @@ void comm_allreduce(comm *c, float *buf, size_t n, int on_gpu)
 
 void comm_use_gpu(comm *c)
 {
-    if (!c || !c->mpi)
-        return; /* one process without a launcher: nothing to exchange */
-    if (comm_nccl_init(c) != 0)
+    if (c && comm_nccl_init(c) != 0)
         die("--device cuda with MPI ranks needs NCCL, and this build has none (CUDA's "
             "nccl.h and libnccl were not found when it was built)");
 }

@@ -65,9 +65,11 @@ void comm_allgatherv(comm *c, float *buf, const size_t *counts, const size_t *di
 /* In place: buf[0..n) becomes the sum over the ranks. */
 void comm_allreduce(comm *c, float *buf, size_t n, int on_gpu);
 
-/* GPU buffers go through NCCL from here on: selects the GPU of this local
- * rank (before any other CUDA call) and sets up the NCCL communicator.
- * Dies when the build has no NCCL. */
+/* GPU buffers go through NCCL from here on (also for a single rank, whose
+ * collectives then run NCCL's path on one GPU: mnr-train does it for any
+ * run started by mpirun): selects the GPU of this local rank (before any
+ * other CUDA call) and sets up the NCCL communicator.  Dies when the build
+ * has no NCCL. */
 void comm_use_gpu(comm *c);
 
 /* Since comm_open: collective calls, bytes each rank sent into them (its

@@ -36,6 +36,10 @@
 #                  wp-tokenize | embed --device cuda | spearman
 #   bertbase       bert-base shape, random weights, 1000 STS-B sentences:
 #                  GPU vs CPU fp32 embeddings, row error 1e-2 (fp32), 2e-2 (bf16)
+#   nccl           data parallelism's NCCL path on one GPU, one rank: the
+#                  collectives on GPU buffers, and 5 steps of head64 with the
+#                  gradients through NCCL equal to 5 steps without (several
+#                  ranks need mpirun and GPUs: docs/data-parallel.md)
 set -u
 cd "$(dirname "$0")/../.."
 sanitize=${SANITIZE:-0}
@@ -74,7 +78,8 @@ expected=("$build_name"
     "bertbase bf16 vs CPU fp32 (1000 sentences)"
     "bertbase fp32 vs CPU fp32 (1000 sentences)"
     "sts fp32, wp-tokenize | embed | spearman"
-    "sts bf16, wp-tokenize | embed | spearman")
+    "sts bf16, wp-tokenize | embed | spearman"
+    "nccl one rank (comm_nccl)")
 [ "$sanitize" = 1 ] && expected+=("compute-sanitizer memcheck, fixtures fp32")
 
 rows=()
@@ -253,6 +258,9 @@ for p in fp32 bf16; do
         row "$name" FAIL "spearman $rho (reference 0.494386)"
     fi
 done
+
+# ---- data parallelism: NCCL on one GPU ------------------------------------
+tap "nccl one rank (comm_nccl)" "$C/nccl"
 
 # ---- memory errors (--sanitize only) --------------------------------------
 if [ "$sanitize" = 1 ]; then
