@@ -15,6 +15,8 @@
 # LOSS, or for `none` the starting model's name (BASE's directory name, or
 # random-init); mnr-train's log to RUN_DIR/train/NAME.log, and what the table
 # needs to RUN_DIR/train/NAME.json.  Further options go to mnr-train.
+# LAUNCH in the environment (e.g. "mpirun -np 4") is put before mnr-train
+# when it fine-tunes: several processes train the model (mnr-train(1)).
 . "$(dirname "$0")/common.sh"
 [ $# -ge 4 ] || die "usage: train.sh RUN_DIR LOSS BASE TOKENS [MNR-TRAIN OPTION]..."
 run=$1 loss=$2 base=$3 tokens=$4
@@ -57,7 +59,8 @@ elif [ "$loss" = none ]; then
 else
     rows=$(wc -l <"${tokens%.tok}.tsv")
     say "$name: fine-tuning $start with $loss_text"
-    mnr-train "${from[@]}" -o "$model" --log "$run/train/$name.log" "${opts[@]}" "$@" "$tokens"
+    read -ra launch <<<"${LAUNCH:-}"
+    "${launch[@]}" mnr-train "${from[@]}" -o "$model" --log "$run/train/$name.log" "${opts[@]}" "$@" "$tokens"
     # The log's step objects (those with a loss; evaluations add objects of
     # their own), counted by parsing it.
     steps=$(jq -n '[inputs | select(has("loss"))] | length' "$run/train/$name.log") ||

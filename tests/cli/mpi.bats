@@ -311,3 +311,18 @@ EOF
         [ "$output" = "mnr-train: $var=4: started as one of 4 MPI ranks, but built without MPI (each rank would train alone on the same output); rebuild with mpicc on the PATH" ]
     done
 }
+
+@test "pipelines: LAUNCH (RANKS= in pipelines/Makefile) runs the training step under mpirun" {
+    mkdir data
+    cp "$S/tiny.pairs.npy" data/pairs.tok
+    seq 36 >data/pairs.tsv
+    LAUNCH="mpirun --oversubscribe -np 2" run "$TOP/pipelines/train.sh" run mnr "$TINY/model" \
+        data/pairs.tok --device cpu --threads 1 --batch-size 8
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [ "$(jq -c -s 'map(.ranks) | unique' run/train/mnr.log)" = "[2]" ]
+    [ "$(jq .steps run/train/mnr.json)" -eq 5 ]
+    [ -f run/models/mnr/model.safetensors ]
+    # the Makefile's RANKS becomes that LAUNCH
+    [ "$(make -s -C "$TOP/pipelines" -f Makefile -f - RANKS=3 BINDIR=/nonexistent show-launch <<<'show-launch: ; @echo "$$LAUNCH"')" = "mpirun -np 3" ]
+}
