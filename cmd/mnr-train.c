@@ -227,6 +227,9 @@ static void usage(void)
 "  -o, --output=DIR            where the trained model goes (required)\n"
 "Batches and schedule:\n"
 "      --batch-size=N          rows per batch (default 32)\n"
+"      --mini-batch=N          cached loss (GradCache): embed the batch in passes of\n"
+"                              N sequences, the memory of N instead of the batch's\n"
+"                              (default 0: one pass)\n"
 "      --epochs=N              passes over the data (default 1)\n"
 "      --max-steps=N           stop after N optimizer steps\n"
 "      --no-shuffle            batches in input order (default: shuffled by --seed)\n"
@@ -277,7 +280,7 @@ enum {
     OPT_BATCH = 256, OPT_EPOCHS, OPT_MAX_STEPS, OPT_LR, OPT_WARMUP, OPT_SCHEDULE, OPT_SCALE,
     OPT_SYMMETRIC, OPT_OPTIMIZER, OPT_WD, OPT_EPS, OPT_CLIP, OPT_SEED, OPT_NO_SHUFFLE,
     OPT_MAX_LENGTH, OPT_DROP_LAST, OPT_DEVICE, OPT_PRECISION, OPT_THREADS, OPT_LOG, OPT_CKPT,
-    OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST,
+    OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST, OPT_MINI_BATCH,
 };
 
 /* A digest of the weights and AdamW moments, which every rank must hold
@@ -326,6 +329,7 @@ int main(int argc, char **argv)
         {"model", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
         {"batch-size", required_argument, NULL, OPT_BATCH},
+        {"mini-batch", required_argument, NULL, OPT_MINI_BATCH},
         {"epochs", required_argument, NULL, OPT_EPOCHS},
         {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
         {"lr", required_argument, NULL, OPT_LR},
@@ -369,6 +373,7 @@ int main(int argc, char **argv)
         case 'm': model_dir = optarg; break;
         case 'o': out_dir = optarg; break;
         case OPT_BATCH: o->batch_size = long_arg("--batch-size", 1, 1 << 20); given |= GIVEN_BATCH; break;
+        case OPT_MINI_BATCH: o->mini_batch = long_arg("--mini-batch", 0, 1 << 20); given |= GIVEN_MINI_BATCH; break;
         case OPT_EPOCHS: o->epochs = long_arg("--epochs", 1, 1 << 20); given |= GIVEN_EPOCHS; break;
         case OPT_MAX_STEPS: o->max_steps = long_arg("--max-steps", 1, INT32_MAX); given |= GIVEN_MAX_STEPS; break;
         case OPT_SCHEDULE: o->schedule_steps = long_arg("--schedule-steps", 1, INT32_MAX); given |= GIVEN_SCHEDULE; break;
@@ -458,7 +463,12 @@ int main(int argc, char **argv)
     if (rank != 0)
         load_model(&model, &saved, o, given, resume_dir, init_config, model_dir, ranks);
 
-    es.max_sequences = (int)o->batch_size * data.columns;
+    /* A rank's passes cover its share of a batch; with several ranks, the
+     * batch-wide pooled block has scratch rows after the batch's (trainer.h). */
+    train_options share = *o;
+    share.batch_size = o->batch_size / ranks;
+    es.max_sequences = trainer_pass_sequences(&share, data.columns);
+    es.max_pooled = (ranks > 1 ? 2 : 1) * (int)o->batch_size * data.columns;
     es.max_len = data.max_len;
     /* Several ranks on GPUs: one GPU per local rank, NCCL between them. */
     if (comm_is_mpi(cm) && es.device != DEVICE_CPU && gpu_available(NULL, 0))

@@ -93,7 +93,10 @@ same_training() {
     mpi -np "$n" $mpiopts mnr-train --threads 1 --device cpu --adam-eps 1e-6 --lr 1e-3 -o many \
         --log many.jsonl "$@" "$input" <"$in" 2>many.err || { cat many.err; return 1; }
     grep -q "; $n ranks$" many.err || { echo "no '$n ranks' in the start line"; cat many.err; return 1; }
-    python3 "$PY/compare_runs.py" one.jsonl one many.jsonl many "$n"
+    # every step says how many ranks computed it, as its last key
+    [ "$(jq -c -s "map(keys_unsorted[-1] == \"ranks\" and .ranks == $n) | unique" many.jsonl)" = "[true]" ] ||
+        { echo "a step without \"ranks\": $n as its last key"; cat many.jsonl; return 1; }
+    python3 "$PY/compare_runs.py" one.jsonl many.jsonl one/model.safetensors many/model.safetensors
 }
 
 @test "2 ranks train as one process: tiny with dropout, pairs, a last short batch (shared memory)" {
@@ -131,6 +134,25 @@ same_training() {
 
 @test "4 ranks train as one process: head64 with dropout, pairs" {
     run same_training 4 "" "$S/head64.pairs.npy" -m "$S/head64.drop" --batch-size 8 --max-steps 5
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "--mini-batch under 2 and 4 ranks: cached passes over each rank's rows train as one process" {
+    # spans of 3 sequences do not divide a rank's 4 (or 2) rows of a column
+    run same_training 2 "" "$S/tiny.pairs.npy" -m "$S/tiny.drop" --batch-size 8 --max-steps 5 \
+        --mini-batch 3
+    echo "$output"
+    [ "$status" -eq 0 ]
+    run same_training 4 "" "$S/tiny.triplets.npy" -m "$S/tiny.drop" --batch-size 12 --epochs 2 \
+        --max-steps 5 --mini-batch 2 --symmetric
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # and against one process without --mini-batch
+    mnr-train --threads 1 --device cpu --adam-eps 1e-6 --lr 1e-3 -o plain --log plain.jsonl \
+        -m "$S/tiny.drop" --batch-size 12 --epochs 2 --max-steps 5 --symmetric \
+        "$S/tiny.triplets.npy" 2>/dev/null
+    run python3 "$PY/compare_runs.py" plain.jsonl many.jsonl plain/model.safetensors many/model.safetensors
     echo "$output"
     [ "$status" -eq 0 ]
 }
@@ -193,10 +215,10 @@ state_field() {
         "$S/tiny.pairs.npy" 2>/dev/null
     mnr-train "${common[@]}" -m "$S/tiny.drop" --batch-size 8 --epochs 2 -o s --max-steps 7 \
         --log s.jsonl "$S/tiny.pairs.npy" 2>/dev/null
-    run python3 "$PY/compare_runs.py" s.jsonl s b4.jsonl b4
+    run python3 "$PY/compare_runs.py" s.jsonl b4.jsonl s/model.safetensors b4/model.safetensors
     echo "$output"
     [ "$status" -eq 0 ]
-    run python3 "$PY/compare_runs.py" s.jsonl s b1.jsonl b1
+    run python3 "$PY/compare_runs.py" s.jsonl b1.jsonl s/model.safetensors b1/model.safetensors
     echo "$output"
     [ "$status" -eq 0 ]
     # the log says which steps ran on how many ranks
