@@ -161,6 +161,12 @@ bench-tokenize bench-embed bench-train: $(TOOLS) $(O)/scripts/sgemm-rate
 	BINDIR=$(abspath $(O)/bin) SGEMM_RATE=$(abspath $(O)/scripts/sgemm-rate) SHARED=$(SHARED) \
 	    scripts/$@.sh
 
+# Data parallelism's overhead on this machine: 1 process of 2 threads, 1 of
+# 1 thread, 2 MPI ranks of 1 thread (docs/data-parallel.md).
+.PHONY: bench-ranks
+bench-ranks: $(TOOLS)
+	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) scripts/bench-ranks.sh
+
 # The machine's matrix-product rate, bench-embed's ceiling.
 $(O)/scripts/sgemm-rate: scripts/sgemm-rate.c
 	@mkdir -p $(@D)

@@ -1,0 +1,98 @@
+#!/bin/bash
+# The cost of data parallelism on one machine: mnr-train as 1 process with
+# 2 threads, 1 process with 1 thread, and 2 MPI ranks with 1 thread each
+# (mpirun -np 2), on the same batches: pairs/s, the bytes each rank sends
+# into collectives per step and the seconds rank 0 spends in them
+# (waiting for the other rank included).  On 2 cores, 2 ranks of 1 thread
+# should match 1 process of 2 threads: the difference is the overhead.
+#
+#   scripts/bench-ranks.sh     (after make with MPI; SHARED, BINDIR, SHAPES,
+#                               WARMUP_STEPS, STEPS override the defaults;
+#                               make bench-ranks)
+#
+# Shapes (SHAPES, default "minilm-l6 bert-base"), random weights
+# (--init-from-config), vocabulary 30522, 512 positions:
+#   minilm-l6   6 layers, hidden 384, 12 heads, feed-forward 1536
+#   bert-base   12 layers, hidden 768, 12 heads, feed-forward 3072
+# Data: the entailment pairs of $SHARED/data/nli (SNLI dev+test, MultiNLI
+# samples; nli-filter), wp-tokenize --max-length 128 with bert-base-uncased's
+# vocabulary (the tiny fixture's), batches of 32 in input order
+# (--no-shuffle), dropout 0.1, lr 2e-5; WARMUP_STEPS + STEPS steps (default
+# 2 + 8), the first WARMUP_STEPS not timed.  pairs/s: rows of the timed
+# steps over their seconds (the log's examples_per_s); bytes/step and
+# s/step in collectives: mnr-train's closing line (all steps).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+BINDIR=${BINDIR:-build/bin}
+WARMUP_STEPS=${WARMUP_STEPS:-2}
+STEPS=${STEPS:-8}
+SHAPES=${SHAPES:-minilm-l6 bert-base}
+prog=bench-ranks
+die() { echo "$prog: $*" >&2; exit 1; }
+
+[ -d "$BINDIR" ] || die "$BINDIR: no such directory (run make)"
+PATH=$(cd "$BINDIR" && pwd):$PATH
+command -v mpirun >/dev/null || die "needs mpirun (scripts/install-deps.sh installs OpenMPI)"
+command -v jq >/dev/null || die "needs jq"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+vocab=$SHARED/fixtures/tiny/model
+nli=$SHARED/data/nli
+for f in snli_1.0_devtest.jsonl mnli_matched_sample.jsonl mnli_mismatched_sample.jsonl; do
+    [ -f "$nli/$f" ] || die "$nli/$f: no such file"
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+nli-filter "$nli/snli_1.0_devtest.jsonl" "$nli/mnli_matched_sample.jsonl" \
+    "$nli/mnli_mismatched_sample.jsonl" >"$tmp/all.tsv" 2>/dev/null
+head -n 2000 "$tmp/all.tsv" >"$tmp/pairs.tsv"
+wp-tokenize -m "$vocab" --max-length 128 "$tmp/pairs.tsv" >"$tmp/pairs.npy"
+total=$((WARMUP_STEPS + STEPS))
+
+shape_config() { # NAME LAYERS HIDDEN HEADS FFN
+    mkdir -p "$tmp/$1"
+    cp "$vocab/vocab.txt" "$tmp/$1/"
+    jq --argjson l "$2" --argjson h "$3" --argjson a "$4" --argjson f "$5" \
+        '.num_hidden_layers = $l | .hidden_size = $h | .num_attention_heads = $a |
+         .intermediate_size = $f | .vocab_size = 30522 | .max_position_embeddings = 512 |
+         .hidden_dropout_prob = 0.1 | .attention_probs_dropout_prob = 0.1' \
+        "$vocab/config.json" >"$tmp/$1/config.json"
+}
+shape_config minilm-l6 6 384 12 1536
+shape_config bert-base 12 768 12 3072
+
+# pairs/s of the timed steps of a log
+rate() {
+    jq -s --argjson skip "$WARMUP_STEPS" \
+        '[.[] | select(has("loss"))][$skip:] | (map(32) | add) / (map(32 / .examples_per_s) | add)' "$1"
+}
+
+echo "data parallelism on this machine: $total steps of batch 32, the first $WARMUP_STEPS not timed;" \
+    "$(nproc) cores; OMP_WAIT_POLICY=$OMP_WAIT_POLICY; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+echo "$(mnr-train --version | head -n 1); $(mpirun --version 2>&1 | head -n 1)"
+printf '%-10s %-28s %9s %14s %14s\n' shape run pairs/s bytes/step coll_s/step
+for shape in $SHAPES; do
+    case $shape in minilm-l6 | bert-base) ;; *) die "$shape: unknown shape (minilm-l6, bert-base)" ;; esac
+    common=(--init-from-config "$tmp/$shape/config.json" --no-shuffle --batch-size 32 --lr 2e-5
+        --max-length 128 --max-steps "$total" --device cpu "$tmp/pairs.npy")
+    for run in "1 process, 2 threads" "1 process, 1 thread" "2 ranks, 1 thread each"; do
+        rm -rf "$tmp/out"
+        case $run in
+        "1 process, 2 threads") cmd=(mnr-train --threads 2) ;;
+        "1 process, 1 thread") cmd=(mnr-train --threads 1) ;;
+        *) cmd=(mpirun -np 2 --bind-to none mnr-train --threads 1) ;;
+        esac
+        "${cmd[@]}" "${common[@]}" -o "$tmp/out" --log "$tmp/log.jsonl" 2>"$tmp/err" ||
+            { cat "$tmp/err" >&2; die "$shape, $run: mnr-train failed"; }
+        bytes=- coll=-
+        if line=$(grep 'bytes sent into collectives per step' "$tmp/err"); then
+            bytes=$(sed 's/.*: \([0-9]*\) bytes.*/\1/' <<<"$line")
+            coll=$(sed 's/.*step, \([0-9.]*\) s in them.*/\1/' <<<"$line" |
+                awk -v n="$total" '{ printf "%.3f", $1 / n }')
+        fi
+        printf '%-10s %-28s %9.2f %14s %14s\n' "$shape" "$run" "$(rate "$tmp/log.jsonl")" "$bytes" "$coll"
+    done
+done
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
