@@ -38,30 +38,18 @@ command -v jq >/dev/null || die "needs jq"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 vocab=$SHARED/fixtures/tiny/model
-nli=$SHARED/data/nli
-for f in snli_1.0_devtest.jsonl mnli_matched_sample.jsonl mnli_mismatched_sample.jsonl; do
-    [ -f "$nli/$f" ] || die "$nli/$f: no such file"
-done
+. scripts/bench-common.sh
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-nli-filter "$nli/snli_1.0_devtest.jsonl" "$nli/mnli_matched_sample.jsonl" \
-    "$nli/mnli_mismatched_sample.jsonl" >"$tmp/all.tsv" 2>/dev/null
+nli_pairs >"$tmp/all.tsv"
 head -n 2000 "$tmp/all.tsv" >"$tmp/pairs.tsv"
 wp-tokenize -m "$vocab" --max-length 128 "$tmp/pairs.tsv" >"$tmp/pairs.npy"
 total=$((WARMUP_STEPS + STEPS))
 
-shape_config() { # NAME LAYERS HIDDEN HEADS FFN
-    mkdir -p "$tmp/$1"
-    cp "$vocab/vocab.txt" "$tmp/$1/"
-    jq --argjson l "$2" --argjson h "$3" --argjson a "$4" --argjson f "$5" \
-        '.num_hidden_layers = $l | .hidden_size = $h | .num_attention_heads = $a |
-         .intermediate_size = $f | .vocab_size = 30522 | .max_position_embeddings = 512 |
-         .hidden_dropout_prob = 0.1 | .attention_probs_dropout_prob = 0.1' \
-        "$vocab/config.json" >"$tmp/$1/config.json"
-}
-shape_config minilm-l6 6 384 12 1536
-shape_config bert-base 12 768 12 3072
+drop='.hidden_dropout_prob = 0.1 | .attention_probs_dropout_prob = 0.1'
+shape_config "$tmp/minilm-l6" "$vocab" 6 384 12 1536 "$drop"
+shape_config "$tmp/bert-base" "$vocab" 12 768 12 3072 "$drop"
 
 # pairs/s of the timed steps of a log
 rate() {

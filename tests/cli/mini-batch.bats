@@ -17,11 +17,7 @@ setup_file() {
     python3 -c 'import numpy, safetensors' 2>/dev/null || return 0
     cd "$BATS_FILE_TMPDIR"
     for m in tiny head64; do
-        mkdir "$m-drop"
-        cp "$FIXTURES/$m"/model/* "$m-drop/"
-        sed -i 's/"attention_probs_dropout_prob": 0.0/"attention_probs_dropout_prob": 0.1/;
-                s/"hidden_dropout_prob": 0.0/"hidden_dropout_prob": 0.1/' "$m-drop/config.json"
-        grep -q '"hidden_dropout_prob": 0.1' "$m-drop/config.json"
+        dropout_copy "$FIXTURES/$m/model" "$m-drop"
     done
     python3 - <<'EOF'
 import numpy as np

@@ -26,30 +26,17 @@ setup_file() {
             python3 "$PY/fixture_stream.py" "$FIXTURES/$m/reference.safetensors" "$m.$s.npy" "$s"
         done
     done
-    mkdir drop
-    cp "$TINY"/model/* drop/
-    sed -i 's/"attention_probs_dropout_prob": 0.0/"attention_probs_dropout_prob": 0.1/;
-            s/"hidden_dropout_prob": 0.0/"hidden_dropout_prob": 0.1/' drop/config.json
+    dropout_copy "$TINY/model" drop
     head -n 300 "$STS_DEV" >sts300.csv
-    python3 - <<'EOF'
+    PYTHONPATH=$PY python3 - <<'EOF'
 import numpy as np
+from streams import save_rows as save
 
 rng = np.random.default_rng(5)
 
 
 def seq(n):
     return [101] + list(rng.integers(1000, 30000, size=n - 2)) + [102]
-
-
-def save(path, rows, frames=1):
-    T = max(len(s) for r in rows for s in r)
-    a = np.full((len(rows), len(rows[0]), T), -1, dtype="<i4")
-    for i, r in enumerate(rows):
-        for c, s in enumerate(r):
-            a[i, c, : len(s)] = s
-    with open(path, "wb") as f:
-        for part in np.array_split(a, frames):
-            np.save(f, part)
 
 
 # 36 pairs: batches of 8 give 5 steps an epoch (the last one of 4 rows)

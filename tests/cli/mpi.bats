@@ -22,31 +22,17 @@ setup_file() {
     python3 -c 'import numpy, safetensors' 2>/dev/null || return 0
     cd "$BATS_FILE_TMPDIR"
     for m in tiny head64; do
-        mkdir "$m.drop"
-        cp "$FIXTURES/$m"/model/* "$m.drop/"
-        sed -i 's/"attention_probs_dropout_prob": 0.0/"attention_probs_dropout_prob": 0.1/;
-                s/"hidden_dropout_prob": 0.0/"hidden_dropout_prob": 0.1/' "$m.drop/config.json"
-        grep -q '"hidden_dropout_prob": 0.1' "$m.drop/config.json"
+        dropout_copy "$FIXTURES/$m/model" "$m.drop"
     done
-    python3 - <<'EOF'
+    PYTHONPATH=$PY python3 - <<'EOF'
 import numpy as np
+from streams import save_rows as save
 
 rng = np.random.default_rng(11)
 
 
 def seq(n, vocab):
     return [101] + list(rng.integers(1000, vocab, size=n - 2)) + [102]
-
-
-def save(path, rows, frames=1):
-    T = max(len(s) for r in rows for s in r)
-    a = np.full((len(rows), len(rows[0]), T), -1, dtype="<i4")
-    for i, r in enumerate(rows):
-        for c, s in enumerate(r):
-            a[i, c, : len(s)] = s
-    with open(path, "wb") as f:
-        for part in np.array_split(a, frames):
-            np.save(f, part)
 
 
 def rows(n, C, vocab, lo=5, hi=30):
