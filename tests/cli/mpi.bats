@@ -290,6 +290,27 @@ rank_pid() {
     [ -f r/model.safetensors ]
 }
 
+@test "SIGTERM to one rank: every rank stops after the same step, rank 0's checkpoint, exit 143" {
+    mpirun --oversubscribe -np 2 mnr-train --device cpu --threads 1 -m "$S/tiny.drop" -o sig \
+        --batch-size 8 --epochs 100000 --lr 1e-4 --schedule-steps 1000000 --log sig.jsonl \
+        "$S/tiny.pairs.npy" 2>sig.err &
+    local job=$! i status=0
+    for i in $(seq 1200); do
+        [ -f sig.jsonl ] && [ "$(wc -l <sig.jsonl)" -ge 3 ] && break
+        sleep 0.05
+    done
+    pid=$(rank_pid "$job" 1) || { kill "$job"; echo "rank 1 not found"; return 1; }
+    kill -TERM "$pid"
+    wait "$job" || status=$?
+    echo "exit $status"
+    grep -v '^mnr-train: step' sig.err
+    [ "$status" -eq 143 ]
+    k=$(state_field sig.checkpoint step)
+    grep -q "^mnr-train: terminated; the state after step $k is in sig.checkpoint" sig.err
+    [ "$(wc -l <sig.jsonl)" -eq "$k" ]
+    [ ! -e sig ]
+}
+
 @test "a build without MPI refuses to run as one of several ranks, with one line" {
     CC=${CC:-cc}
     command -v "$CC" >/dev/null || skip "no C compiler ($CC) to build the check"
