@@ -17,6 +17,10 @@ TOP=$BATS_TEST_DIRNAME/../..
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 # Open MPI refuses to start as root unless told.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Containers often forbid the cross-memory attach that Open MPI's shared
+# memory uses for large messages (CAP_SYS_PTRACE); copying through the
+# shared segment works everywhere.
+export OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none}
 
 setup_file() {
     python3 -c 'import numpy, safetensors' 2>/dev/null || return 0
