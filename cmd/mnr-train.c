@@ -541,8 +541,9 @@ int main(int argc, char **argv)
     if (comm_is_mpi(cm)) {
         comm_stats cs = comm_get_stats(cm);
         long steps = t.pos.step - io.start_step;
-        warnx("%d rank%s: %.0f bytes sent into collectives per step, %.3f s in them (rank 0)",
-              ranks, ranks == 1 ? "" : "s", steps > 0 ? cs.bytes / steps : 0, cs.seconds);
+        warnx("%d rank%s: %.0f bytes sent into collectives per step, %.3f s in them, %.3f s "
+              "of it waiting for other ranks (rank 0)", ranks, ranks == 1 ? "" : "s",
+              steps > 0 ? cs.bytes / steps : 0, cs.seconds, cs.waiting);
     }
 
     if (rank == 0) {

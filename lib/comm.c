@@ -157,12 +157,25 @@ static const comm_ops *ops_for(const comm *c, int on_gpu)
     return collective(c) ? c->host : NULL;
 }
 
+/* The ranks' arrival at a collective of floats, timed apart from it: the
+ * transfer that follows then finds every rank there (comm_mpi.c). */
+static double arrive(comm *c)
+{
+    double t0 = now_seconds();
+    if (collective(c))
+        c->host->barrier(c);
+    double t1 = now_seconds();
+    c->stats.waiting += t1 - t0;
+    c->stats.seconds += t1 - t0;
+    return t1;
+}
+
 void comm_allgatherv(comm *c, float *buf, const size_t *counts, const size_t *displs, int on_gpu)
 {
     const comm_ops *ops = ops_for(c, on_gpu);
     if (!ops)
         return;
-    double t0 = started();
+    double t0 = arrive(c);
     ops->allgatherv(c, buf, counts, displs);
     count(c, t0, (double)counts[c->rank] * sizeof *buf);
 }
@@ -172,7 +185,7 @@ void comm_allreduce(comm *c, float *buf, size_t n, int on_gpu)
     const comm_ops *ops = ops_for(c, on_gpu);
     if (!ops || !n)
         return;
-    double t0 = started();
+    double t0 = arrive(c);
     ops->allreduce(c, buf, n);
     count(c, t0, (double)n * sizeof *buf);
 }

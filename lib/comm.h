@@ -73,11 +73,13 @@ void comm_allreduce(comm *c, float *buf, size_t n, int on_gpu);
 void comm_use_gpu(comm *c);
 
 /* Since comm_open: collective calls, bytes each rank sent into them (its
- * share of a gather, the whole buffer of a reduction), and seconds spent in
- * them (waiting for the other ranks included). */
+ * share of a gather, the whole buffer of a reduction), seconds spent in
+ * them, and of those the seconds the gathers and reductions of floats waited
+ * for the last rank to arrive (a barrier before each: what is left is the
+ * transfer). */
 typedef struct {
     long calls;
-    double bytes, seconds;
+    double bytes, seconds, waiting;
 } comm_stats;
 comm_stats comm_get_stats(const comm *c);
 

@@ -2,8 +2,9 @@
 # The cost of data parallelism on one machine: mnr-train as 1 process with
 # 2 threads, 1 process with 1 thread, and 2 MPI ranks with 1 thread each
 # (mpirun -np 2), on the same batches: pairs/s, the bytes each rank sends
-# into collectives per step and the seconds rank 0 spends in them
-# (waiting for the other rank included).  On 2 cores, 2 ranks of 1 thread
+# into collectives per step, the seconds rank 0 spends in them per step
+# (coll_s: the transfers) and waiting for the other rank to arrive at them
+# (wait_s: its compute took longer).  On 2 cores, 2 ranks of 1 thread
 # should match 1 process of 2 threads: the difference is the overhead.
 #
 #   scripts/bench-ranks.sh     (after make with MPI; SHARED, BINDIR, SHAPES,
@@ -19,8 +20,8 @@
 # vocabulary (the tiny fixture's), batches of 32 in input order
 # (--no-shuffle), dropout 0.1, lr 2e-5; WARMUP_STEPS + STEPS steps (default
 # 2 + 8), the first WARMUP_STEPS not timed.  pairs/s: rows of the timed
-# steps over their seconds (the log's examples_per_s); bytes/step and
-# s/step in collectives: mnr-train's closing line (all steps).
+# steps over their seconds (the log's examples_per_s); bytes/step, coll_s
+# and wait_s: mnr-train's closing line (all steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
@@ -60,7 +61,7 @@ rate() {
 echo "data parallelism on this machine: $total steps of batch 32, the first $WARMUP_STEPS not timed;" \
     "$(nproc) cores; OMP_WAIT_POLICY=$OMP_WAIT_POLICY; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 echo "$(mnr-train --version | head -n 1); $(mpirun --version 2>&1 | head -n 1)"
-printf '%-10s %-28s %9s %14s %14s\n' shape run pairs/s bytes/step coll_s/step
+printf '%-10s %-28s %9s %14s %14s %14s\n' shape run pairs/s bytes/step coll_s/step wait_s/step
 for shape in $SHAPES; do
     case $shape in minilm-l6 | bert-base) ;; *) die "$shape: unknown shape (minilm-l6, bert-base)" ;; esac
     common=(--init-from-config "$tmp/$shape/config.json" --no-shuffle --batch-size 32 --lr 2e-5
@@ -74,13 +75,14 @@ for shape in $SHAPES; do
         esac
         "${cmd[@]}" "${common[@]}" -o "$tmp/out" --log "$tmp/log.jsonl" 2>"$tmp/err" ||
             { cat "$tmp/err" >&2; die "$shape, $run: mnr-train failed"; }
-        bytes=- coll=-
+        bytes=- coll=- wait=-
         if line=$(grep 'bytes sent into collectives per step' "$tmp/err"); then
-            bytes=$(sed 's/.*: \([0-9]*\) bytes.*/\1/' <<<"$line")
-            coll=$(sed 's/.*step, \([0-9.]*\) s in them.*/\1/' <<<"$line" |
-                awk -v n="$total" '{ printf "%.3f", $1 / n }')
+            read -r bytes coll wait < <(sed 's/.*: \([0-9]*\) bytes.*step, \([0-9.]*\) s in them, \([0-9.]*\) s.*/\1 \2 \3/' <<<"$line")
+            coll=$(awk -v s="$coll" -v w="$wait" -v n="$total" 'BEGIN { printf "%.3f", (s - w) / n }')
+            wait=$(awk -v w="$wait" -v n="$total" 'BEGIN { printf "%.3f", w / n }')
         fi
-        printf '%-10s %-28s %9.2f %14s %14s\n' "$shape" "$run" "$(rate "$tmp/log.jsonl")" "$bytes" "$coll"
+        printf '%-10s %-28s %9.2f %14s %14s %14s\n' "$shape" "$run" "$(rate "$tmp/log.jsonl")" "$bytes" \
+            "$coll" "$wait"
     done
 done
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
