@@ -265,7 +265,6 @@ static void usage(void)
 "  -h, --help                  show this help and exit\n"
 "  -V, --version               show the version and exit\n"
 "\n"
-"\n"
 "Under mpirun -np N, the N ranks train one model: each computes its share of\n"
 "every batch (--batch-size is the whole batch; N must divide it), rank 0\n"
 "reads the input and alone writes the log, checkpoints and the model.\n"
@@ -285,7 +284,7 @@ enum {
 
 /* A digest of the weights and AdamW moments, which every rank must hold
  * alike. */
-static uint64_t weights_digest(encoder *enc, const trainer *t)
+static uint64_t weights_digest(encoder *enc)
 {
     size_t n = encoder_nparams(enc);
     float *buf = xmallocarray(n, sizeof *buf);
@@ -488,7 +487,7 @@ int main(int argc, char **argv)
     t.comm = cm;
     if (resume_dir)
         checkpoint_load(resume_dir, &saved, &t);
-    if (ranks > 1 && !comm_same(cm, weights_digest(enc, &t)))
+    if (ranks > 1 && !comm_same(cm, weights_digest(enc)))
         die("the ranks start from different weights or moments (is the model or checkpoint "
             "directory the same on every machine?)");
 
@@ -535,7 +534,7 @@ int main(int argc, char **argv)
         stop_with_checkpoint(&t, 128 + (int)sig, sig == SIGINT ? "interrupted" : "terminated");
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    if (ranks > 1 && !comm_same(cm, weights_digest(enc, &t)))
+    if (ranks > 1 && !comm_same(cm, weights_digest(enc)))
         die("the ranks' weights differ after training: a collective gave the ranks different "
             "sums");
     if (comm_is_mpi(cm)) {
