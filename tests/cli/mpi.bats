@@ -193,7 +193,7 @@ state_field() {
     python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1/state.json" "$2"
 }
 
-@test "resume with another number of ranks: 2 ranks to step 3, then 4 ranks or one process, equal a straight run" {
+@test "resume with another number of ranks: 2 ranks to step 3, then 4 ranks or one process, equal a straight run; 2 ranks bit for bit" {
     common=(--device cpu --threads 1 --adam-eps 1e-6 --lr 1e-3 --schedule-steps 8)
     mpi -np 2 mnr-train "${common[@]}" -m "$S/tiny.drop" --batch-size 8 --epochs 2 -o a \
         --max-steps 3 --checkpoint-every 3 --log a.jsonl "$S/tiny.pairs.npy" 2>/dev/null
@@ -213,6 +213,12 @@ state_field() {
     [ "$status" -eq 0 ]
     # the log says which steps ran on how many ranks
     [ "$(jq -c -s 'map(.ranks)' b4.jsonl)" = "[2,2,2,4,4,4,4]" ]
+    # with the same number of ranks: bit for bit the straight run
+    mpi -np 2 mnr-train "${common[@]}" --resume a.checkpoint -o b2 --max-steps 7 \
+        "$S/tiny.pairs.npy" 2>/dev/null
+    mpi -np 2 mnr-train "${common[@]}" -m "$S/tiny.drop" --batch-size 8 --epochs 2 -o s2 \
+        --max-steps 7 "$S/tiny.pairs.npy" 2>/dev/null
+    cmp b2/model.safetensors s2/model.safetensors
     # a batch size that the ranks do not divide is a usage error
     run mpi -np 4 mnr-train "${common[@]}" -m "$S/tiny.drop" --batch-size 6 -o c "$S/tiny.pairs.npy"
     [ "$status" -eq 2 ]
