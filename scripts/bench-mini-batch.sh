@@ -79,7 +79,8 @@ gib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1048576 }'; }
 
 echo "cached MNR: peak resident memory (GiB) and pairs/s, all-MiniLM-L6-v2, $STEPS steps a run" \
     "(the first not timed), mini-batch $MINI, $THREADS threads, real NLI pairs --max-length 128;" \
-    "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
+    "$(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start" \
+    "(runnable processes, niced ones included)"
 echo "torch $(python3 -c 'import torch; print(torch.__version__)')," \
     "sentence-transformers $(python3 -c 'import sentence_transformers as s; print(s.__version__)')," \
     "$(mnr-train --version | head -n 1)"
@@ -88,7 +89,8 @@ printf '%6s %13s %14s %13s %14s %13s %14s %13s\n' batch uncached_GiB uncached_pa
 declare -A peak rate buf
 last_uncached=0 last_batch=0
 for B in $BATCHES; do
-    python3 "$ST" batches --batch-size "$B" "$tmp/pairs.npy" | head -n "$STEPS" >"$tmp/b$B.txt"
+    python3 "$ST" batches --batch-size "$B" "$tmp/pairs.npy" >"$tmp/all.txt"
+    head -n "$STEPS" "$tmp/all.txt" >"$tmp/b$B.txt"
     common=(-m "$MODEL" --no-shuffle --batch-size "$B" --max-length 128 --max-steps "$STEPS"
             --threads "$THREADS")
     # uncached, while the estimate fits
