@@ -84,7 +84,7 @@ same_training() {
         --log many.jsonl "$@" "$input" <"$in" 2>many.err || { cat many.err; return 1; }
     grep -q "; $n ranks$" many.err || { echo "no '$n ranks' in the start line"; cat many.err; return 1; }
     # every step says how many ranks computed it, as its last key
-    [ "$(jq -c -s "map(keys_unsorted[-1] == \"ranks\" and .ranks == $n) | unique" many.jsonl)" = "[true]" ] ||
+    [ "$(jq -c -s "map(select(has(\"loss\")) | keys_unsorted[-1] == \"ranks\" and .ranks == $n) | unique" many.jsonl)" = "[true]" ] ||
         { echo "a step without \"ranks\": $n as its last key"; cat many.jsonl; return 1; }
     python3 "$PY/compare_runs.py" one.jsonl many.jsonl one/model.safetensors many/model.safetensors
 }
@@ -143,6 +143,26 @@ same_training() {
         -m "$S/tiny.drop" --batch-size 12 --epochs 2 --max-steps 5 --symmetric \
         "$S/tiny.triplets.npy" 2>/dev/null
     run python3 "$PY/compare_runs.py" plain.jsonl many.jsonl plain/model.safetensors many/model.safetensors
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "--eval-sts under 2 ranks: rank 0 evaluates, the log has its lines, Spearman as one process's" {
+    head -n 300 "$DATA/stsbenchmark/sts-dev.csv" >sts300.csv
+    run same_training 2 "" "$S/tiny.pairs.npy" -m "$S/tiny.drop" --batch-size 8 --max-steps 5 \
+        --eval-sts sts300.csv --eval-every 2
+    echo "$output"
+    [ "$status" -eq 0 ]
+    # evaluations after steps 2, 4 and at the end (5), once each, by rank 0
+    [ "$(jq -c -s 'map(select(has("eval_sts_spearman")) | .step)' many.jsonl)" = "[2,4,5]" ]
+    [ "$(grep -c 'STS Spearman' many.err)" -eq 3 ]
+    run python3 - <<'EOF'
+import json
+ev = lambda f: [l["eval_sts_spearman"] for l in map(json.loads, open(f)) if "eval_sts_spearman" in l]
+a, b = ev("one.jsonl"), ev("many.jsonl")
+print(a, b)
+assert len(a) == 3 and all(abs(x - y) < 1e-5 for x, y in zip(a, b)), (a, b)
+EOF
     echo "$output"
     [ "$status" -eq 0 ]
 }
