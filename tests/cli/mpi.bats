@@ -2,10 +2,11 @@
 # mnr-train under mpirun (docs/data-parallel.md): N ranks with global batch B
 # train as one process with batch B (2 and 4 ranks, shared memory and TCP,
 # the fixture models with dropout 0.1, pairs, triplets, --symmetric, a last
-# short batch that leaves ranks without rows), the ranks share the work,
-# input from stdin, resuming with another number of ranks, failures of any
-# kind end the job (bad input, a non-finite loss, a killed rank), and a build
-# without MPI refuses to run as one of several ranks.  Skips, saying so,
+# short batch that leaves ranks without rows, --mini-batch, --eval-sts), the
+# ranks share the work, input from stdin, resuming with another number of
+# ranks, failures of any kind end the job (bad input, a non-finite loss, a
+# killed rank), a signal to one rank stops them all, a build without MPI
+# refuses to run as one of several ranks, and the pipeline's LAUNCH.  Skips, saying so,
 # only where MPI (mpirun) is not installed.
 load helper
 bats_require_minimum_version 1.5.0
