@@ -192,7 +192,8 @@ void comm_allreduce(comm *c, float *buf, size_t n, int on_gpu)
 
 void comm_use_gpu(comm *c)
 {
-    if (c && comm_nccl_init(c) != 0)
+    /* (a single rank needs no NCCL: its collectives are no-ops) */
+    if (c && comm_nccl_init(c) != 0 && c->size > 1)
         die("--device cuda with MPI ranks needs NCCL, and this build has none (CUDA's "
             "nccl.h and libnccl were not found when it was built)");
 }

@@ -69,7 +69,7 @@ void comm_allreduce(comm *c, float *buf, size_t n, int on_gpu);
  * collectives then run NCCL's path on one GPU: mnr-train does it for any
  * run started by mpirun): selects the GPU of this local rank (before any
  * other CUDA call) and sets up the NCCL communicator.  Dies when the build
- * has no NCCL. */
+ * has no NCCL and there are several ranks. */
 void comm_use_gpu(comm *c);
 
 /* Since comm_open: collective calls, bytes each rank sent into them (its

@@ -6,8 +6,8 @@
 # ranks share the work, input from stdin, resuming with another number of
 # ranks, failures of any kind end the job (bad input, a non-finite loss, a
 # killed rank), a signal to one rank stops them all, a build without MPI
-# refuses to run as one of several ranks, and the pipeline's LAUNCH.  Skips, saying so,
-# only where MPI (mpirun) is not installed.
+# refuses to run as one of several ranks, and the pipeline's LAUNCH.
+# Skips, saying so, only where MPI (mpirun) is not installed.
 load helper
 bats_require_minimum_version 1.5.0
 
