@@ -187,11 +187,18 @@ static void usage(void)
 "      --epochs=N              passes over the data (default 1)\n"
 "      --max-steps=N           stop after N optimizer steps\n"
 "      --no-shuffle            batches in input order (default: shuffled by --seed)\n"
+"      --sampler=KIND          no-duplicates (no text twice in a batch; MNR's default)\n"
+"                              or plain (consecutive rows; softmax's default)\n"
 "      --drop-last             skip a last batch that is not full\n"
 "      --max-length=N          truncate longer sequences (first N-1 ids, then the last)\n"
 "      --seed=N                seed of everything random (default 42)\n"
 "Loss and optimizer:\n"
-"      --scale=X               similarity scale (default 20)\n"
+"      --loss=mnr|softmax      MultipleNegativesRankingLoss (default), or SBERT's\n"
+"                              SoftmaxLoss over NLI labels (needs --labels)\n"
+"      --labels=FILE           a class a line (0 entailment, 1 neutral, 2\n"
+"                              contradiction), one per input row\n"
+"      --softmax-multiply      the softmax classifier also sees u * v\n"
+"      --scale=X               similarity scale of MNR (default 20)\n"
 "      --symmetric             MultipleNegativesSymmetricRankingLoss\n"
 "      --lr=X                  peak learning rate (default 2e-5)\n"
 "      --warmup=W              warmup steps, or a share of the schedule when W has a\n"
@@ -229,12 +236,29 @@ enum {
     OPT_SYMMETRIC, OPT_OPTIMIZER, OPT_WD, OPT_EPS, OPT_CLIP, OPT_SEED, OPT_NO_SHUFFLE,
     OPT_MAX_LENGTH, OPT_DROP_LAST, OPT_DEVICE, OPT_PRECISION, OPT_THREADS, OPT_LOG, OPT_CKPT,
     OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST,
+    OPT_LOSS = 512, OPT_LABELS, OPT_SAMPLER, OPT_SOFTMAX_MULTIPLY,
 };
 
 static void check_eval_options(const train_options *o)
 {
     if ((o->eval_every || o->keep_best) && !o->eval_sts)
         die_usage("--eval-every and --keep-best need --eval-sts");
+}
+
+/* The loss's options together (also once a checkpoint's are merged). */
+static void check_loss_options(const train_options *o, unsigned given, const char *labels)
+{
+    if (o->loss == LOSS_SOFTMAX) {
+        if (o->symmetric || (given & GIVEN_SCALE))
+            die_usage("--symmetric and --scale are MNR's, not the softmax loss's");
+        if (!labels)
+            die_usage("--loss softmax needs --labels FILE");
+    } else {
+        if (labels)
+            die_usage("--labels is for --loss softmax");
+        if (o->softmax_multiply)
+            die_usage("--softmax-multiply is for --loss softmax");
+    }
 }
 
 static long long_arg(const char *opt, long min, long max)
@@ -285,12 +309,17 @@ int main(int argc, char **argv)
         {"eval-sts", required_argument, NULL, OPT_EVAL_STS},
         {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
         {"keep-best", no_argument, NULL, OPT_KEEP_BEST},
+        {"loss", required_argument, NULL, OPT_LOSS},
+        {"labels", required_argument, NULL, OPT_LABELS},
+        {"sampler", required_argument, NULL, OPT_SAMPLER},
+        {"softmax-multiply", no_argument, NULL, OPT_SOFTMAX_MULTIPLY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     train_options opt = train_options_default(), *o = &opt;
     const char *model_dir = NULL, *init_config = NULL, *out_dir = NULL, *resume_dir = NULL;
+    const char *labels_path = NULL;
     encoder_settings es = {.device = DEVICE_AUTO, .precision = PRECISION_BF16,
                            .doing = "training", .training = 1, .batch_size = EVAL_BATCH};
     run_io io = {0};
@@ -342,6 +371,18 @@ int main(int argc, char **argv)
                 die_usage("--precision: '%s' is not fp32 or bf16", optarg);
             es.precision_given = 1;
             break;
+        case OPT_LOSS:
+            if (loss_kind_parse(optarg, &o->loss) != 0)
+                die_usage("--loss: '%s' is not mnr or softmax", optarg);
+            given |= GIVEN_LOSS;
+            break;
+        case OPT_SAMPLER:
+            if (sampler_parse(optarg, &o->sampler) != 0)
+                die_usage("--sampler: '%s' is not no-duplicates or plain", optarg);
+            given |= GIVEN_SAMPLER;
+            break;
+        case OPT_SOFTMAX_MULTIPLY: o->softmax_multiply = 1; given |= GIVEN_SOFTMAX_MULTIPLY; break;
+        case OPT_LABELS: labels_path = optarg; break;
         case OPT_LOG: io.log_path = optarg; break;
         case OPT_RESUME: resume_dir = optarg; break;
         case OPT_INIT: init_config = optarg; break;
@@ -357,8 +398,13 @@ int main(int argc, char **argv)
     if (!resume_dir && model_dir && init_config)
         die_usage("-m and --init-from-config exclude each other (the vocabulary comes from the "
                   "config's directory)");
-    if (!resume_dir)
+    /* sentence-transformers' default sampler for each loss */
+    if (!(given & GIVEN_SAMPLER))
+        o->sampler = o->loss == LOSS_SOFTMAX ? SAMPLER_PLAIN : SAMPLER_NO_DUPLICATES;
+    if (!resume_dir) {
         check_eval_options(o);
+        check_loss_options(o, given, labels_path);
+    }
     threads_set((int)threads);
 
     bert_model model;
@@ -367,6 +413,7 @@ int main(int argc, char **argv)
         checkpoint_read_state(resume_dir, &saved);
         checkpoint_merge_options(o, &saved.opt, given);
         check_eval_options(o); /* now with the checkpoint's options */
+        check_loss_options(o, given & ~GIVEN_SCALE, labels_path);
         if (o->max_steps > 0 && o->max_steps < saved.pos.step)
             die_usage("--max-steps %ld: the checkpoint is at step %ld already", o->max_steps,
                       saved.pos.step);
@@ -396,19 +443,37 @@ int main(int argc, char **argv)
     int limit = o->max_length > 0 ? (int)o->max_length : cfg->max_positions;
     train_data_read(&data, argc - optind, argv + optind, 2, o->max_length, limit,
                     cfg->vocab_size);
+    if (o->loss == LOSS_SOFTMAX && data.columns != 2)
+        die("%s: %d columns: the softmax loss takes pairs (premise, hypothesis)",
+            optind < argc ? argv[optind] : "stdin", data.columns);
+    if (labels_path)
+        train_data_read_labels(&data, labels_path, SOFTMAX_LABELS);
     if (resume_dir)
         checkpoint_check_input(resume_dir, &saved, &data);
     if (o->eval_sts)
         sts_read(&io.sts, &model, o->eval_sts);
 
+    loss l = o->loss == LOSS_SOFTMAX
+                 ? loss_softmax(cfg->hidden, o->softmax_multiply, model.normalize)
+                 : loss_mnr(o->scale, o->symmetric);
     es.max_sequences = (int)o->batch_size * data.columns;
     es.max_len = data.max_len;
+    es.extra = l.head_size;
+    es.extra_ranges = l.head_ranges;
+    es.n_extra_ranges = l.n_head_ranges;
     encoder *enc = encoder_open(&model, &es);
+    if (l.head_size && !resume_dir) {
+        /* the head's initial values; a resumed run takes the checkpoint's */
+        float *p = xmallocarray(encoder_nparams(enc), sizeof *p);
+        encoder_get(enc, BUF_PARAMS, p);
+        l.init_head(&l, p + model.nparams, (uint64_t)o->seed);
+        encoder_set(enc, BUF_PARAMS, p);
+        free(p);
+    }
     /* The encoder holds the weights from here on (model_save and the
      * checkpoints take them from it): no second copy. */
     free(model.params);
     model.params = NULL;
-    loss l = loss_mnr(o->scale, o->symmetric);
     trainer t;
     train_position start = resume_dir ? saved.pos : (train_position){0};
     long schedule = o->schedule_steps;

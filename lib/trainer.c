@@ -42,7 +42,8 @@ static long epoch_batches(const trainer *t, long e)
 {
     batch_plan p;
     epoch_order(t->order, t->data->rows, t->shuffle_seed, e, t->opt.shuffle);
-    sampler_plan(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, &p);
+    sampler_plan_kind(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, t->opt.sampler,
+                      &p);
     long n = p.batches;
     batch_plan_free(&p);
     return n;
@@ -102,6 +103,9 @@ void trainer_init(trainer *t, const train_options *o, const bert_model *m, encod
     t->drop_col = xmallocarray(n, sizeof *t->drop_col);
     t->seq = xmallocarray(n, sizeof *t->seq);
     t->order = xmallocarray(data->rows, sizeof *t->order);
+    if (l->needs_labels && !data->labels)
+        die("the %s loss needs a label for every row", l->name);
+    t->labels = xmallocarray(o->batch_size, sizeof *t->labels);
     if (o->keep_best)
         t->best_params = xmallocarray(encoder_nparams(enc), sizeof *t->best_params);
 
@@ -125,7 +129,48 @@ void trainer_free(trainer *t)
     free(t->drop_col);
     free(t->seq);
     free(t->order);
+    free(t->labels);
     free(t->best_params);
+}
+
+/* A loss without a GPU implementation on a GPU encoder: the embeddings and
+ * the head come to the host, the gradients go back.  The head travels with
+ * the whole parameter and gradient buffers (encoder.h has no partial copy):
+ * simple, and slower than a GPU loss would be.  Not yet run on a GPU. */
+static double host_loss(trainer *t, loss_batch *lb, int n)
+{
+    encoder *e = t->enc;
+    int H = lb->H, C = lb->columns, B = lb->total_rows;
+    size_t np = encoder_nparams(e), model_floats = t->model->nparams;
+    float *pooled = xmallocarray((size_t)n * H, sizeof *pooled);
+    float *dpooled = xmallocarray((size_t)n * H, sizeof *dpooled);
+    const float **cols = xmallocarray(C, sizeof *cols);
+    float **dcols = xmallocarray(C, sizeof *dcols);
+    for (int c = 0; c < C; c++) {
+        cols[c] = pooled + (size_t)c * B * H;
+        dcols[c] = dpooled + (size_t)c * B * H;
+    }
+    encoder_read_pooled(e, pooled);
+    lb->col = cols;
+    float *params = NULL, *grads = NULL;
+    if (t->loss.head_size) {
+        params = xmallocarray(np, sizeof *params);
+        grads = xmallocarray(np, sizeof *grads);
+        encoder_get(e, BUF_PARAMS, params);
+        encoder_get(e, BUF_GRADS, grads);
+    }
+    double loss = loss_compute(&t->loss, lb, 0, params ? params + model_floats : NULL, dcols,
+                               grads ? grads + model_floats : NULL);
+    encoder_write_pooled_grad(e, dpooled);
+    if (grads)
+        encoder_set(e, BUF_GRADS, grads);
+    free(params);
+    free(grads);
+    free(cols);
+    free(dcols);
+    free(pooled);
+    free(dpooled);
+    return loss;
 }
 
 double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
@@ -155,12 +200,20 @@ double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
     }
     /* A Normalize module after pooling changes nothing here: the losses are
      * computed on cosines, which normalisation leaves as they are. */
+    if (d->labels)
+        for (int i = 0; i < B; i++)
+            t->labels[i] = d->labels[rows[i]];
     loss_batch lb = {.H = H, .columns = C, .total_rows = B, .row_offset = 0, .rows = B,
-                     .col = cols};
-    size_t model_floats = t->model->nparams;
-    float *head = t->loss.head_size ? encoder_params(e) + model_floats : NULL;
-    float *dhead = t->loss.head_size ? encoder_grads(e) + model_floats : NULL;
-    double loss = loss_compute(&t->loss, &lb, encoder_on_gpu(e), head, dcols, dhead);
+                     .col = cols, .labels = d->labels ? t->labels : NULL};
+    double loss;
+    if (encoder_on_gpu(e) && !t->loss.compute_gpu) {
+        loss = host_loss(t, &lb, B * C);
+    } else {
+        size_t model_floats = t->model->nparams;
+        float *head = t->loss.head_size ? encoder_params(e) + model_floats : NULL;
+        float *dhead = t->loss.head_size ? encoder_grads(e) + model_floats : NULL;
+        loss = loss_compute(&t->loss, &lb, encoder_on_gpu(e), head, dcols, dhead);
+    }
     free(cols);
     free(dcols);
     if (isfinite(loss))
@@ -204,7 +257,8 @@ train_result trainer_run(trainer *t)
         if (plan_epoch != t->pos.epoch) {
             batch_plan_free(&plan);
             epoch_order(t->order, t->data->rows, t->shuffle_seed, t->pos.epoch, t->opt.shuffle);
-            sampler_plan(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, &plan);
+            sampler_plan_kind(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last,
+                              t->opt.sampler, &plan);
             plan_epoch = t->pos.epoch;
         }
         if (t->pos.batch >= plan.batches) {
