@@ -9,6 +9,13 @@
 #   mnr             MultipleNegativesRankingLoss on (anchor, positive) pairs
 #   mnr-triplets    the same with a hard negative per row (3-column TOKENS)
 #   mnr-symmetric   MultipleNegativesSymmetricRankingLoss on pairs
+#   softmax         SBERT's SoftmaxLoss on labelled pairs: TOKENS.labels beside
+#                   TOKENS.tok holds a label a row (sentence-transformers' recipe:
+#                   AdamW, weight decay 0.01, clipping at 1, plain batches)
+#   mnr-loop, softmax-loop
+#                   MNR and softmax with the settings of the article's hand-written
+#                   PyTorch loop: Adam without weight decay, lr 2e-5, 10 % linear
+#                   warmup, no clipping, plain shuffled batches (LOOP_OPTS below)
 # BASE is a model directory or a config.json (random weights, mnr-train
 # --init-from-config).  TOKENS.tok is the token stream of the text TOKENS.tsv
 # beside it (whose lines are the training rows counted in the table).  The model goes to RUN_DIR/models/NAME, where NAME is
@@ -30,18 +37,27 @@ case $base in
         base_name=$(basename "$base")
         start=$base_name ;;
 esac
+# The article's loop (see mnr-train(1), "The article's loop").
+LOOP_OPTS=(--optimizer adam --weight-decay 0 --lr 2e-5 --warmup 0.1 --max-grad-norm 0
+           --sampler plain)
+labels=${tokens%.tok}.labels
 case $loss in
 none) name=$base_name ;;
+mnr-loop) name=mnr-loop loss_text="MNR, loop settings" opts=("${LOOP_OPTS[@]}" --scale 20) ;;
+softmax) name=softmax loss_text="softmax" opts=(--loss softmax --labels "$labels") ;;
+softmax-loop) name=softmax-loop loss_text="softmax, loop settings"
+              opts=(--loss softmax --labels "$labels" "${LOOP_OPTS[@]}") ;;
 mnr) name=mnr loss_text="MNR" opts=() ;;
 mnr-triplets) name=mnr-triplets loss_text="MNR + hard negatives" opts=() ;;
 mnr-symmetric) name=mnr-symmetric loss_text="MNR symmetric" opts=(--symmetric) ;;
-*) die "$loss: unknown loss (none, mnr, mnr-triplets or mnr-symmetric)" ;;
+*) die "$loss: unknown loss (none, mnr, mnr-triplets, mnr-symmetric, mnr-loop, softmax or softmax-loop)" ;;
 esac
 
 if [ "$loss" != none ] || [ "${from[0]}" != -m ]; then
     [ -f "$tokens" ] || die "$tokens: no such file"
     [ -f "${tokens%.tok}.tsv" ] || die "${tokens%.tok}.tsv: no such file (the text of $tokens)"
 fi
+case $loss in softmax*) [ -f "$labels" ] || die "$labels: no such file (the labels of $tokens)" ;; esac
 mkdir -p "$run/models" "$run/train"
 model=$run/models/$name
 rm -rf "$model" "$run/train/$name".*
