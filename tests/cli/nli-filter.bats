@@ -275,7 +275,7 @@ EOF
     ln -s "$NLI"/*.jsonl .
     run run_man_examples "$BATS_TEST_DIRNAME/../../man/man1/nli-filter.1"
     echo "$output"
-    [ "$output" = "ran 7 examples" ]
+    [ "$output" = "ran 9 examples" ]
 }
 
 @test "--labels on SNLI dev+test and the MultiNLI samples: every labelled row, counts per label" {

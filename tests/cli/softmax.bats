@@ -261,3 +261,14 @@ EOF
     [ "$output" = "mnr-train: tri.npy: 3 columns: the softmax loss takes pairs (premise, hypothesis)" ]
     [ ! -e out ]
 }
+
+@test "--help and mnr-train(1) name the loss and sampler options and the article's loop" {
+    run mnr-train --help
+    page=$BATS_TEST_DIRNAME/../../man/man1/mnr-train.1
+    for opt in --loss --labels --softmax-multiply --sampler; do
+        [[ "$output" == *"$opt"* ]] || { echo "help lacks $opt"; return 1; }
+        sed 's/\\-/-/g' "$page" | grep -q -- "^\\.B[RI]* $opt" || { echo "man page lacks $opt"; return 1; }
+    done
+    # the loop's settings, as the page spells them
+    sed 's/\\-/-/g' "$page" | grep -qx -- "--optimizer adam --weight-decay 0 --lr 2e-5 --warmup 0.1 --max-grad-norm 0 --sampler plain --scale 20"
+}
