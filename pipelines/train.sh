@@ -41,6 +41,7 @@ esac
 LOOP_OPTS=(--optimizer adam --weight-decay 0 --lr 2e-5 --warmup 0.1 --max-grad-norm 0
            --sampler plain)
 labels=${tokens%.tok}.labels
+opts=()
 case $loss in
 none) name=$base_name ;;
 mnr-loop) name=mnr-loop loss_text="MNR, loop settings" opts=("${LOOP_OPTS[@]}" --scale 20) ;;
@@ -83,7 +84,7 @@ t1=$(date +%s.%N)
 jq -n --arg model "$name" --arg start "$start" --arg loss "$loss_text" \
     --argjson steps "$steps" --argjson rows "$rows" \
     --argjson seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')" \
-    --arg options "$*" \
+    --arg options "${opts[*]+${opts[*]} }$*" \
     '{model: $model, start: $start, loss: $loss, rows: $rows, steps: $steps, seconds: $seconds, options: $options}' \
     >"$run/train/$name.json.tmp"
 publish "$run/train/$name.json.tmp" "$run/train/$name.json"
