@@ -19,6 +19,30 @@ pipe() {
         MODELS="$WORK/models" RUNS="$BATS_TEST_TMPDIR/runs" DATA_MIRROR="$DATA" "$@"
 }
 
+# standin_sources DIR FILLER SNLI_ROWS MNLI_ROWS: stand-ins for the official
+# archives in DIR, with the official names and row counts: the training sets
+# are the first SNLI_ROWS rows of SNLI dev+test and MNLI_ROWS of the matched
+# MultiNLI sample, then FILLER lines; empty dev and test sets; the STS
+# benchmark (sts-test.csv: 1379 rows of sts-train.csv) and the tiny model as
+# bert-base-uncased.
+standin_sources() {
+    local src=$1 filler=$2 snli=$3 mnli=$4
+    mkdir -p "$src/snli_1.0" "$src/multinli_1.0" "$src/stsbenchmark" "$src/bert"
+    { head -n "$snli" "$DATA/nli/snli_1.0_devtest.jsonl"; yes "$filler" | head -n $((550152 - snli)); } \
+        >"$src/snli_1.0/snli_1.0_train.jsonl"
+    { head -n "$mnli" "$DATA/nli/mnli_matched_sample.jsonl"; yes "$filler" | head -n $((392702 - mnli)); } \
+        >"$src/multinli_1.0/multinli_1.0_train.jsonl"
+    touch "$src/snli_1.0/snli_1.0_dev.jsonl" "$src/snli_1.0/snli_1.0_test.jsonl" \
+        "$src/multinli_1.0/multinli_1.0_dev_matched.jsonl" "$src/multinli_1.0/multinli_1.0_dev_mismatched.jsonl"
+    cp "$DATA/stsbenchmark/sts-train.csv" "$DATA/stsbenchmark/sts-dev.csv" "$DATA/stsbenchmark/readme.txt" \
+        "$DATA/stsbenchmark/LICENSE.txt" "$src/stsbenchmark/"
+    head -n 1379 "$DATA/stsbenchmark/sts-train.csv" >"$src/stsbenchmark/sts-test.csv"
+    (cd "$src" && python3 -m zipfile -c snli_1.0.zip snli_1.0 && python3 -m zipfile -c multinli_1.0.zip multinli_1.0 &&
+        tar -czf Stsbenchmark.tar.gz stsbenchmark)
+    cp "$TINY/config.json" "$TINY/model.safetensors" "$src/bert/"
+    cp "$DATA/vocab/bert-base-uncased-vocab.txt" "$src/bert/vocab.txt"
+}
+
 @test "fetch-data.sh copies the mirror and prints its row counts" {
     run cat "$WORK/fetch.err"
     [[ $output == *"nli/snli_1.0_devtest.jsonl: 19666 rows (as expected)"* ]]
@@ -48,18 +72,7 @@ pipe() {
     command -v curl >/dev/null || skip "curl is not installed"
     # Stand-ins for the official archives, with the official names and row counts.
     src=$BATS_TEST_TMPDIR/src
-    mkdir -p "$src/snli_1.0" "$src/multinli_1.0" "$src/stsbenchmark" "$src/bert"
-    yes '{"gold_label": "-"}' | head -n 550152 >"$src/snli_1.0/snli_1.0_train.jsonl"
-    touch "$src/snli_1.0/snli_1.0_dev.jsonl" "$src/snli_1.0/snli_1.0_test.jsonl"
-    yes '{"gold_label": "-"}' | head -n 392702 >"$src/multinli_1.0/multinli_1.0_train.jsonl"
-    touch "$src/multinli_1.0/multinli_1.0_dev_matched.jsonl" "$src/multinli_1.0/multinli_1.0_dev_mismatched.jsonl"
-    cp "$DATA/stsbenchmark/sts-train.csv" "$DATA/stsbenchmark/sts-dev.csv" "$DATA/stsbenchmark/readme.txt" \
-        "$DATA/stsbenchmark/LICENSE.txt" "$src/stsbenchmark/"
-    head -n 1379 "$DATA/stsbenchmark/sts-train.csv" >"$src/stsbenchmark/sts-test.csv"
-    (cd "$src" && python3 -m zipfile -c snli_1.0.zip snli_1.0 && python3 -m zipfile -c multinli_1.0.zip multinli_1.0 &&
-        tar -czf Stsbenchmark.tar.gz stsbenchmark)
-    cp "$TINY/config.json" "$TINY/model.safetensors" "$src/bert/"
-    cp "$DATA/vocab/bert-base-uncased-vocab.txt" "$src/bert/vocab.txt"
+    standin_sources "$src" '{"gold_label": "-"}' 0 0
     urls=(SNLI_URL="file://$src/snli_1.0.zip" MNLI_URL="file://$src/multinli_1.0.zip"
           STS_URL="file://$src/Stsbenchmark.tar.gz" BERT_URL="file://$src/bert")
     d=$BATS_TEST_TMPDIR/d
@@ -286,21 +299,7 @@ EOF
     # Stand-ins for the official archives with their names and row counts:
     # real rows first, the rest rows without a gold label (dropped, counted).
     src=$BATS_TEST_TMPDIR/src
-    mkdir -p "$src/snli_1.0" "$src/multinli_1.0" "$src/stsbenchmark" "$src/bert"
-    filler='{"gold_label": "-", "sentence1": "A man.", "sentence2": "A woman."}'
-    { head -n 150 "$DATA/nli/snli_1.0_devtest.jsonl"; yes "$filler" | head -n $((550152 - 150)); } \
-        >"$src/snli_1.0/snli_1.0_train.jsonl"
-    { head -n 90 "$DATA/nli/mnli_matched_sample.jsonl"; yes "$filler" | head -n $((392702 - 90)); } \
-        >"$src/multinli_1.0/multinli_1.0_train.jsonl"
-    touch "$src/snli_1.0/snli_1.0_dev.jsonl" "$src/snli_1.0/snli_1.0_test.jsonl" \
-        "$src/multinli_1.0/multinli_1.0_dev_matched.jsonl" "$src/multinli_1.0/multinli_1.0_dev_mismatched.jsonl"
-    cp "$DATA/stsbenchmark/sts-train.csv" "$DATA/stsbenchmark/sts-dev.csv" "$DATA/stsbenchmark/readme.txt" \
-        "$DATA/stsbenchmark/LICENSE.txt" "$src/stsbenchmark/"
-    head -n 1379 "$DATA/stsbenchmark/sts-train.csv" >"$src/stsbenchmark/sts-test.csv"
-    (cd "$src" && python3 -m zipfile -c snli_1.0.zip snli_1.0 && python3 -m zipfile -c multinli_1.0.zip multinli_1.0 &&
-        tar -czf Stsbenchmark.tar.gz stsbenchmark)
-    cp "$TINY/config.json" "$TINY/model.safetensors" "$src/bert/"
-    cp "$DATA/vocab/bert-base-uncased-vocab.txt" "$src/bert/vocab.txt"
+    standin_sources "$src" '{"gold_label": "-", "sentence1": "A man.", "sentence2": "A woman."}' 150 90
     d=$BATS_TEST_TMPDIR/netdata m=$BATS_TEST_TMPDIR/netmodels
     run env SNLI_URL="file://$src/snli_1.0.zip" MNLI_URL="file://$src/multinli_1.0.zip" \
         STS_URL="file://$src/Stsbenchmark.tar.gz" BERT_URL="file://$src/bert" \

@@ -71,49 +71,39 @@ parity_runs() {
         --log steps.jsonl $STEP_OPTS "$@" t.npy 2>/dev/null
 }
 
+# parity STEP_OPTS MODE VARIANT MODEL STREAM OPTION...: the runs above with
+# STEP_OPTS, then st_softmax.py MODE MODEL . [VARIANT] must print OK.
+parity() {
+    need_streams
+    need_st
+    local step_opts=$1 mode=$2 variant=$3
+    shift 3
+    STEP_OPTS=$step_opts parity_runs "$@"
+    run --separate-stderr python3 "$PY/st_softmax.py" "$mode" "$1" . $variant
+    echo "$output"
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [ "$output" = OK ]
+}
+
 # sentence-transformers' recipe: AdamW at lr 1e-3, eps 1e-6, weight decay
 # 0.01, 2 warmup steps of 10, clipping at 1.
 ST_OPTS="--lr 1e-3 --adam-eps 1e-6 --warmup 2 --schedule-steps 10"
 
 @test "softmax: loss, gradients and 3 AdamW steps match sentence-transformers' SoftmaxLoss (tiny)" {
-    need_streams
-    need_st
-    STEP_OPTS=$ST_OPTS parity_runs "$FIXTURES/tiny/model" "$S/tiny.npy" --loss softmax --labels lab.txt
-    run --separate-stderr python3 "$PY/st_softmax.py" st "$FIXTURES/tiny/model" .
-    echo "$output"; echo "$stderr"
-    [ "$status" -eq 0 ]
-    [ "$output" = OK ]
+    parity "$ST_OPTS" st "" "$FIXTURES/tiny/model" "$S/tiny.npy" --loss softmax --labels lab.txt
 }
 
 @test "softmax: the same on head64 (head size 64, as bert-base)" {
-    need_streams
-    need_st
-    STEP_OPTS=$ST_OPTS parity_runs "$FIXTURES/head64/model" "$S/head64.npy" --loss softmax --labels lab.txt
-    run --separate-stderr python3 "$PY/st_softmax.py" st "$FIXTURES/head64/model" .
-    echo "$output"; echo "$stderr"
-    [ "$status" -eq 0 ]
-    [ "$output" = OK ]
+    parity "$ST_OPTS" st "" "$FIXTURES/head64/model" "$S/head64.npy" --loss softmax --labels lab.txt
 }
 
 @test "softmax: --softmax-multiply (u * v features) matches sentence-transformers" {
-    need_streams
-    need_st
-    STEP_OPTS=$ST_OPTS parity_runs "$FIXTURES/tiny/model" "$S/tiny.npy" --loss softmax \
-        --labels lab.txt --softmax-multiply
-    run --separate-stderr python3 "$PY/st_softmax.py" st "$FIXTURES/tiny/model" . multiply
-    echo "$output"; echo "$stderr"
-    [ "$status" -eq 0 ]
-    [ "$output" = OK ]
+    parity "$ST_OPTS" st "multiply" "$FIXTURES/tiny/model" "$S/tiny.npy" --loss softmax --labels lab.txt --softmax-multiply
 }
 
 @test "softmax: a model with a Normalize module gives the classifier unit vectors, as sentence-transformers" {
-    need_streams
-    need_st
-    STEP_OPTS=$ST_OPTS parity_runs "$S/norm" "$S/tiny.npy" --loss softmax --labels lab.txt
-    run --separate-stderr python3 "$PY/st_softmax.py" st "$S/norm" .
-    echo "$output"; echo "$stderr"
-    [ "$status" -eq 0 ]
-    [ "$output" = OK ]
+    parity "$ST_OPTS" st "" "$S/norm" "$S/tiny.npy" --loss softmax --labels lab.txt
 }
 
 # The article's loop: Adam without weight decay, int(0.1 * 10) = 1 warmup
@@ -123,23 +113,11 @@ ST_OPTS="--lr 1e-3 --adam-eps 1e-6 --warmup 2 --schedule-steps 10"
 LOOP_OPTS="--optimizer adam --weight-decay 0 --max-grad-norm 0 --sampler plain --lr 1e-3 --warmup 1 --schedule-steps 10"
 
 @test "loop settings, MNR: mnr-train matches the article's PyTorch loop (padded to 128) for 3 steps" {
-    need_streams
-    need_st
-    STEP_OPTS=$LOOP_OPTS parity_runs "$FIXTURES/tiny/model" "$S/tiny.npy" --scale 20 --sampler plain
-    run --separate-stderr python3 "$PY/st_softmax.py" loop-mnr "$FIXTURES/tiny/model" .
-    echo "$output"; echo "$stderr"
-    [ "$status" -eq 0 ]
-    [ "$output" = OK ]
+    parity "$LOOP_OPTS" loop-mnr "" "$FIXTURES/tiny/model" "$S/tiny.npy" --scale 20 --sampler plain
 }
 
 @test "loop settings, softmax: mnr-train matches the article's PyTorch loop (padded to 128) for 3 steps" {
-    need_streams
-    need_st
-    STEP_OPTS=$LOOP_OPTS parity_runs "$FIXTURES/head64/model" "$S/head64.npy" --loss softmax --labels lab.txt
-    run --separate-stderr python3 "$PY/st_softmax.py" loop-softmax "$FIXTURES/head64/model" .
-    echo "$output"; echo "$stderr"
-    [ "$status" -eq 0 ]
-    [ "$output" = OK ]
+    parity "$LOOP_OPTS" loop-softmax "" "$FIXTURES/head64/model" "$S/head64.npy" --loss softmax --labels lab.txt
 }
 
 @test "softmax: the classifier starts as torch.nn.Linear does, from the seed, and stays out of the model directory" {

@@ -57,6 +57,9 @@ except Exception as e:  # noqa: BLE001 - any import failure means: cannot run
     print(f"SKIP sentence-transformers not importable: {type(e).__name__}: {e}")
     sys.exit(0)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from streams import read_stream  # noqa: E402
+
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 torch.manual_seed(0)
@@ -64,14 +67,6 @@ mode, model_dir, work = sys.argv[1], sys.argv[2], sys.argv[3]
 multiply = len(sys.argv) > 4 and sys.argv[4] == "multiply"
 W = lambda name: os.path.join(work, name)  # noqa: E731
 failures = []
-
-
-def read_stream(path):
-    frames = []
-    with open(path, "rb") as f:
-        while f.peek(1):
-            frames.append(np.load(f))
-    return frames
 
 
 def features(frame, column, pad_to=None):
