@@ -135,8 +135,8 @@ $(PIPELINE_TARGETS): $(TOOLS)
 	$(MAKE) -C pipelines $@ BINDIR=$(abspath $(O)/bin)
 
 # Speed against the reference stack, printed side by side (see each script).
-.PHONY: bench-tokenize bench-embed bench-train
-bench-tokenize bench-embed bench-train: $(TOOLS) $(O)/scripts/sgemm-rate
+.PHONY: bench-tokenize bench-embed bench-train bench-mini-batch
+bench-tokenize bench-embed bench-train bench-mini-batch: $(TOOLS) $(O)/scripts/sgemm-rate
 	BINDIR=$(abspath $(O)/bin) SGEMM_RATE=$(abspath $(O)/scripts/sgemm-rate) SHARED=$(SHARED) \
 	    scripts/$@.sh
 

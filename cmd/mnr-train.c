@@ -184,6 +184,9 @@ static void usage(void)
 "  -o, --output=DIR            where the trained model goes (required)\n"
 "Batches and schedule:\n"
 "      --batch-size=N          rows per batch (default 32)\n"
+"      --mini-batch=N          cached loss (GradCache): embed the batch in passes of\n"
+"                              N sequences, the memory of N instead of the batch's\n"
+"                              (default 0: one pass)\n"
 "      --epochs=N              passes over the data (default 1)\n"
 "      --max-steps=N           stop after N optimizer steps\n"
 "      --no-shuffle            batches in input order (default: shuffled by --seed)\n"
@@ -235,7 +238,7 @@ enum {
     OPT_BATCH = 256, OPT_EPOCHS, OPT_MAX_STEPS, OPT_LR, OPT_WARMUP, OPT_SCHEDULE, OPT_SCALE,
     OPT_SYMMETRIC, OPT_OPTIMIZER, OPT_WD, OPT_EPS, OPT_CLIP, OPT_SEED, OPT_NO_SHUFFLE,
     OPT_MAX_LENGTH, OPT_DROP_LAST, OPT_DEVICE, OPT_PRECISION, OPT_THREADS, OPT_LOG, OPT_CKPT,
-    OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST,
+    OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST, OPT_MINI_BATCH,
     OPT_LOSS = 512, OPT_LABELS, OPT_SAMPLER, OPT_SOFTMAX_MULTIPLY,
 };
 
@@ -284,6 +287,7 @@ int main(int argc, char **argv)
         {"model", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
         {"batch-size", required_argument, NULL, OPT_BATCH},
+        {"mini-batch", required_argument, NULL, OPT_MINI_BATCH},
         {"epochs", required_argument, NULL, OPT_EPOCHS},
         {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
         {"lr", required_argument, NULL, OPT_LR},
@@ -332,6 +336,7 @@ int main(int argc, char **argv)
         case 'm': model_dir = optarg; break;
         case 'o': out_dir = optarg; break;
         case OPT_BATCH: o->batch_size = long_arg("--batch-size", 1, 1 << 20); given |= GIVEN_BATCH; break;
+        case OPT_MINI_BATCH: o->mini_batch = long_arg("--mini-batch", 0, 1 << 20); given |= GIVEN_MINI_BATCH; break;
         case OPT_EPOCHS: o->epochs = long_arg("--epochs", 1, 1 << 20); given |= GIVEN_EPOCHS; break;
         case OPT_MAX_STEPS: o->max_steps = long_arg("--max-steps", 1, INT32_MAX); given |= GIVEN_MAX_STEPS; break;
         case OPT_SCHEDULE: o->schedule_steps = long_arg("--schedule-steps", 1, INT32_MAX); given |= GIVEN_SCHEDULE; break;
@@ -456,7 +461,8 @@ int main(int argc, char **argv)
     loss l = o->loss == LOSS_SOFTMAX
                  ? loss_softmax(cfg->hidden, o->softmax_multiply, model.normalize)
                  : loss_mnr(o->scale, o->symmetric);
-    es.max_sequences = (int)o->batch_size * data.columns;
+    es.max_sequences = trainer_pass_sequences(o, data.columns);
+    es.max_pooled = (int)o->batch_size * data.columns;
     es.max_len = data.max_len;
     es.extra = l.head_size;
     es.extra_ranges = l.head_ranges;

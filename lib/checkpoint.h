@@ -32,6 +32,7 @@ enum {
     GIVEN_KEEP_BEST = 1 << 17, GIVEN_EVAL_STS = 1 << 18, GIVEN_CHECKPOINT_EVERY = 1 << 19,
     /* the loss and the sampler (high bits, apart from the others' growth) */
     GIVEN_LOSS = 1 << 28, GIVEN_SAMPLER = 1 << 29, GIVEN_SOFTMAX_MULTIPLY = 1 << 30,
+    GIVEN_MINI_BATCH = 1 << 20,
 };
 
 /* state.json, read. */

@@ -96,7 +96,7 @@ void trainer_init(trainer *t, const train_options *o, const bert_model *m, encod
     t->dropout_seed = (uint64_t)o->seed ^ DROPOUT_STREAM;
     t->best_score = -INFINITY;
 
-    int n = (int)o->batch_size * data->columns;
+    int n = trainer_pass_sequences(o, data->columns);
     t->ids = xmallocarray((size_t)n * data->max_len, sizeof *t->ids);
     t->lens = xmallocarray(n, sizeof *t->lens);
     t->drop_row = xmallocarray(n, sizeof *t->drop_row);
@@ -133,10 +133,39 @@ void trainer_free(trainer *t)
     free(t->best_params);
 }
 
+int trainer_pass_sequences(const train_options *o, int columns)
+{
+    long all = o->batch_size * columns;
+    return (int)(o->mini_batch > 0 && o->mini_batch < all ? o->mini_batch : all);
+}
+
+/* One encoder pass over rows [i0, i1) of columns [c0, c1) of the batch
+ * rows[0..B) of step k, pooled into the batch-wide block (column c's row i at
+ * c * B + i): either every column of the whole batch, or a span of one
+ * column, so that the pass's rows are contiguous there. */
+static void encode_pass(trainer *t, const int64_t *rows, int B, long k, int c0, int c1, int i0,
+                        int i1)
+{
+    const train_data *d = t->data;
+    int C = d->columns, n = 0;
+    for (int c = c0; c < c1; c++)
+        for (int i = i0; i < i1; i++, n++) {
+            t->seq[n] = rows[i] * C + c;
+            t->drop_row[n] = i;
+            t->drop_col[n] = c;
+        }
+    int T = train_data_pack(d, t->seq, n, t->ids, t->lens);
+    dropout_keys keys = {.seed = t->dropout_seed, .step = (uint64_t)k, .row = t->drop_row,
+                         .column = t->drop_col};
+    encoder_forward(t->enc, t->ids, t->lens, n, T, &keys, c0 * B + i0);
+}
+
 /* A loss without a GPU implementation on a GPU encoder: the embeddings and
  * the head come to the host, the gradients go back.  The head travels with
  * the whole parameter and gradient buffers (encoder.h has no partial copy):
- * simple, and slower than a GPU loss would be.  Not yet run on a GPU. */
+ * simple, and slower than a GPU loss would be.  Not yet run on a GPU.  The
+ * batch must have been embedded in one pass (encoder_read_pooled and
+ * encoder_write_pooled_grad move the last pass's rows). */
 static double host_loss(trainer *t, loss_batch *lb, int n)
 {
     encoder *e = t->enc;
@@ -175,22 +204,22 @@ static double host_loss(trainer *t, loss_batch *lb, int n)
 
 double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
 {
-    const train_data *d = t->data;
-    int C = d->columns, H = t->model->cfg.hidden, n = B * C;
-    /* All the batch's sequences in one packed pass, column after column, so
-     * that column c's pooled embeddings are the block c * B * H. */
-    for (int c = 0; c < C; c++)
-        for (int i = 0; i < B; i++) {
-            t->seq[c * B + i] = rows[i] * C + c;
-            t->drop_row[c * B + i] = i;
-            t->drop_col[c * B + i] = c;
-        }
-    int T = train_data_pack(d, t->seq, n, t->ids, t->lens);
-    dropout_keys keys = {.seed = t->dropout_seed, .step = (uint64_t)k, .row = t->drop_row,
-                         .column = t->drop_col};
+    int C = t->data->columns, H = t->model->cfg.hidden;
+    /* Cached (GradCache, as sentence-transformers' Cached* losses): each
+     * column in spans of mini_batch sequences, embedded once for the loss
+     * and again, with the same dropout masks (they depend on the position
+     * only), for the backward pass from the span's share of the embeddings'
+     * gradient.  The gradients add up to those of the whole batch. */
+    int span = t->opt.mini_batch > 0 && t->opt.mini_batch < (long)B * C ? (int)t->opt.mini_batch
+                                                                         : 0;
     encoder *e = t->enc;
     encoder_zero_grads(e);
-    encoder_forward(e, t->ids, t->lens, n, T, &keys);
+    if (span)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < B; i += span)
+                encode_pass(t, rows, B, k, c, c + 1, i, i + span < B ? i + span : B);
+    else
+        encode_pass(t, rows, B, k, 0, C, 0, B);
 
     const float **cols = xmallocarray(C, sizeof *cols);
     float **dcols = xmallocarray(C, sizeof *dcols);
@@ -200,6 +229,7 @@ double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
     }
     /* A Normalize module after pooling changes nothing here: the losses are
      * computed on cosines, which normalisation leaves as they are. */
+    const train_data *d = t->data;
     if (d->labels)
         for (int i = 0; i < B; i++)
             t->labels[i] = d->labels[rows[i]];
@@ -207,6 +237,9 @@ double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
                      .col = cols, .labels = d->labels ? t->labels : NULL};
     double loss;
     if (encoder_on_gpu(e) && !t->loss.compute_gpu) {
+        if (span)
+            die("--mini-batch with the %s loss on the GPU: the loss has no GPU code, and only "
+                "a batch embedded in one pass comes to the host", t->loss.name);
         loss = host_loss(t, &lb, B * C);
     } else {
         size_t model_floats = t->model->nparams;
@@ -216,7 +249,15 @@ double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
     }
     free(cols);
     free(dcols);
-    if (isfinite(loss))
+    if (!isfinite(loss))
+        return loss;
+    if (span)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < B; i += span) {
+                encode_pass(t, rows, B, k, c, c + 1, i, i + span < B ? i + span : B);
+                encoder_backward(e);
+            }
+    else
         encoder_backward(e);
     return loss;
 }

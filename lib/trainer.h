@@ -20,6 +20,7 @@
 /* What defines a run; kept in every checkpoint. */
 typedef struct {
     long batch_size, epochs, max_steps, schedule_steps, max_length;
+    long mini_batch; /* sequences per encoder pass with cached losses (GradCache); 0: none */
     long eval_every, checkpoint_every;
     double lr, scale, weight_decay, adam_eps, max_grad_norm;
     const char *warmup;  /* as written, so that it is parsed the same way on resume */
@@ -89,8 +90,13 @@ struct trainer {
     int64_t *seq, *order;
 };
 
+/* Sequences per encoder pass of a batch of o's with columns columns:
+ * batch_size * columns, or mini_batch when smaller (cached losses). */
+int trainer_pass_sequences(const train_options *o, int columns);
+
 /* A trainer for data on enc (opened with training, max_sequences at least
- * batch_size * columns, max_len at least data's longest sequence) with
+ * trainer_pass_sequences(), max_pooled at least batch_size * columns,
+ * max_len at least data's longest sequence) with
  * options o and loss l, at position pos (zero: a new run) of a schedule of
  * schedule_steps (0: the run's own step count): counts the steps and
  * resolves the warmup.  Dies when there is no batch to train on, or when
@@ -106,8 +112,9 @@ long trainer_count_steps(const trainer *t, long epoch, long batch, long need);
 
 /* The step's first part: the gradients of batch rows[0..B) of step k (its
  * dropout masks) in the encoder's zeroed gradient buffer, the gradient of
- * the pooled embeddings in encoder_pooled_grad(); returns the loss (not
- * finite: no backward pass). */
+ * the pooled embeddings (column c's row i at c * B + i) in
+ * encoder_pooled_grad(); returns the loss (not finite: no backward pass).
+ * With mini_batch, in cached passes of at most mini_batch sequences. */
 double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k);
 
 /* One training step on rows[0..B) with 1-based step number k: returns the

@@ -16,6 +16,9 @@
 #                   MNR and softmax with the settings of the article's hand-written
 #                   PyTorch loop: Adam without weight decay, lr 2e-5, 10 % linear
 #                   warmup, no clipping, plain shuffled batches (LOOP_OPTS below)
+#   mnr-cached      MNR on pairs in batches of CACHED_BATCH (default 512) rows,
+#                   cached (mnr-train --mini-batch MINI_BATCH, default 32): more
+#                   in-batch negatives at the memory of a small batch
 # BASE is a model directory or a config.json (random weights, mnr-train
 # --init-from-config).  TOKENS.tok is the token stream of the text TOKENS.tsv
 # beside it (whose lines are the training rows counted in the table).  The model goes to RUN_DIR/models/NAME, where NAME is
@@ -51,8 +54,13 @@ softmax-loop) name=softmax-loop loss_text="softmax, loop settings"
 mnr) name=mnr loss_text="MNR" opts=() ;;
 mnr-triplets) name=mnr-triplets loss_text="MNR + hard negatives" opts=() ;;
 mnr-symmetric) name=mnr-symmetric loss_text="MNR symmetric" opts=(--symmetric) ;;
-*) die "$loss: unknown loss (none, mnr, mnr-triplets, mnr-symmetric, mnr-loop, softmax or softmax-loop)" ;;
+mnr-cached) name=mnr-cached loss_text="MNR batch ${CACHED_BATCH:=512} cached" opts=() ;;
+*) die "$loss: unknown loss (none, mnr, mnr-triplets, mnr-symmetric, mnr-cached, mnr-loop, softmax or softmax-loop)" ;;
 esac
+# The cached model's batch comes after the run's options, which may set
+# another --batch-size for the others.
+last=()
+[ "$loss" = mnr-cached ] && last=(--batch-size "$CACHED_BATCH" --mini-batch "${MINI_BATCH:-32}")
 
 if [ "$loss" != none ] || [ "${from[0]}" != -m ]; then
     [ -f "$tokens" ] || die "$tokens: no such file"
@@ -74,7 +82,8 @@ elif [ "$loss" = none ]; then
 else
     rows=$(wc -l <"${tokens%.tok}.tsv")
     say "$name: fine-tuning $start with $loss_text"
-    mnr-train "${from[@]}" -o "$model" --log "$run/train/$name.log" "${opts[@]}" "$@" "$tokens"
+    mnr-train "${from[@]}" -o "$model" --log "$run/train/$name.log" "${opts[@]}" "$@" "${last[@]}" \
+        "$tokens"
     # The log's step objects (those with a loss; evaluations add objects of
     # their own), counted by parsing it.
     steps=$(jq -n '[inputs | select(has("loss"))] | length' "$run/train/$name.log") ||
@@ -84,7 +93,7 @@ t1=$(date +%s.%N)
 jq -n --arg model "$name" --arg start "$start" --arg loss "$loss_text" \
     --argjson steps "$steps" --argjson rows "$rows" \
     --argjson seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')" \
-    --arg options "${opts[*]+${opts[*]} }$*" \
+    --arg options "${opts[*]+${opts[*]} }$* ${last[*]}" \
     '{model: $model, start: $start, loss: $loss, rows: $rows, steps: $steps, seconds: $seconds, options: $options}' \
     >"$run/train/$name.json.tmp"
 publish "$run/train/$name.json.tmp" "$run/train/$name.json"
