@@ -250,3 +250,26 @@ EOF
     # the loop's settings, as the page spells them
     sed 's/\\-/-/g' "$page" | grep -qx -- "--optimizer adam --weight-decay 0 --lr 2e-5 --warmup 0.1 --max-grad-norm 0 --sampler plain --scale 20"
 }
+
+@test "softmax with --mini-batch (cached passes) trains as without it, to rounding" {
+    need_streams
+    cp "$S/lab.txt" .
+    for mb in 0 4; do
+        train -m "$FIXTURES/tiny/model" -o "m$mb" --batch-size 6 --lr 1e-3 --loss softmax \
+            --labels lab.txt --mini-batch $mb --checkpoint-every 3 --log "m$mb.jsonl" "$S/tiny.npy" 2>/dev/null
+    done
+    run python3 - <<'EOF'
+import json
+import numpy as np
+from safetensors.numpy import load_file
+losses = [[json.loads(l)["loss"] for l in open(f"m{mb}.jsonl")] for mb in (0, 4)]
+assert len(losses[0]) == 3 and np.allclose(losses[0], losses[1], rtol=1e-6, atol=0), losses
+for f in ("m0/model.safetensors", "m0.checkpoint/optimizer.safetensors"):
+    a, b = load_file(f), load_file(f.replace("m0", "m4"))
+    for k in a:
+        assert np.abs(a[k] - b[k]).max() <= 1e-5, (f, k, np.abs(a[k] - b[k]).max())
+print("OK")
+EOF
+    echo "$output"
+    [ "$output" = OK ]
+}
