@@ -180,14 +180,30 @@ static void check_eval_options(const train_options *o)
 
 /* The model to start from (a checkpoint's, with its options merged into o;
  * random weights; a model directory), checked against the options. */
+static void check_loss_options(const train_options *o, unsigned given, const char *labels)
+{
+    if (o->loss == LOSS_SOFTMAX) {
+        if (o->symmetric || (given & GIVEN_SCALE))
+            die_usage("--symmetric and --scale are MNR's, not the softmax loss's");
+        if (!labels)
+            die_usage("--loss softmax needs --labels FILE");
+    } else {
+        if (labels)
+            die_usage("--labels is for --loss softmax");
+        if (o->softmax_multiply)
+            die_usage("--softmax-multiply is for --loss softmax");
+    }
+}
+
 static void load_model(bert_model *model, checkpoint_state *saved, train_options *o,
                        unsigned given, const char *resume_dir, const char *init_config,
-                       const char *model_dir, int ranks)
+                       const char *model_dir, const char *labels_path, int ranks)
 {
     if (resume_dir) {
         checkpoint_read_state(resume_dir, saved);
         checkpoint_merge_options(o, &saved->opt, given);
         check_eval_options(o); /* now with the checkpoint's options */
+        check_loss_options(o, given & ~GIVEN_SCALE, labels_path);
         if (o->max_steps > 0 && o->max_steps < saved->pos.step)
             die_usage("--max-steps %ld: the checkpoint is at step %ld already", o->max_steps,
                       saved->pos.step);
@@ -233,11 +249,18 @@ static void usage(void)
 "      --epochs=N              passes over the data (default 1)\n"
 "      --max-steps=N           stop after N optimizer steps\n"
 "      --no-shuffle            batches in input order (default: shuffled by --seed)\n"
+"      --sampler=KIND          no-duplicates (no text twice in a batch; MNR's default)\n"
+"                              or plain (consecutive rows; softmax's default)\n"
 "      --drop-last             skip a last batch that is not full\n"
 "      --max-length=N          truncate longer sequences (first N-1 ids, then the last)\n"
 "      --seed=N                seed of everything random (default 42)\n"
 "Loss and optimizer:\n"
-"      --scale=X               similarity scale (default 20)\n"
+"      --loss=mnr|softmax      MultipleNegativesRankingLoss (default), or SBERT's\n"
+"                              SoftmaxLoss over NLI labels (needs --labels)\n"
+"      --labels=FILE           a class a line (0 entailment, 1 neutral, 2\n"
+"                              contradiction), one per input row\n"
+"      --softmax-multiply      the softmax classifier also sees u * v\n"
+"      --scale=X               similarity scale of MNR (default 20)\n"
 "      --symmetric             MultipleNegativesSymmetricRankingLoss\n"
 "      --lr=X                  peak learning rate (default 2e-5)\n"
 "      --warmup=W              warmup steps, or a share of the schedule when W has a\n"
@@ -280,6 +303,7 @@ enum {
     OPT_SYMMETRIC, OPT_OPTIMIZER, OPT_WD, OPT_EPS, OPT_CLIP, OPT_SEED, OPT_NO_SHUFFLE,
     OPT_MAX_LENGTH, OPT_DROP_LAST, OPT_DEVICE, OPT_PRECISION, OPT_THREADS, OPT_LOG, OPT_CKPT,
     OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST, OPT_MINI_BATCH,
+    OPT_LOSS = 512, OPT_LABELS, OPT_SAMPLER, OPT_SOFTMAX_MULTIPLY,
 };
 
 /* A digest of the weights and AdamW moments, which every rank must hold
@@ -303,6 +327,7 @@ static uint64_t weights_digest(encoder *enc)
     return h;
 }
 
+/* The loss's options together (also once a checkpoint's are merged). */
 static long long_arg(const char *opt, long min, long max)
 {
     long v;
@@ -354,12 +379,17 @@ int main(int argc, char **argv)
         {"eval-sts", required_argument, NULL, OPT_EVAL_STS},
         {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
         {"keep-best", no_argument, NULL, OPT_KEEP_BEST},
+        {"loss", required_argument, NULL, OPT_LOSS},
+        {"labels", required_argument, NULL, OPT_LABELS},
+        {"sampler", required_argument, NULL, OPT_SAMPLER},
+        {"softmax-multiply", no_argument, NULL, OPT_SOFTMAX_MULTIPLY},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     train_options opt = train_options_default(), *o = &opt;
     const char *model_dir = NULL, *init_config = NULL, *out_dir = NULL, *resume_dir = NULL;
+    const char *labels_path = NULL;
     encoder_settings es = {.device = DEVICE_AUTO, .precision = PRECISION_BF16,
                            .doing = "training", .training = 1, .batch_size = EVAL_BATCH};
     run_io io = {0};
@@ -412,6 +442,18 @@ int main(int argc, char **argv)
                 die_usage("--precision: '%s' is not fp32 or bf16", optarg);
             es.precision_given = 1;
             break;
+        case OPT_LOSS:
+            if (loss_kind_parse(optarg, &o->loss) != 0)
+                die_usage("--loss: '%s' is not mnr or softmax", optarg);
+            given |= GIVEN_LOSS;
+            break;
+        case OPT_SAMPLER:
+            if (sampler_parse(optarg, &o->sampler) != 0)
+                die_usage("--sampler: '%s' is not no-duplicates or plain", optarg);
+            given |= GIVEN_SAMPLER;
+            break;
+        case OPT_SOFTMAX_MULTIPLY: o->softmax_multiply = 1; given |= GIVEN_SOFTMAX_MULTIPLY; break;
+        case OPT_LABELS: labels_path = optarg; break;
         case OPT_LOG: io.log_path = optarg; break;
         case OPT_RESUME: resume_dir = optarg; break;
         case OPT_INIT: init_config = optarg; break;
@@ -427,8 +469,13 @@ int main(int argc, char **argv)
     if (!resume_dir && model_dir && init_config)
         die_usage("-m and --init-from-config exclude each other (the vocabulary comes from the "
                   "config's directory)");
-    if (!resume_dir)
+    /* sentence-transformers' default sampler for each loss */
+    if (!(given & GIVEN_SAMPLER))
+        o->sampler = o->loss == LOSS_SOFTMAX ? SAMPLER_PLAIN : SAMPLER_NO_DUPLICATES;
+    if (!resume_dir) {
         check_eval_options(o);
+        check_loss_options(o, given, labels_path);
+    }
     threads_share(comm_local_size(cm));
     threads_set((int)threads);
 
@@ -440,7 +487,8 @@ int main(int argc, char **argv)
     train_data data;
     char *checkpoint_dir = NULL;
     if (rank == 0) {
-        load_model(&model, &saved, o, given, resume_dir, init_config, model_dir, ranks);
+        load_model(&model, &saved, o, given, resume_dir, init_config, model_dir, labels_path,
+                   ranks);
         check_output_dir(out_dir);
         char *base = strip_slashes(out_dir);
         checkpoint_dir = xmalloc(strlen(base) + sizeof ".checkpoint");
@@ -453,6 +501,11 @@ int main(int argc, char **argv)
         int limit = o->max_length > 0 ? (int)o->max_length : model.cfg.max_positions;
         train_data_read(&data, argc - optind, argv + optind, 2, o->max_length, limit,
                         model.cfg.vocab_size);
+        if (o->loss == LOSS_SOFTMAX && data.columns != 2)
+            die("%s: %d columns: the softmax loss takes pairs (premise, hypothesis)",
+                optind < argc ? argv[optind] : "stdin", data.columns);
+        if (labels_path)
+            train_data_read_labels(&data, labels_path, SOFTMAX_LABELS);
         if (resume_dir)
             checkpoint_check_input(resume_dir, &saved, &data);
         if (o->eval_sts)
@@ -460,7 +513,11 @@ int main(int argc, char **argv)
     }
     comm_share_train_data(cm, &data);
     if (rank != 0)
-        load_model(&model, &saved, o, given, resume_dir, init_config, model_dir, ranks);
+        load_model(&model, &saved, o, given, resume_dir, init_config, model_dir, labels_path,
+                   ranks);
+    loss l = o->loss == LOSS_SOFTMAX
+                 ? loss_softmax(model.cfg.hidden, o->softmax_multiply, model.normalize)
+                 : loss_mnr(o->scale, o->symmetric);
 
     /* A rank's passes cover its share of a batch; with several ranks, the
      * batch-wide pooled block has scratch rows after the batch's (trainer.h). */
@@ -469,15 +526,25 @@ int main(int argc, char **argv)
     es.max_sequences = trainer_pass_sequences(&share, data.columns);
     es.max_pooled = (ranks > 1 ? 2 : 1) * (int)o->batch_size * data.columns;
     es.max_len = data.max_len;
+    es.extra = l.head_size;
+    es.extra_ranges = l.head_ranges;
+    es.n_extra_ranges = l.n_head_ranges;
     /* Several ranks on GPUs: one GPU per local rank, NCCL between them. */
     if (comm_is_mpi(cm) && es.device != DEVICE_CPU && gpu_available(NULL, 0))
         comm_use_gpu(cm);
     encoder *enc = encoder_open(&model, &es);
+    if (l.head_size && !resume_dir) {
+        /* the head's initial values; a resumed run takes the checkpoint's */
+        float *p = xmallocarray(encoder_nparams(enc), sizeof *p);
+        encoder_get(enc, BUF_PARAMS, p);
+        l.init_head(&l, p + model.nparams, (uint64_t)o->seed);
+        encoder_set(enc, BUF_PARAMS, p);
+        free(p);
+    }
     /* The encoder holds the weights from here on (model_save and the
      * checkpoints take them from it): no second copy. */
     free(model.params);
     model.params = NULL;
-    loss l = loss_mnr(o->scale, o->symmetric);
     trainer t;
     train_position start = resume_dir ? saved.pos : (train_position){0};
     long schedule = o->schedule_steps;

@@ -1,6 +1,7 @@
 /* nli-filter - natural language inference rows to sentence-embedding training
- * data: (anchor, positive) pairs from the entailment rows, or with --triplets
- * (anchor, positive, hard negative) as in the AllNLI recipe.  See nli-filter(1).
+ * data: (anchor, positive) pairs from the entailment rows, with --triplets
+ * (anchor, positive, hard negative) as in the AllNLI recipe, or with --labels
+ * every labelled row and its class (SoftmaxLoss).  See nli-filter(1).
  *
  * Input lines are SNLI/MultiNLI official JSON Lines, Hugging Face `datasets`
  * JSON Lines exports or TSV, recognised line by line; output is TSV. */
@@ -110,8 +111,10 @@ static void usage(void)
     out_printf(stdout, "stdout", "%s",
 "Usage: nli-filter [OPTION]... [FILE]...\n"
 "Turn natural language inference rows into sentence-embedding training data:\n"
-"anchor<TAB>positive for every entailment row, or with --triplets\n"
-"anchor<TAB>positive<TAB>negative with the premise's contradictions as negatives.\n"
+"anchor<TAB>positive for every entailment row, with --triplets\n"
+"anchor<TAB>positive<TAB>negative with the premise's contradictions as negatives,\n"
+"or with --labels premise<TAB>hypothesis<TAB>label for every row with a gold\n"
+"label (0 entailment, 1 neutral, 2 contradiction).\n"
 "With no FILE, or when FILE is -, read standard input.  Empty lines are skipped.\n"
 "\n"
 "Input formats, recognised line by line (a line starting with '{' is JSON):\n"
@@ -124,11 +127,13 @@ static void usage(void)
 "Options:\n"
 "  -f, --format=FORMAT  read every line as FORMAT: auto (default), snli, hf, tsv\n"
 "  -t, --triplets       write hard-negative triplets (reads all input first)\n"
+"  -l, --labels         write every labelled row with its label as an integer\n"
 "      --skip-bad       skip malformed lines and count them, instead of failing\n"
 "  -h, --help           show this help and exit\n"
 "  -V, --version        show the version and exit\n"
 "\n"
-"Counts go to standard error: 'before: N rows', 'after: M rows'.\n"
+"Counts go to standard error: 'before: N rows', 'after: M rows'; with --labels\n"
+"also 'label 0: N rows' for each label and 'no gold label: N rows'.\n"
 "Exit status: 0 success, 1 malformed input or failure, 2 usage error.\n");
     out_close(stdout, "stdout");
 }
@@ -139,6 +144,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"format", required_argument, NULL, 'f'},
         {"triplets", no_argument, NULL, 't'},
+        {"labels", no_argument, NULL, 'l'},
         {"skip-bad", no_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -146,9 +152,10 @@ int main(int argc, char **argv)
     };
     static const char *format_names[] = {"auto", "snli", "hf", "tsv"};
     input_format format = FORMAT_AUTO;
-    int triplets = 0, skip_bad = 0, c;
+    int triplets = 0, labels = 0, skip_bad = 0, c;
+    long per_label[3] = {0}, unlabeled = 0;
     opterr = 0; /* our own one-line messages below */
-    while ((c = getopt_long(argc, argv, ":f:thV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":f:tlhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'f': {
             int i = 0;
@@ -161,6 +168,9 @@ int main(int argc, char **argv)
         }
         case 't':
             triplets = 1;
+            break;
+        case 'l':
+            labels = 1;
             break;
         case 's':
             skip_bad = 1;
@@ -175,6 +185,9 @@ int main(int argc, char **argv)
             die_bad_option(c, argv);
         }
     }
+
+    if (labels && triplets)
+        die_usage("--labels and --triplets exclude each other");
 
     input_set in;
     input_init(&in, argc - optind, argv + optind);
@@ -197,7 +210,15 @@ int main(int argc, char **argv)
             continue;
         }
         before++;
-        if (triplets) {
+        if (labels) {
+            if (row.label == LABEL_NONE) {
+                unlabeled++;
+                continue;
+            }
+            out_printf(stdout, "stdout", "%s\t%s\t%d\n", row.premise, row.hypothesis, row.label);
+            per_label[row.label]++;
+            after++;
+        } else if (triplets) {
             premise *p = table_get(&table, row.premise);
             if (row.label == LABEL_ENTAILMENT)
                 text_list_push(&p->entail, row.hypothesis);
@@ -212,6 +233,9 @@ int main(int argc, char **argv)
         after = write_triplets(&table);
     out_close(stdout, "stdout");
     fprintf(stderr, "before: %ld rows\nafter: %ld rows\n", before, after);
+    if (labels)
+        fprintf(stderr, "label 0: %ld rows\nlabel 1: %ld rows\nlabel 2: %ld rows\n"
+                "no gold label: %ld rows\n", per_label[0], per_label[1], per_label[2], unlabeled);
     if (skip_bad)
         fprintf(stderr, "skipped: %ld malformed lines\n", bad);
     return 0;

@@ -9,7 +9,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The loss and the sampler: keys a checkpoint written before them lacks
+ * (MNR with NO_DUPLICATES batches). */
+static void loss_options_json(json_t *j, const train_options *o)
+{
+    json_object_set_new(j, "loss", json_string(loss_kind_name(o->loss)));
+    json_object_set_new(j, "softmax_multiply", json_boolean(o->softmax_multiply));
+    json_object_set_new(j, "sampler", json_string(sampler_name(o->sampler)));
+}
+
+static void loss_options_from_json(train_options *o, json_t *j, const char *path)
+{
+    const char *loss = "mnr", *sampler = "no-duplicates";
+    int multiply = 0;
+    json_error_t err;
+    if (json_unpack_ex(j, &err, 0, "{s?s s?b s?s}", "loss", &loss, "softmax_multiply", &multiply,
+                       "sampler", &sampler) != 0)
+        die("%s: options: %s", path, err.text);
+    if (loss_kind_parse(loss, &o->loss) != 0)
+        die("%s: options: loss '%s' is not mnr or softmax", path, loss);
+    if (sampler_parse(sampler, &o->sampler) != 0)
+        die("%s: options: sampler '%s' is not no-duplicates or plain", path, sampler);
+    o->softmax_multiply = multiply;
+    json_object_del(j, "loss");
+    json_object_del(j, "softmax_multiply");
+    json_object_del(j, "sampler");
+}
+
+static json_t *options_json_base(const train_options *o);
+
 static json_t *options_json(const train_options *o)
+{
+    json_t *j = options_json_base(o);
+    loss_options_json(j, o);
+    return j;
+}
+
+static json_t *options_json_base(const train_options *o)
 {
     return json_pack("{sI sI sI sI sI sI sI sf sf sf sf sf ss ss sI sb sb sb sb so sI}",
                      "batch_size", (json_int_t)o->batch_size, "epochs", (json_int_t)o->epochs,
@@ -33,6 +69,7 @@ static void options_from_json(train_options *o, json_t *j, const char *path)
     const char *warmup, *optim;
     json_t *sts;
     json_error_t err;
+    loss_options_from_json(o, j, path);
     if (json_unpack_ex(j, &err, JSON_STRICT,
                        "{sI sI sI sI sI sI sI sF sF sF sF sF ss ss sI sb sb sb sb so s?I}",
                        "batch_size", &bs, "epochs", &ep, "max_steps", &ms, "schedule_steps", &ss,
@@ -71,11 +108,15 @@ void checkpoint_merge_options(train_options *o, const train_options *saved, unsi
         {GIVEN_SHUFFLE, "--no-shuffle", o->shuffle != saved->shuffle},
         {GIVEN_DROP_LAST, "--drop-last", o->drop_last != saved->drop_last},
         {GIVEN_MAX_LENGTH, "--max-length", o->max_length != saved->max_length},
+        {GIVEN_LOSS, "--loss", o->loss != saved->loss},
+        {GIVEN_SAMPLER, "--sampler", o->sampler != saved->sampler},
+        {GIVEN_SOFTMAX_MULTIPLY, "--softmax-multiply",
+         o->softmax_multiply != saved->softmax_multiply},
     };
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         if ((given & fixed[i].flag) && fixed[i].differs)
-            die_usage("%s differs from the checkpoint's: the batches would not be the same",
-                      fixed[i].name);
+            die_usage("%s differs from the checkpoint's: the batches or the loss would not be "
+                      "the same", fixed[i].name);
     train_options merged = *saved;
 #define KEEP_GIVEN(flag, field) if (given & (flag)) merged.field = o->field
     KEEP_GIVEN(GIVEN_EPOCHS, epochs);

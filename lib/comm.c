@@ -126,7 +126,7 @@ void comm_share_train_data(comm *c, train_data *d)
 {
     if (!collective(c))
         return;
-    int64_t head[5] = {d->columns, d->rows, d->ntokens, d->texts, d->max_len};
+    int64_t head[6] = {d->columns, d->rows, d->ntokens, d->texts, d->max_len, d->labels != NULL};
     comm_bcast(c, head, sizeof head);
     if (c->rank != 0) {
         train_data_init(d, (int)head[0]);
@@ -139,12 +139,16 @@ void comm_share_train_data(comm *c, train_data *d)
         d->start = xmallocarray(d->cap_seqs, sizeof *d->start);
         d->len = xmallocarray(d->cap_seqs, sizeof *d->len);
         d->text = xmallocarray(d->cap_seqs, sizeof *d->text);
+        if (head[5])
+            d->labels = xmallocarray(d->rows ? d->rows : 1, sizeof *d->labels);
     }
     size_t seqs = (size_t)(d->rows * d->columns);
     comm_bcast(c, d->tokens, (size_t)d->ntokens * sizeof *d->tokens);
     comm_bcast(c, d->start, seqs * sizeof *d->start);
     comm_bcast(c, d->len, seqs * sizeof *d->len);
     comm_bcast(c, d->text, seqs * sizeof *d->text);
+    if (d->labels)
+        comm_bcast(c, d->labels, (size_t)d->rows * sizeof *d->labels);
 }
 
 /* The ops for buffers where on_gpu says, or NULL when nothing is to be done. */

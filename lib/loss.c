@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "rng.h"
 #include "util.h"
 
 /* torch.nn.functional.normalize's default eps: x / max(|x|, eps). */
@@ -137,6 +138,147 @@ loss loss_mnr(double scale, int symmetric)
 {
     return (loss){.name = symmetric ? "mnr-symmetric" : "mnr", .scale = scale,
                   .symmetric = symmetric, .compute = mnr_compute, .compute_gpu = mnr_compute_gpu};
+}
+
+/* Features of one row: u, v, |u - v| and, with multiply, u * v. */
+static void softmax_features(double *f, const double *u, const double *v, int H, int multiply)
+{
+    for (int h = 0; h < H; h++) {
+        f[h] = u[h];
+        f[H + h] = v[h];
+        f[2 * H + h] = fabs(u[h] - v[h]);
+        if (multiply)
+            f[3 * H + h] = u[h] * v[h];
+    }
+}
+
+/* The embedding as the loss sees it: normalised when the model does it;
+ * returns the norm for the backward pass. */
+static double softmax_input(double *u, const float *x, int H, int normalize)
+{
+    if (normalize)
+        return unit_vector(u, x, H);
+    for (int h = 0; h < H; h++)
+        u[h] = x[h];
+    return 0;
+}
+
+/* SoftmaxLoss over a loss_batch: see loss.h. */
+static double softmax_compute(const loss *l, const loss_batch *b, const float *head,
+                              float *const *dcol, float *dhead)
+{
+    int B = b->total_rows, H = b->H, first = b->row_offset, last = b->row_offset + b->rows;
+    if (b->columns != 2 || H != l->H || B < 1 || b->rows < 1 || first < 0 || last > B)
+        die("softmax_loss: needs 2 columns of %d and a non-empty batch (got rows %d..%d of %d x "
+            "%d x %d)", l->H, first, last, B, b->columns, H);
+    if (!b->labels || !head)
+        die("softmax_loss: no labels or no classifier");
+    int F = (l->multiply ? 4 : 3) * H, K = SOFTMAX_LABELS;
+    const float *W = head, *bias = head + (size_t)K * F;
+    double *u = xmallocarray((size_t)6 * F, sizeof *u);
+    double *v = u + H, *f = u + F, *df = f + F, *du = df + F, *dv = du + H;
+    double *dW = dhead ? xcalloc((size_t)K * F + K, sizeof *dW) : NULL;
+    if (dcol)
+        for (int c = 0; c < 2; c++)
+            for (size_t i = 0; i < (size_t)B * H; i++)
+                dcol[c][i] = 0;
+    double loss = 0;
+    for (int i = first; i < last; i++) {
+        int t = b->labels[i];
+        if (t < 0 || t >= K)
+            die("softmax_loss: row %d: label %d is not 0 to %d", i, t, K - 1);
+        double nu = softmax_input(u, b->col[0] + (size_t)i * H, H, l->normalize);
+        double nv = softmax_input(v, b->col[1] + (size_t)i * H, H, l->normalize);
+        softmax_features(f, u, v, H, l->multiply);
+        double z[SOFTMAX_LABELS], dz[SOFTMAX_LABELS] = {0};
+        for (int k = 0; k < K; k++) {
+            double s = bias[k];
+            const float *w = W + (size_t)k * F;
+            for (int j = 0; j < F; j++)
+                s += w[j] * f[j];
+            z[k] = s;
+        }
+        loss += cross_entropy(z, 1, K, t, 1.0 / B, dz);
+        if (dW)
+            for (int k = 0; k < K; k++) {
+                for (int j = 0; j < F; j++)
+                    dW[(size_t)k * F + j] += dz[k] * f[j];
+                dW[(size_t)K * F + k] += dz[k];
+            }
+        if (!dcol)
+            continue;
+        for (int j = 0; j < F; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += dz[k] * W[(size_t)k * F + j];
+            df[j] = s;
+        }
+        for (int h = 0; h < H; h++) {
+            double d = u[h] - v[h], sign = d > 0 ? 1 : d < 0 ? -1 : 0;
+            du[h] = df[h] + sign * df[2 * H + h];
+            dv[h] = df[H + h] - sign * df[2 * H + h];
+            if (l->multiply) {
+                du[h] += v[h] * df[3 * H + h];
+                dv[h] += u[h] * df[3 * H + h];
+            }
+        }
+        float *dx = dcol[0] + (size_t)i * H, *dy = dcol[1] + (size_t)i * H;
+        if (l->normalize) {
+            unit_vector_backward(dx, u, du, nu, H);
+            unit_vector_backward(dy, v, dv, nv, H);
+        } else {
+            for (int h = 0; h < H; h++) {
+                dx[h] = (float)du[h];
+                dy[h] = (float)dv[h];
+            }
+        }
+    }
+    if (dW) {
+        for (size_t j = 0; j < (size_t)K * F + K; j++)
+            dhead[j] += (float)dW[j];
+        free(dW);
+    }
+    free(u);
+    return loss / B;
+}
+
+/* As torch.nn.Linear initialises itself: weight and bias uniform in
+ * +-1/sqrt(fan_in); drawn from a stream of its own. */
+#define HEAD_STREAM 0x534f46544d4158ull /* "SOFTMAX" */
+static void softmax_init_head(const loss *l, float *head, uint64_t seed)
+{
+    rng_t r;
+    rng_seed(&r, seed ^ HEAD_STREAM);
+    size_t F = (size_t)(l->multiply ? 4 : 3) * l->H;
+    double bound = 1 / sqrt((double)F);
+    for (size_t i = 0; i < l->head_size; i++)
+        head[i] = (float)((2 * rng_uniform(&r) - 1) * bound);
+}
+
+static const char *const loss_names[] = {"mnr", "softmax", NULL}; /* as loss_kind */
+
+int loss_kind_parse(const char *s, loss_kind *k)
+{
+    int i = parse_choice(s, loss_names);
+    if (i >= 0)
+        *k = (loss_kind)i;
+    return i < 0 ? -1 : 0;
+}
+
+const char *loss_kind_name(loss_kind k)
+{
+    return loss_names[k];
+}
+
+loss loss_softmax(int H, int multiply, int normalize)
+{
+    size_t F = (size_t)(multiply ? 4 : 3) * H, K = SOFTMAX_LABELS;
+    return (loss){.name = "softmax", .H = H, .multiply = multiply, .normalize = normalize,
+                  .needs_labels = 1, .head_size = K * F + K,
+                  .head_ranges = {{.offset = 0, .numel = K * F, .decay = 1},
+                                  {.offset = K * F, .numel = K, .decay = 0}},
+                  .n_head_ranges = 2, .init_head = softmax_init_head,
+                  .compute = softmax_compute};
 }
 
 double loss_compute(const loss *l, const loss_batch *b, int on_gpu, const float *head,

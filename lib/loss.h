@@ -22,7 +22,18 @@
  * cos is computed as sentence-transformers does: each embedding divided by
  * max(|x|, 1e-12) (torch.nn.functional.normalize), rows dotted; norms, dot
  * products and softmax sums in double, the loss in double, the gradients
- * rounded to float at the end. */
+ * rounded to float at the end.
+ *
+ * SoftmaxLoss (sentence-transformers; the SBERT paper's NLI objective) over
+ * two columns u (premises) and v (hypotheses) with a class per row:
+ *     features = concat(u, v, |u - v| [, u * v])      F = 3H (4H) floats
+ *     logits   = W features + bias                    W [3, F], bias [3]
+ *     loss     = mean_i cross_entropy(logits_i, label_i)
+ * The head (W row-major, then bias) is the loss's own parameters: weight
+ * decay on W, not on the bias, as sentence-transformers' trainer groups
+ * them.  The embeddings are the model's sentence embeddings: with a
+ * Normalize module (normalize) u and v are first divided by max(|x|, 1e-12).
+ * d|x|/dx is taken as torch does, 0 at x = 0. */
 #ifndef BP_LOSS_H
 #define BP_LOSS_H
 
@@ -43,14 +54,22 @@ typedef struct {
     const int32_t *labels;   /* [total_rows] class of each row, for losses with labels */
 } loss_batch;
 
+/* sentence-transformers' SoftmaxLoss on NLI: entailment, neutral, contradiction. */
+#define SOFTMAX_LABELS 3
+
 typedef struct loss loss;
 struct loss {
     const char *name;        /* as logs and checkpoints name it */
     double scale;
     int symmetric;
+    int H, multiply, normalize; /* the softmax loss's */
+    int needs_labels;        /* loss_batch.labels required, each in [0, SOFTMAX_LABELS) */
     size_t head_size;        /* floats of head parameters (0: none) */
-    const optim_range *head_ranges; /* offsets within the head */
+    optim_range head_ranges[2]; /* offsets within the head */
     int n_head_ranges;
+    /* Fill head (head_size floats) with the head's initial values drawn
+     * from seed; NULL without a head. */
+    void (*init_head)(const loss *l, float *head, uint64_t seed);
     /* head, dhead: head_size floats (NULL without a head); dcol NULL for the
      * loss alone; dhead is added to. */
     double (*compute)(const loss *l, const loss_batch *b, const float *head, float *const *dcol,
@@ -63,6 +82,15 @@ struct loss {
 
 /* MultipleNegatives(Symmetric)RankingLoss with the given scale. */
 loss loss_mnr(double scale, int symmetric);
+
+/* The --loss option: "mnr" or "softmax"; 0, or -1 for another name. */
+typedef enum { LOSS_MNR, LOSS_SOFTMAX } loss_kind;
+int loss_kind_parse(const char *s, loss_kind *k);
+const char *loss_kind_name(loss_kind k);
+
+/* SoftmaxLoss for H-dimensional embeddings: with multiply the u * v
+ * features too; normalize: the model ends with a Normalize module. */
+loss loss_softmax(int H, int multiply, int normalize);
 
 /* l's loss of batch b, computed where the embeddings are (on_gpu: in GPU
  * memory, by the loss's GPU implementation). */

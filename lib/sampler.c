@@ -1,5 +1,7 @@
 #include "sampler.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,7 @@ void train_data_free(train_data *d)
     free(d->len);
     free(d->text);
     free(d->table);
+    free(d->labels);
     memset(d, 0, sizeof *d);
 }
 
@@ -116,7 +119,10 @@ uint64_t train_data_fingerprint(const train_data *d)
     int64_t shape[2] = {d->rows, d->columns};
     uint64_t h = fnv1a(FNV_OFFSET, shape, sizeof shape);
     h = fnv1a(h, d->len, (size_t)(d->rows * d->columns) * sizeof *d->len);
-    return fnv1a(h, d->tokens, (size_t)d->ntokens * sizeof *d->tokens);
+    h = fnv1a(h, d->tokens, (size_t)d->ntokens * sizeof *d->tokens);
+    /* Without labels the digest is what it was before labels existed, so
+     * that older checkpoints still match their input. */
+    return d->labels ? fnv1a(h, d->labels, (size_t)d->rows * sizeof *d->labels) : h;
 }
 
 void epoch_order(int64_t *order, int64_t n, uint64_t seed, long epoch, int shuffle)
@@ -185,6 +191,76 @@ void sampler_plan(const train_data *d, const int64_t *order, int batch_size, int
     }
     free(next);
     free(in_batch);
+}
+
+static const char *const sampler_names[] = {"no-duplicates", "plain", NULL}; /* as sampler_kind */
+
+int sampler_parse(const char *s, sampler_kind *k)
+{
+    int i = parse_choice(s, sampler_names);
+    if (i >= 0)
+        *k = (sampler_kind)i;
+    return i < 0 ? -1 : 0;
+}
+
+const char *sampler_name(sampler_kind k)
+{
+    return sampler_names[k];
+}
+
+void sampler_plan_kind(const train_data *d, const int64_t *order, int batch_size, int drop_last,
+                       sampler_kind kind, batch_plan *p)
+{
+    if (kind == SAMPLER_NO_DUPLICATES) {
+        sampler_plan(d, order, batch_size, drop_last, p);
+        return;
+    }
+    int64_t n = d->rows;
+    p->rows = xmallocarray(n ? n : 1, sizeof *p->rows);
+    p->start = xmallocarray(n / batch_size + 2, sizeof *p->start);
+    p->batches = 0;
+    p->start[0] = 0;
+    for (int64_t i = 0; i < n; i += batch_size) {
+        int64_t end = i + batch_size < n ? i + batch_size : n;
+        if (end - i < batch_size && drop_last)
+            break;
+        for (int64_t j = i; j < end; j++)
+            p->rows[j] = order[j];
+        p->start[++p->batches] = end;
+    }
+}
+
+void train_data_read_labels(train_data *d, const char *path, int nlabels)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die("%s: %s", path, strerror(errno));
+    d->labels = xmallocarray(d->rows ? d->rows : 1, sizeof *d->labels);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int64_t row = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        if (n && line[n - 1] == '\n')
+            line[--n] = 0;
+        if (n && line[n - 1] == '\r')
+            line[--n] = 0;
+        long v;
+        if (parse_long(line, 0, nlabels - 1, &v) != 0)
+            die("%s:%lld: '%.40s' is not a label from 0 to %d", path, (long long)row + 1, line,
+                nlabels - 1);
+        if (row == d->rows)
+            die("%s:%lld: more labels than the %lld training rows", path, (long long)row + 1,
+                (long long)d->rows);
+        d->labels[row++] = (int32_t)v;
+    }
+    if (ferror(f))
+        die("%s: %s", path, strerror(errno));
+    fclose(f);
+    free(line);
+    if (row != d->rows)
+        die("%s:%lld: %lld labels for %lld training rows", path, (long long)row + 1,
+            (long long)row, (long long)d->rows);
 }
 
 void batch_plan_free(batch_plan *p)

@@ -11,7 +11,11 @@
  *   - a batch that cannot be filled from the rows left is yielded as it is,
  *     or dropped with drop_last (its rows are then used up all the same).
  * A "text" is a token sequence (as the model sees it, i.e. after truncation):
- * two rows hold the same text when their token ids are equal. */
+ * two rows hold the same text when their token ids are equal.
+ *
+ * The plain sampler (BatchSamplers.BATCH_SAMPLER, sentence-transformers'
+ * default, and a shuffled torch DataLoader's) cuts the epoch's order into
+ * consecutive batches whatever they hold. */
 #ifndef BP_SAMPLER_H
 #define BP_SAMPLER_H
 
@@ -31,6 +35,7 @@ typedef struct {
     int32_t *text;     /* text id of each sequence: equal sequences share one */
     int32_t texts;     /* number of distinct texts */
     int max_len;       /* longest sequence */
+    int32_t *labels;   /* [rows] class of each row (train_data_read_labels), or NULL */
     /* private: the text table (open addressing over first occurrences) */
     int64_t ntokens, cap_tokens, cap_seqs;
     int32_t *table;
@@ -56,6 +61,11 @@ int train_data_pack(const train_data *d, const int64_t *seq, int n, int32_t *ids
 void train_data_read(train_data *d, int nfiles, char **files, int min_columns, long max_length,
                      int max_tokens, int vocab_size);
 
+/* Labels for d's rows from path: one integer a line, 0 to nlabels - 1, as
+ * many lines as rows (nli-filter --labels | cut -f3 writes them).  Errors
+ * name the file and line. */
+void train_data_read_labels(train_data *d, const char *path, int nlabels);
+
 /* The batches of one epoch: batch b is rows[start[b] .. start[b+1]). */
 typedef struct {
     int64_t *rows;
@@ -73,7 +83,16 @@ void sampler_plan(const train_data *d, const int64_t *order, int batch_size, int
                   batch_plan *p);
 void batch_plan_free(batch_plan *p);
 
-/* 64-bit FNV-1a digest of the rows (shape and every id): a resumed run checks
+typedef enum { SAMPLER_NO_DUPLICATES, SAMPLER_PLAIN } sampler_kind;
+/* The --sampler option: "no-duplicates" or "plain"; 0, or -1 for another name. */
+int sampler_parse(const char *s, sampler_kind *k);
+const char *sampler_name(sampler_kind k);
+/* The batches of an epoch as kind fills them (NO_DUPLICATES: sampler_plan). */
+void sampler_plan_kind(const train_data *d, const int64_t *order, int batch_size, int drop_last,
+                       sampler_kind kind, batch_plan *p);
+
+/* 64-bit FNV-1a digest of the rows (shape, every id, and the labels when
+ * there are any): a resumed run checks
  * that it is given the same input. */
 uint64_t train_data_fingerprint(const train_data *d);
 

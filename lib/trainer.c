@@ -42,7 +42,8 @@ static long epoch_batches(const trainer *t, long e)
 {
     batch_plan p;
     epoch_order(t->order, t->data->rows, t->shuffle_seed, e, t->opt.shuffle);
-    sampler_plan(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, &p);
+    sampler_plan_kind(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, t->opt.sampler,
+                      &p);
     long n = p.batches;
     batch_plan_free(&p);
     return n;
@@ -102,6 +103,9 @@ void trainer_init(trainer *t, const train_options *o, const bert_model *m, encod
     t->drop_col = xmallocarray(n, sizeof *t->drop_col);
     t->seq = xmallocarray(n, sizeof *t->seq);
     t->order = xmallocarray(data->rows, sizeof *t->order);
+    if (l->needs_labels && !data->labels)
+        die("the %s loss needs a label for every row", l->name);
+    t->labels = xmallocarray(o->batch_size, sizeof *t->labels);
     if (o->keep_best)
         t->best_params = xmallocarray(encoder_nparams(enc), sizeof *t->best_params);
 
@@ -125,6 +129,7 @@ void trainer_free(trainer *t)
     free(t->drop_col);
     free(t->seq);
     free(t->order);
+    free(t->labels);
     free(t->best_params);
     free(t->own_pooled);
 }
@@ -202,6 +207,42 @@ static void gather_pooled(trainer *t, int B)
     free(displs);
 }
 
+/* A loss without a GPU implementation on a GPU encoder: the batch's
+ * embeddings and the loss head come to the host, their gradients go back.
+ * Not yet run on a GPU. */
+static double host_loss(trainer *t, loss_batch *lb)
+{
+    encoder *e = t->enc;
+    int H = lb->H, C = lb->columns, B = lb->total_rows;
+    size_t n = (size_t)C * B * H, model_floats = t->model->nparams, hs = t->loss.head_size;
+    float *pooled = xmallocarray(n, sizeof *pooled), *dpooled = xmallocarray(n, sizeof *dpooled);
+    float *head = hs ? xmallocarray(hs, sizeof *head) : NULL;
+    float *dhead = hs ? xmallocarray(hs, sizeof *dhead) : NULL;
+    const float **cols = xmallocarray(C, sizeof *cols);
+    float **dcols = xmallocarray(C, sizeof *dcols);
+    for (int c = 0; c < C; c++) {
+        cols[c] = pooled + (size_t)c * B * H;
+        dcols[c] = dpooled + (size_t)c * B * H;
+    }
+    encoder_download(e, pooled, encoder_pooled(e), n);
+    if (hs) {
+        encoder_download(e, head, encoder_params(e) + model_floats, hs);
+        encoder_download(e, dhead, encoder_grads(e) + model_floats, hs);
+    }
+    lb->col = cols;
+    double loss = loss_compute(&t->loss, lb, 0, head, dcols, dhead);
+    encoder_upload(e, encoder_pooled_grad(e), dpooled, n);
+    if (hs)
+        encoder_upload(e, encoder_grads(e) + model_floats, dhead, hs);
+    free(head);
+    free(dhead);
+    free(cols);
+    free(dcols);
+    free(pooled);
+    free(dpooled);
+    return loss;
+}
+
 double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
 {
     int C = t->data->columns, H = t->model->cfg.hidden, N = comm_size(t->comm), first, b;
@@ -242,15 +283,22 @@ double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
         cols[c] = encoder_pooled(e) + (size_t)c * B * H;
         dcols[c] = encoder_pooled_grad(e) + (size_t)c * B * H;
     }
-    /* A Normalize module after pooling changes nothing here: the losses are
-     * computed on cosines, which normalisation leaves as they are. */
+    /* A Normalize module after pooling is not applied here: MNR computes
+     * cosines, which it leaves as they are; the softmax loss applies it
+     * itself. */
+    const train_data *d = t->data;
+    if (d->labels)
+        for (int i = 0; i < B; i++)
+            t->labels[i] = d->labels[rows[i]];
     loss_batch lb = {.H = H, .columns = C, .total_rows = B, .row_offset = first, .rows = b,
-                     .col = cols};
-    size_t model_floats = t->model->nparams;
-    float *head = t->loss.head_size ? encoder_params(e) + model_floats : NULL;
-    float *dhead = t->loss.head_size ? encoder_grads(e) + model_floats : NULL;
+                     .col = cols, .labels = d->labels ? t->labels : NULL};
     double loss = 0;
-    if (b > 0) {
+    if (b > 0 && encoder_on_gpu(e) && !t->loss.compute_gpu) {
+        loss = host_loss(t, &lb);
+    } else if (b > 0) {
+        size_t model_floats = t->model->nparams;
+        float *head = t->loss.head_size ? encoder_params(e) + model_floats : NULL;
+        float *dhead = t->loss.head_size ? encoder_grads(e) + model_floats : NULL;
         loss = loss_compute(&t->loss, &lb, encoder_on_gpu(e), head, dcols, dhead);
     } else { /* a rank without rows in a last, short batch adds nothing */
         float *zero = xcalloc((size_t)C * B * H, sizeof *zero);
@@ -317,7 +365,8 @@ train_result trainer_run(trainer *t)
         if (plan_epoch != t->pos.epoch) {
             batch_plan_free(&plan);
             epoch_order(t->order, t->data->rows, t->shuffle_seed, t->pos.epoch, t->opt.shuffle);
-            sampler_plan(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last, &plan);
+            sampler_plan_kind(t->data, t->order, (int)t->opt.batch_size, t->opt.drop_last,
+                              t->opt.sampler, &plan);
             plan_epoch = t->pos.epoch;
         }
         if (t->pos.batch >= plan.batches) {

@@ -30,11 +30,14 @@ typedef struct {
     long seed;
     int symmetric, shuffle, drop_last, keep_best;
     const char *eval_sts; /* NULL: no evaluation */
+    loss_kind loss;       /* and the softmax loss's u * v features */
+    int softmax_multiply;
+    sampler_kind sampler;
 } train_options;
 
 /* sentence-transformers' defaults: batch 32, 1 epoch, lr 2e-5, warmup 0.1,
  * scale 20, AdamW with weight decay 0.01 and eps 1e-8, clipping at 1, seed
- * 42, shuffled. */
+ * 42, shuffled, MNR with NO_DUPLICATES batches. */
 train_options train_options_default(void);
 /* "adamw" or "adam": 0, or -1 for another name. */
 int optimizer_parse(const char *s, optim_kind *k);
@@ -89,7 +92,7 @@ struct trainer {
     /* after trainer_run returns TRAIN_FAILED: what went wrong */
     char failure[160];
     /* private: step buffers */
-    int32_t *ids, *lens, *drop_row, *drop_col;
+    int32_t *ids, *lens, *drop_row, *drop_col, *labels;
     int64_t *seq, *order;
     float *own_pooled; /* several ranks: this rank's rows on their way (host) */
 };

@@ -9,6 +9,13 @@
 #   mnr             MultipleNegativesRankingLoss on (anchor, positive) pairs
 #   mnr-triplets    the same with a hard negative per row (3-column TOKENS)
 #   mnr-symmetric   MultipleNegativesSymmetricRankingLoss on pairs
+#   softmax         SBERT's SoftmaxLoss on labelled pairs: TOKENS.labels beside
+#                   TOKENS.tok holds a label a row (sentence-transformers' recipe:
+#                   AdamW, weight decay 0.01, clipping at 1, plain batches)
+#   mnr-loop, softmax-loop
+#                   MNR and softmax with the settings of the article's hand-written
+#                   PyTorch loop: Adam without weight decay, lr 2e-5, 10 % linear
+#                   warmup, no clipping, plain shuffled batches (LOOP_OPTS below)
 #   mnr-cached      MNR on pairs in batches of CACHED_BATCH (default 512) rows,
 #                   cached (mnr-train --mini-batch MINI_BATCH, default 32): more
 #                   in-batch negatives at the memory of a small batch
@@ -35,13 +42,22 @@ case $base in
         base_name=$(basename "$base")
         start=$base_name ;;
 esac
+# The article's loop (see mnr-train(1), "The article's loop").
+LOOP_OPTS=(--optimizer adam --weight-decay 0 --lr 2e-5 --warmup 0.1 --max-grad-norm 0
+           --sampler plain)
+labels=${tokens%.tok}.labels
+opts=()
 case $loss in
 none) name=$base_name ;;
+mnr-loop) name=mnr-loop loss_text="MNR, loop settings" opts=("${LOOP_OPTS[@]}" --scale 20) ;;
+softmax) name=softmax loss_text="softmax" opts=(--loss softmax --labels "$labels") ;;
+softmax-loop) name=softmax-loop loss_text="softmax, loop settings"
+              opts=(--loss softmax --labels "$labels" "${LOOP_OPTS[@]}") ;;
 mnr) name=mnr loss_text="MNR" opts=() ;;
 mnr-triplets) name=mnr-triplets loss_text="MNR + hard negatives" opts=() ;;
 mnr-symmetric) name=mnr-symmetric loss_text="MNR symmetric" opts=(--symmetric) ;;
 mnr-cached) name=mnr-cached loss_text="MNR batch ${CACHED_BATCH:=512} cached" opts=() ;;
-*) die "$loss: unknown loss (none, mnr, mnr-triplets, mnr-symmetric or mnr-cached)" ;;
+*) die "$loss: unknown loss (none, mnr, mnr-triplets, mnr-symmetric, mnr-cached, mnr-loop, softmax or softmax-loop)" ;;
 esac
 # The cached model's batch comes after the run's options, which may set
 # another --batch-size for the others.
@@ -52,6 +68,7 @@ if [ "$loss" != none ] || [ "${from[0]}" != -m ]; then
     [ -f "$tokens" ] || die "$tokens: no such file"
     [ -f "${tokens%.tok}.tsv" ] || die "${tokens%.tok}.tsv: no such file (the text of $tokens)"
 fi
+case $loss in softmax*) [ -f "$labels" ] || die "$labels: no such file (the labels of $tokens)" ;; esac
 mkdir -p "$run/models" "$run/train"
 model=$run/models/$name
 rm -rf "$model" "$run/train/$name".*
@@ -79,7 +96,7 @@ t1=$(date +%s.%N)
 jq -n --arg model "$name" --arg start "$start" --arg loss "$loss_text" \
     --argjson steps "$steps" --argjson rows "$rows" \
     --argjson seconds "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')" \
-    --arg options "$* ${last[*]}" \
+    --arg options "${opts[*]+${opts[*]} }$* ${last[*]}" \
     '{model: $model, start: $start, loss: $loss, rows: $rows, steps: $steps, seconds: $seconds, options: $options}' \
     >"$run/train/$name.json.tmp"
 publish "$run/train/$name.json.tmp" "$run/train/$name.json"

@@ -275,5 +275,52 @@ EOF
     ln -s "$NLI"/*.jsonl .
     run run_man_examples "$BATS_TEST_DIRNAME/../../man/man1/nli-filter.1"
     echo "$output"
-    [ "$output" = "ran 7 examples" ]
+    [ "$output" = "ran 9 examples" ]
+}
+
+@test "--labels on SNLI dev+test and the MultiNLI samples: every labelled row, counts per label" {
+    run --separate-stderr nli-filter --labels "$SNLI"
+    [ "$status" -eq 0 ]
+    [ "$stderr" = $'before: 19666 rows\nafter: 19666 rows\nlabel 0: 6697 rows\nlabel 1: 6454 rows\nlabel 2: 6515 rows\nno gold label: 0 rows' ]
+    [ "${lines[0]}" = $'Two women are embracing while holding to go packages .\tThe sisters are hugging goodbye while holding to go packages after just eating lunch .\t1' ]
+    run --separate-stderr nli-filter -l "$MNLI_M" "$MNLI_MM"
+    [ "$status" -eq 0 ]
+    [ "$stderr" = $'before: 2000 rows\nafter: 2000 rows\nlabel 0: 719 rows\nlabel 1: 630 rows\nlabel 2: 651 rows\nno gold label: 0 rows' ]
+}
+
+@test "--labels equals the labelled rows extracted independently with Python" {
+    command -v python3 >/dev/null || skip "python3 is not installed"
+    nli-filter --labels "$SNLI" "$MNLI_M" "$MNLI_MM" > got.tsv 2>/dev/null
+    python3 - "$SNLI" "$MNLI_M" "$MNLI_MM" > want.tsv <<'EOF'
+import json, sys
+words = {"entailment": 0, "neutral": 1, "contradiction": 2}
+for path in sys.argv[1:]:
+    for line in open(path, encoding="utf-8"):
+        o = json.loads(line)
+        if "gold_label" in o:
+            label, p, h = words.get(o["gold_label"]), o["sentence1"], o["sentence2"]
+        else:
+            label, p, h = (o["label"] if o["label"] >= 0 else None), o["premise"], o["hypothesis"]
+        if label is not None:
+            print(f"{p}\t{h}\t{label}")
+EOF
+    [ "$(wc -l < want.tsv)" -eq 21666 ]
+    cmp got.tsv want.tsv
+    # the counts per label, independently
+    [ "$(cut -f3 want.tsv | sort | uniq -c | awk '{ printf "%s:%s ", $2, $1 }')" = "0:7416 1:7084 2:7166 " ]
+}
+
+@test "--labels drops the rows without a gold label and counts them; --triplets excludes it" {
+    printf '%s\n' $'a\tb\tentailment' $'c\td\t-' $'e\tf\t2' $'g\th\t-1' $'i\tj\tneutral' \
+        '{"gold_label": "-", "sentence1": "k", "sentence2": "l"}' \
+        '{"premise": "m", "hypothesis": "n", "label": -1}' \
+        '{"premise": "o", "hypothesis": "p", "label": 1}' >in.txt
+    run --separate-stderr nli-filter --labels in.txt
+    [ "$status" -eq 0 ]
+    [ "$output" = $'a\tb\t0\ne\tf\t2\ni\tj\t1\no\tp\t1' ]
+    [ "$stderr" = $'before: 8 rows\nafter: 4 rows\nlabel 0: 1 rows\nlabel 1: 2 rows\nlabel 2: 1 rows\nno gold label: 4 rows' ]
+    run --separate-stderr nli-filter --labels --triplets in.txt
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "nli-filter: --labels and --triplets exclude each other" ]
+    [ -z "$output" ]
 }

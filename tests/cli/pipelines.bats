@@ -19,6 +19,30 @@ pipe() {
         MODELS="$WORK/models" RUNS="$BATS_TEST_TMPDIR/runs" DATA_MIRROR="$DATA" "$@"
 }
 
+# standin_sources DIR FILLER SNLI_ROWS MNLI_ROWS: stand-ins for the official
+# archives in DIR, with the official names and row counts: the training sets
+# are the first SNLI_ROWS rows of SNLI dev+test and MNLI_ROWS of the matched
+# MultiNLI sample, then FILLER lines; empty dev and test sets; the STS
+# benchmark (sts-test.csv: 1379 rows of sts-train.csv) and the tiny model as
+# bert-base-uncased.
+standin_sources() {
+    local src=$1 filler=$2 snli=$3 mnli=$4
+    mkdir -p "$src/snli_1.0" "$src/multinli_1.0" "$src/stsbenchmark" "$src/bert"
+    { head -n "$snli" "$DATA/nli/snli_1.0_devtest.jsonl"; yes "$filler" | head -n $((550152 - snli)); } \
+        >"$src/snli_1.0/snli_1.0_train.jsonl"
+    { head -n "$mnli" "$DATA/nli/mnli_matched_sample.jsonl"; yes "$filler" | head -n $((392702 - mnli)); } \
+        >"$src/multinli_1.0/multinli_1.0_train.jsonl"
+    touch "$src/snli_1.0/snli_1.0_dev.jsonl" "$src/snli_1.0/snli_1.0_test.jsonl" \
+        "$src/multinli_1.0/multinli_1.0_dev_matched.jsonl" "$src/multinli_1.0/multinli_1.0_dev_mismatched.jsonl"
+    cp "$DATA/stsbenchmark/sts-train.csv" "$DATA/stsbenchmark/sts-dev.csv" "$DATA/stsbenchmark/readme.txt" \
+        "$DATA/stsbenchmark/LICENSE.txt" "$src/stsbenchmark/"
+    head -n 1379 "$DATA/stsbenchmark/sts-train.csv" >"$src/stsbenchmark/sts-test.csv"
+    (cd "$src" && python3 -m zipfile -c snli_1.0.zip snli_1.0 && python3 -m zipfile -c multinli_1.0.zip multinli_1.0 &&
+        tar -czf Stsbenchmark.tar.gz stsbenchmark)
+    cp "$TINY/config.json" "$TINY/model.safetensors" "$src/bert/"
+    cp "$DATA/vocab/bert-base-uncased-vocab.txt" "$src/bert/vocab.txt"
+}
+
 @test "fetch-data.sh copies the mirror and prints its row counts" {
     run cat "$WORK/fetch.err"
     [[ $output == *"nli/snli_1.0_devtest.jsonl: 19666 rows (as expected)"* ]]
@@ -48,18 +72,7 @@ pipe() {
     command -v curl >/dev/null || skip "curl is not installed"
     # Stand-ins for the official archives, with the official names and row counts.
     src=$BATS_TEST_TMPDIR/src
-    mkdir -p "$src/snli_1.0" "$src/multinli_1.0" "$src/stsbenchmark" "$src/bert"
-    yes '{"gold_label": "-"}' | head -n 550152 >"$src/snli_1.0/snli_1.0_train.jsonl"
-    touch "$src/snli_1.0/snli_1.0_dev.jsonl" "$src/snli_1.0/snli_1.0_test.jsonl"
-    yes '{"gold_label": "-"}' | head -n 392702 >"$src/multinli_1.0/multinli_1.0_train.jsonl"
-    touch "$src/multinli_1.0/multinli_1.0_dev_matched.jsonl" "$src/multinli_1.0/multinli_1.0_dev_mismatched.jsonl"
-    cp "$DATA/stsbenchmark/sts-train.csv" "$DATA/stsbenchmark/sts-dev.csv" "$DATA/stsbenchmark/readme.txt" \
-        "$DATA/stsbenchmark/LICENSE.txt" "$src/stsbenchmark/"
-    head -n 1379 "$DATA/stsbenchmark/sts-train.csv" >"$src/stsbenchmark/sts-test.csv"
-    (cd "$src" && python3 -m zipfile -c snli_1.0.zip snli_1.0 && python3 -m zipfile -c multinli_1.0.zip multinli_1.0 &&
-        tar -czf Stsbenchmark.tar.gz stsbenchmark)
-    cp "$TINY/config.json" "$TINY/model.safetensors" "$src/bert/"
-    cp "$DATA/vocab/bert-base-uncased-vocab.txt" "$src/bert/vocab.txt"
+    standin_sources "$src" '{"gold_label": "-"}' 0 0
     urls=(SNLI_URL="file://$src/snli_1.0.zip" MNLI_URL="file://$src/multinli_1.0.zip"
           STS_URL="file://$src/Stsbenchmark.tar.gz" BERT_URL="file://$src/bert")
     d=$BATS_TEST_TMPDIR/d
@@ -254,6 +267,71 @@ EOF
     run grep -c '^mnr  *model  *MNR  *64 ' <<<"$output"
     [ "$output" = 1 ]
     [ -f "$BATS_TEST_TMPDIR/runs/demo/table.json" ]
+}
+
+@test "seed-table: base, MNR and softmax with both recipes, the published column, pictures" {
+    command -v gnuplot >/dev/null || skip "gnuplot is not installed (the pictures need it)"
+    run pipe SEED_RUN=s BASE="$TINY" PAIRS=64 STS_ROWS=100 EVAL_EVERY=1 seed-table
+    echo "$output"
+    [ "$status" -eq 0 ]
+    r=$BATS_TEST_TMPDIR/runs/s
+    # the labels beside the token stream: as many as rows, the rows' own
+    [ "$(wc -l <"$r/data/labelled-pairs.labels")" -eq 64 ]
+    cmp <(cut -f3 "$r/data/labelled.tsv") "$r/data/labelled-pairs.labels"
+    [ "$(head -n 64 "$WORK/data/nli-labelled.tsv" | cut -f1,2)" = "$(cat "$r/data/labelled-pairs.tsv")" ]
+    run cut -f1,3,4 "$r/table.tsv"
+    [ "${lines[1]}" = "model	none	0" ]
+    [ "${lines[2]}" = "mnr	MNR	64" ]
+    [ "${lines[3]}" = "mnr-loop	MNR, loop settings	64" ]
+    [ "${lines[4]}" = "softmax	softmax	64" ]
+    [ "${lines[5]}" = "softmax-loop	softmax, loop settings	64" ]
+    # the options each model was trained with
+    jq -e '.options | contains("--loss") | not' "$r/train/mnr.json"
+    jq -r .options "$r/train/softmax-loop.json" | grep -q -- "--loss softmax --labels $r/data/labelled-pairs.labels --optimizer adam --weight-decay 0 --lr 2e-5 --warmup 0.1 --max-grad-norm 0 --sampler plain"
+    # the seed table: published numbers in their own column, in the article's order
+    run cut -f1,6,8 "$r/seed-table.tsv"
+    [ "${lines[0]}" = "model	sts_dev_spearman	published_sts_dev_spearman" ]
+    [[ "${lines[1]}" == "model	0."*"	-" ]]
+    [[ "${lines[2]}" == "mnr	0."*"	0.84" ]]
+    [ "${lines[3]}" = "-	-	0.81" ]
+    [[ "${lines[4]}" == "softmax	0."*"	0.8" ]]
+    [[ "${lines[5]}" == "mnr-loop	0."*"	0.79" ]]
+    [[ "${lines[6]}" == "softmax-loop	0."*"	0.67" ]]
+    grep -q "published: the article's numbers" "$r/seed-table.txt"
+    # curves (with the evaluations during training) and the bar chart
+    for f in mnr mnr-loop softmax softmax-loop table; do
+        [ -s "$r/plots/$f.svg" ] && [ -s "$r/plots/$f.png" ] || { echo "no picture $f"; return 1; }
+    done
+    grep -q "STS-B dev Spearman" "$r/plots/softmax.svg"
+    grep -q "published (article)" "$r/plots/table.svg"
+    [ "$(jq -s '[.[] | select(has("eval_sts_spearman"))] | length' "$r/train/softmax.log")" -eq 2 ]
+}
+
+@test "make full BASE=bert-base-uncased DATA_MIRROR= downloads (file://) and makes the nli run and the seed table" {
+    command -v curl >/dev/null || skip "curl is not installed"
+    command -v gnuplot >/dev/null || skip "gnuplot is not installed (the pictures need it)"
+    # Stand-ins for the official archives with their names and row counts:
+    # real rows first, the rest rows without a gold label (dropped, counted).
+    src=$BATS_TEST_TMPDIR/src
+    standin_sources "$src" '{"gold_label": "-", "sentence1": "A man.", "sentence2": "A woman."}' 150 90
+    d=$BATS_TEST_TMPDIR/netdata m=$BATS_TEST_TMPDIR/netmodels
+    run env SNLI_URL="file://$src/snli_1.0.zip" MNLI_URL="file://$src/multinli_1.0.zip" \
+        STS_URL="file://$src/Stsbenchmark.tar.gz" BERT_URL="file://$src/bert" \
+        make --no-print-directory -C "$TOP/pipelines" BINDIR="$BINDIR" DATA="$d" MODELS="$m" \
+        RUNS="$BATS_TEST_TMPDIR/runs" DATA_MIRROR= BASE="$m/bert-base-uncased" STS_ROWS=100 EVAL_EVERY=2 full
+    echo "$output" | tail -n 30
+    [ "$status" -eq 0 ]
+    cmp "$TINY/model.safetensors" "$m/bert-base-uncased/model.safetensors"
+    # every labelled row of the stand-ins; the fillers counted as without gold label
+    [ "$(wc -l <"$d/nli-labelled.tsv")" -eq 240 ]
+    grep -qx "no gold label: $((550152 - 150 + 392702 - 90)) rows" "$d/nli-labelled.counts"
+    r=$BATS_TEST_TMPDIR/runs
+    [ -f "$r/nli/table.json" ]
+    run cut -f1,3 "$r/seed/seed-table.tsv"
+    [ "${lines[1]}" = "bert-base-uncased	-" ]
+    [ "${lines[2]}" = "mnr	bert-base-uncased" ]
+    [ "$(cut -f4 "$r/seed/table.tsv" | sed -n 5p)" -eq 240 ]
+    [ -s "$r/seed/plots/table.png" ]
 }
 
 @test "failures stop the pipeline with a message and a non-zero status" {

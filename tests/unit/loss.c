@@ -231,6 +231,67 @@ static void check_row_split(void)
         }
 }
 
+/* The softmax loss over the same row split: the parts' losses, embedding
+ * gradients and classifier gradients add up to the batch's; and its
+ * gradients are those of finite differences of the loss. */
+static void check_softmax(void)
+{
+    enum { B = 7, H = 5, F = 4 * H, HEAD = 3 * F + 3 };
+    static float x[2][B][H], whole[2][B][H], part[2][B][H], sum[2][B][H];
+    float head[HEAD], dwhole[HEAD], dsum[HEAD];
+    static const int32_t labels[B] = {0, 2, 1, 1, 0, 2, 2};
+    for (int i = 0; i < 2 * B * H; i++)
+        (&x[0][0][0])[i] = (float)sin(1.3 * i + 0.7);
+    x[1][3][2] = x[0][3][2]; /* |u - v| at 0: no gradient through it, as torch */
+    const float *cols[2] = {&x[0][0][0], &x[1][0][0]};
+    float *dw[2] = {&whole[0][0][0], &whole[1][0][0]}, *dp[2] = {&part[0][0][0], &part[1][0][0]};
+    for (int normalize = 0; normalize <= 1; normalize++) {
+        loss l = loss_softmax(H, 1, normalize);
+        ok(l.head_size == HEAD && l.n_head_ranges == 2 && l.head_ranges[0].decay &&
+               !l.head_ranges[1].decay && l.head_ranges[1].offset == 3 * F,
+           "softmax head: %zu floats, decay on the weights, not on the bias", l.head_size);
+        l.init_head(&l, head, 42);
+        loss_batch b = {.H = H, .columns = 2, .total_rows = B, .rows = B, .col = cols,
+                        .labels = labels};
+        memset(dwhole, 0, sizeof dwhole);
+        double want = loss_compute(&l, &b, 0, head, dw, dwhole), got = 0;
+        memset(sum, 0, sizeof sum);
+        memset(dsum, 0, sizeof dsum);
+        static const int cut[] = {0, 2, 3, 7};
+        for (int k = 0; k < 3; k++) {
+            b.row_offset = cut[k];
+            b.rows = cut[k + 1] - cut[k];
+            got += loss_compute(&l, &b, 0, head, dp, dsum);
+            for (int i = 0; i < 2 * B * H; i++)
+                (&sum[0][0][0])[i] += (&part[0][0][0])[i];
+        }
+        double gerr = max_abs_diff(&sum[0][0][0], &whole[0][0][0], 2 * B * H);
+        double herr = max_abs_diff(dsum, dwhole, HEAD);
+        ok(fabs(got - want) <= 1e-12 * fabs(want) && gerr <= 1e-7 && herr <= 1e-7,
+           "softmax (normalize %d): rows 0-1, 2, 3-6 add up to the batch: loss %.15g (%.15g), "
+           "gradients %.2e, head %.2e", normalize, got, want, gerr, herr);
+        /* central differences in double through the float inputs */
+        b.row_offset = 0;
+        b.rows = B;
+        double worst = 0;
+        for (int i = 0; i < 2 * B * H; i += 3) {
+            float *xi = &x[0][0][0] + i, keep = *xi;
+            if (i == 3 * H + 2 || i == B * H + 3 * H + 2)
+                continue; /* the kink of |u - v| */
+            *xi = keep + 1e-3f;
+            double up = loss_compute(&l, &b, 0, head, NULL, NULL);
+            *xi = keep - 1e-3f;
+            double down = loss_compute(&l, &b, 0, head, NULL, NULL);
+            *xi = keep;
+            double fd = (up - down) / ((double)(keep + 1e-3f) - (double)(keep - 1e-3f));
+            worst = fmax(worst, fabs(fd - (&whole[0][0][0])[i]));
+        }
+        ok(worst <= 1e-5, "softmax (normalize %d): gradients match central differences (%.2e)",
+           normalize, worst);
+        ok(isfinite(whole[0][3][2]), "softmax: a finite gradient where u = v");
+    }
+}
+
 static void split_outside(const void *arg)
 {
     const float *cols[2] = {arg, arg};
@@ -244,6 +305,7 @@ int main(void)
 {
     util_init("test-loss");
     check_row_split();
+    check_softmax();
     char err[512];
     float one[2] = {1, 2};
     int status = run_in_child(split_outside, one, err, sizeof err);
