@@ -377,9 +377,9 @@ int main(int argc, char **argv)
         model_load(&model, model_dir);
     }
     const bert_config *cfg = &model.cfg;
-    if (o->max_length > cfg->max_positions)
+    if (o->max_length > bert_max_tokens(cfg))
         die_usage("--max-length %ld is more than the model's %d positions", o->max_length,
-                  cfg->max_positions);
+                  bert_max_tokens(cfg));
     if (!model_has_vocab(&model))
         die("%s: no vocab.txt or tokenizer.json, which the output directory needs", model.dir);
     check_output_dir(out_dir);
@@ -393,7 +393,7 @@ int main(int argc, char **argv)
     free(base);
 
     train_data data;
-    int limit = o->max_length > 0 ? (int)o->max_length : cfg->max_positions;
+    int limit = o->max_length > 0 ? (int)o->max_length : bert_max_tokens(cfg);
     train_data_read(&data, argc - optind, argv + optind, 2, o->max_length, limit,
                     cfg->vocab_size);
     if (resume_dir)
