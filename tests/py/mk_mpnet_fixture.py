@@ -8,6 +8,7 @@ usage: mk_mpnet_fixture.py OUTDIR
 
 writes OUTDIR/mpnet-tiny and OUTDIR/mpnet-head64, each with
   model/                   MPNetModel.save_pretrained (float32) and a vocabulary
+  hubstyle/                the same weights as MPNetForMaskedLM saves them ("mpnet." prefix, lm_head.*, no pooler)
   reference.safetensors    {anchor,positive,negative}.{input_ids,attention_mask},
                            anchor.hidden_states.0..L, *.embedding, scores.triplets,
                            loss.{pairs,triplets,symmetric}, grad_embedding.pairs.*,
@@ -36,7 +37,7 @@ try:
     import torch
     from safetensors.numpy import save_file
     from sentence_transformers import SentenceTransformer, losses, models
-    from transformers import MPNetConfig, MPNetModel, get_linear_schedule_with_warmup
+    from transformers import MPNetConfig, MPNetForMaskedLM, MPNetModel, get_linear_schedule_with_warmup
     from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
 except Exception as e:  # the tests skip, saying so
     print("SKIP transformers / sentence-transformers not importable:", type(e).__name__)
@@ -93,6 +94,11 @@ def make(out, name, seed):
         model.encoder.relative_attention_bias.weight.normal_(0, 0.5)
     mdir = os.path.join(out, name, "model")
     model.save_pretrained(mdir)
+    # The pre-training checkpoints' layout: "mpnet." prefix and the lm_head,
+    # which a sentence model ignores.
+    mlm = MPNetForMaskedLM(cfg)
+    mlm.mpnet.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("pooler.")})
+    mlm.save_pretrained(os.path.join(out, name, "hubstyle"))
     with open(os.path.join(mdir, "vocab.txt"), "w") as f:
         specials = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]"]
         f.writelines(t + "\n" for t in specials + [f"w{i}" for i in range(len(specials), V - 1)] + ["<mask>"])

@@ -257,6 +257,25 @@ static void check_rel_buckets(const char *name)
     free(path);
 }
 
+/* The pre-training layout ("mpnet." prefix, lm_head.* ignored) loads the same
+ * weights as the save_pretrained one. */
+static void check_hubstyle(const char *name)
+{
+    bert_model m, h;
+    char *dir = fixture_path(name, "model"), *hub = fixture_path(name, "hubstyle");
+    model_load(&m, dir);
+    model_load(&h, hub);
+    size_t off[P_COUNT + 1];
+    bert_param_offsets(&m.cfg, off);
+    ok(m.nparams == h.nparams && !memcmp(m.params, h.params, off[P_POOLER_W] * sizeof *m.params),
+       "%s: hubstyle (mpnet. prefix, lm_head, no pooler) loads the same %zu parameters", name,
+       off[P_POOLER_W]);
+    model_free(&m);
+    model_free(&h);
+    free(dir);
+    free(hub);
+}
+
 int main(void)
 {
     util_init("test-bert-forward");
@@ -272,6 +291,7 @@ int main(void)
         }
         char *dir = path_join(mp, names[0]);
         check_rel_buckets(dir);
+        check_hubstyle(dir);
         free(dir);
         remove_tree(mp);
         free(mp);
