@@ -61,9 +61,10 @@ gpu_check() {
     s=$BATS_TEST_TMPDIR/logs/summary.txt
     grep -q '^fixtures fp32 (tiny, head64) *PASS  1/1$' "$s"
     grep -q '^fixtures bf16 (tiny, head64) *PASS  1/1$' "$s"
+    grep -q '^fixtures fp32 (mpnet-tiny, mpnet-head64) *PASS  1/1$' "$s"
     grep -q '^sts fp32, library (tiny) *FAIL  1/1 ok, killed by signal 11$' "$s"
     grep -q '^sts bf16, library (tiny) *FAIL  1/1 ok, killed by signal 11$' "$s"
-    [ "$(tail -1 "$s")" = "gpu-check: 3 passed, 9 failed" ]
+    [ "$(tail -1 "$s")" = "gpu-check: 5 passed, 9 failed" ]
 }
 
 @test "gpu check: a failed build leaves every check a FAIL (did not run), exit 1" {
@@ -72,7 +73,7 @@ gpu_check() {
     [ "$status" -eq 1 ]
     s=$BATS_TEST_TMPDIR/logs/summary.txt
     grep -q '^build (make -j2 all gpu-checks) *FAIL  see build.log$' "$s"
-    [ "$(grep -c ' FAIL  did not run$' "$s")" -eq 11 ]
+    [ "$(grep -c ' FAIL  did not run$' "$s")" -eq 13 ]
     [ "$(tail -1 "$s")" = "gpu-check: 0 passed, 13 failed" ]
 }
 
