@@ -94,6 +94,38 @@ need_streams() {
     [ -f "$S/syn.npy" ] || skip "python3 with numpy and safetensors is not installed"
 }
 
+# The first step's loss (--lr 0) of pairs, triplets and symmetric MNR for
+# each fixture NAME of DIR (streams $S/NAME.{pairs,triplets}.npy) against
+# its reference's loss.* (1e-6 relative).
+first_step_losses() { # DIR NAME...
+    local dir=$1 m v B stream opt
+    shift
+    for m in "$@"; do
+        B=$(python3 -c 'import numpy, sys; print(numpy.load(sys.argv[1]).shape[0])' "$S/$m.pairs.npy")
+        for v in pairs triplets symmetric; do
+            stream=$S/$m.pairs.npy opt=()
+            [ $v = triplets ] && stream=$S/$m.triplets.npy
+            [ $v = symmetric ] && opt=(--symmetric)
+            train -m "$dir/$m/model" -o "out.$m.$v" --batch-size "$B" --no-shuffle --lr 0 \
+                --max-steps 1 --log "$m.$v.jsonl" "${opt[@]}" "$stream" 2>/dev/null
+        done
+    done
+    python3 - "$dir" "$@" <<'EOF'
+import json, sys
+from safetensors.numpy import load_file
+bad = 0
+for m in sys.argv[2:]:
+    ref = load_file(f"{sys.argv[1]}/{m}/reference.safetensors")
+    for v in ("pairs", "triplets", "symmetric"):
+        got = json.loads(open(f"{m}.{v}.jsonl").readline())["loss"]
+        want = float(ref[f"loss.{v}"][0])
+        rel = abs(got - want) / want
+        print(f"{m} loss.{v}: {got:.12g} vs {want:.12g}, relative error {rel:.2g}")
+        bad += rel > 1e-6
+sys.exit(bad)
+EOF
+}
+
 # The MPNet fixtures of setup_file; a skip with mk_mpnet_fixture.py's reason
 # when the Python stack is missing, a failure when the script failed.
 need_mpnet() {
@@ -184,30 +216,7 @@ state_field() {
 
 @test "MPNet: loss.pairs, loss.triplets and loss.symmetric (--lr 0) of both random models" {
     need_mpnet
-    for m in mpnet-tiny mpnet-head64; do
-        B=$(python3 -c 'import numpy, sys; print(numpy.load(sys.argv[1]).shape[0])' "$S/$m.pairs.npy")
-        for v in pairs triplets symmetric; do
-            stream=$S/$m.pairs.npy opt=()
-            [ $v = triplets ] && stream=$S/$m.triplets.npy
-            [ $v = symmetric ] && opt=(--symmetric)
-            train -m "$MPNET/$m/model" -o "out.$m.$v" --batch-size "$B" --no-shuffle --lr 0 \
-                --max-steps 1 --log "$m.$v.jsonl" "${opt[@]}" "$stream" 2>/dev/null
-        done
-    done
-    run python3 - "$MPNET" <<'EOF'
-import json, sys
-from safetensors.numpy import load_file
-bad = 0
-for m in ("mpnet-tiny", "mpnet-head64"):
-    ref = load_file(f"{sys.argv[1]}/{m}/reference.safetensors")
-    for v in ("pairs", "triplets", "symmetric"):
-        got = json.loads(open(f"{m}.{v}.jsonl").readline())["loss"]
-        want = float(ref[f"loss.{v}"][0])
-        rel = abs(got - want) / want
-        print(f"{m} loss.{v}: {got:.12g} vs {want:.12g}, relative error {rel:.2g}")
-        bad += rel > 1e-6
-sys.exit(bad)
-EOF
+    run first_step_losses "$MPNET" mpnet-tiny mpnet-head64
     echo "$output"
     [ "$status" -eq 0 ]
 }
@@ -225,30 +234,7 @@ EOF
 
 @test "loss.pairs, loss.triplets and loss.symmetric: the first step's loss (--lr 0) of both fixtures" {
     need_streams
-    for m in tiny head64; do
-        B=$(python3 -c 'import numpy, sys; print(numpy.load(sys.argv[1]).shape[0])' "$S/$m.pairs.npy")
-        for v in pairs triplets symmetric; do
-            stream=$S/$m.pairs.npy opt=()
-            [ $v = triplets ] && stream=$S/$m.triplets.npy
-            [ $v = symmetric ] && opt=(--symmetric)
-            train -m "$FIXTURES/$m/model" -o "out.$m.$v" --batch-size "$B" --no-shuffle --lr 0 \
-                --max-steps 1 --log "$m.$v.jsonl" "${opt[@]}" "$stream" 2>/dev/null
-        done
-    done
-    run python3 - "$FIXTURES" <<'EOF'
-import json, sys
-from safetensors.numpy import load_file
-bad = 0
-for m in ("tiny", "head64"):
-    ref = load_file(f"{sys.argv[1]}/{m}/reference.safetensors")
-    for v in ("pairs", "triplets", "symmetric"):
-        got = json.loads(open(f"{m}.{v}.jsonl").readline())["loss"]
-        want = float(ref[f"loss.{v}"][0])
-        rel = abs(got - want) / want
-        print(f"{m} loss.{v}: {got:.12g} vs {want:.12g}, relative error {rel:.2g}")
-        bad += rel > 1e-6
-sys.exit(bad)
-EOF
+    run first_step_losses "$FIXTURES" tiny head64
     echo "$output"
     [ "$status" -eq 0 ]
 }

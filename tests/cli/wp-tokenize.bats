@@ -10,6 +10,7 @@ GOLDEN=$FIXTURES/tokenizer-golden.jsonl
 VOCAB=$DATA/vocab/bert-base-uncased-vocab.txt
 TINY=$FIXTURES/tiny/model
 MAN_PAGE=$BATS_TEST_DIRNAME/../../man/man1/wp-tokenize.1
+PY=$BATS_TEST_DIRNAME/../py
 
 setup() {
     cd "$BATS_TEST_TMPDIR"
@@ -246,21 +247,15 @@ print(shapes)' >shapes
     # Between letters, each code point below U+20000 (all scripts, symbols and
     # marks) but tab and newline, and every 61st above (ideographs, private
     # use, unassigned): 150 thousand lines.
-    python3 - "$VOCAB" <<'EOF'
-import io, subprocess, sys
-import numpy as np
+    PYTHONPATH=$PY python3 - "$VOCAB" <<'EOF'
+import sys
 from tokenizers import BertWordPieceTokenizer
+from wp_ids import wp_tokenize_ids
 tok = BertWordPieceTokenizer(sys.argv[1], lowercase=True)
 texts = ["a%sb" % chr(cp) for cp in range(0x110000)
          if (cp < 0x20000 or cp % 61 == 0) and not 0xD800 <= cp < 0xE000 and cp not in (9, 10)]
 want = [e.ids for e in tok.encode_batch(texts)]
-out = subprocess.run(["wp-tokenize", "-v", sys.argv[1]], check=True, capture_output=True,
-                     input="\n".join(texts).encode("utf-8") + b"\n").stdout
-f = io.BytesIO(out)
-got = []
-while f.tell() < len(out):
-    for seq in np.load(f)[:, 0, :]:
-        got.append(seq[seq >= 0].tolist())
+got = wp_tokenize_ids(["-v", sys.argv[1]], texts)
 bad = [hex(ord(t[1])) for t, w, g in zip(texts, want, got) if w != g]
 print(len(texts), "code points,", len(bad), "differ:", *bad[:20])
 sys.exit(len(got) != len(texts) or len(bad) > 0)
@@ -275,10 +270,10 @@ MPNET=${MPNET_MODEL:-$BATS_TEST_DIRNAME/../../models/all-mpnet-base-v2}
         skip "$MPNET: no all-mpnet-base-v2 (scripts/fetch-model.sh all-mpnet-base-v2 puts it there)"
     python3 -c 'import tokenizers, numpy' 2>/dev/null ||
         skip "python3 with tokenizers and numpy is not installed"
-    python3 - "$MPNET" "$DATA" <<'EOF'
-import csv, glob, io, json, subprocess, sys
-import numpy as np
+    PYTHONPATH=$PY python3 - "$MPNET" "$DATA" <<'EOF'
+import csv, glob, json, sys
 from tokenizers import Tokenizer
+from wp_ids import wp_tokenize_ids
 model, data = sys.argv[1:]
 tok = Tokenizer.from_file(f"{model}/tokenizer.json")
 tok.no_truncation()  # the file asks for 128 tokens, padded: not what encode() of sentence-transformers is compared with here
@@ -295,13 +290,7 @@ for path in sorted(glob.glob(f"{data}/nli/*.jsonl")):
         texts += [o["sentence1"], o["sentence2"]] if "sentence1" in o else [o["premise"], o["hypothesis"]]
 texts = [t for t in texts if "\t" not in t and "\n" not in t and "\r" not in t]
 want = [e.ids for e in tok.encode_batch(texts)]
-out = subprocess.run(["wp-tokenize", "-m", model, "--max-length", "512"], check=True, capture_output=True,
-                     input="\n".join(texts).encode("utf-8") + b"\n").stdout
-f = io.BytesIO(out)
-got = []
-while f.tell() < len(out):
-    for seq in np.load(f)[:, 0, :]:
-        got.append(seq[seq >= 0].tolist())
+got = wp_tokenize_ids(["-m", model, "--max-length", "512"], texts)
 bad = [(t, w, g) for t, w, g in zip(texts, want, got) if w != g]
 print(len(texts), "texts,", len(bad), "differ")
 for t, w, g in bad[:5]:

@@ -7,7 +7,6 @@ load ../cli/helper
 bats_require_minimum_version 1.5.0
 
 MPNET=${MPNET_MODEL:-$BATS_TEST_DIRNAME/../../models/all-mpnet-base-v2}
-STS_DEV=$DATA/stsbenchmark/sts-dev.csv
 PY=$BATS_TEST_DIRNAME/../py
 TOP=$BATS_TEST_DIRNAME/../..
 
@@ -20,14 +19,7 @@ setup() {
 @test "all-mpnet-base-v2, STS-B dev: wp-tokenize | embed | spearman equals sentence-transformers' encode" {
     python3 -c 'import sentence_transformers, scipy' 2>/dev/null ||
         skip "python3 with sentence-transformers and scipy is not installed"
-    run -0 python3 "$PY/st_encode.py" "$MPNET" "$STS_DEV" --stream st.emb --batch-size 32
-    read -r w1 st_rho rest <<<"${lines[-1]}"
-    [ "$w1" = spearman ]
-    cut -f5 "$STS_DEV" >gold
-    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$MPNET" | embed -m "$MPNET" --device cpu >ours.emb
-    run -0 spearman -g gold --digits 9 ours.emb
-    read -r w1 our_rho rest <<<"$output"
-    echo "# all-mpnet-base-v2 STS-B dev Spearman: sentence-transformers $st_rho, embed $our_rho" >&3
+    sts_dev_both "$MPNET" all-mpnet-base-v2
     awk -v a="$st_rho" -v b="$our_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5) }'
     d=$(python3 "$PY/streams.py" maxdiff ours.emb st.emb)
     echo "# embeddings: max abs difference $d (tolerance 1e-5)" >&3

@@ -358,17 +358,7 @@ int main(void)
     util_init("test-bert-backward");
     check_fixture("tiny");
     check_fixture("head64");
-    char *mp = mpnet_fixtures();
-    if (mp) {
-        static const char *names[2] = {"mpnet-tiny", "mpnet-head64"};
-        for (int i = 0; i < 2; i++) {
-            char *dir = path_join(mp, names[i]);
-            check_fixture(dir);
-            free(dir);
-        }
-        remove_tree(mp);
-        free(mp);
-    }
+    for_each_mpnet_fixture(check_fixture);
     check_normalize_backward();
     return done_testing();
 }

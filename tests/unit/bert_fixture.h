@@ -98,6 +98,23 @@ __attribute__((unused)) static char *mpnet_fixtures(void)
     return NULL;
 }
 
+/* check(dir) on mpnet-tiny and mpnet-head64 of mpnet_fixtures (none when
+ * it reported a skip or a failure), which are then removed. */
+__attribute__((unused)) static void for_each_mpnet_fixture(void (*check)(const char *dir))
+{
+    char *mp = mpnet_fixtures();
+    if (!mp)
+        return;
+    static const char *names[2] = {"mpnet-tiny", "mpnet-head64"};
+    for (int i = 0; i < 2; i++) {
+        char *dir = path_join(mp, names[i]);
+        check(dir);
+        free(dir);
+    }
+    remove_tree(mp);
+    free(mp);
+}
+
 /* The fixture's model: cfg and params (the layout of bert.h). */
 __attribute__((unused)) static void fixture_model(const char *name, bert_model *m)
 {

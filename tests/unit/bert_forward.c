@@ -276,25 +276,18 @@ static void check_hubstyle(const char *name)
     free(hub);
 }
 
+static void check_mpnet(const char *dir)
+{
+    check_fixture(dir);
+    check_rel_buckets(dir);
+    check_hubstyle(dir);
+}
+
 int main(void)
 {
     util_init("test-bert-forward");
     check_fixture("tiny");
     check_fixture("head64");
-    char *mp = mpnet_fixtures();
-    if (mp) {
-        static const char *names[2] = {"mpnet-tiny", "mpnet-head64"};
-        for (int i = 0; i < 2; i++) {
-            char *dir = path_join(mp, names[i]);
-            check_fixture(dir);
-            free(dir);
-        }
-        char *dir = path_join(mp, names[0]);
-        check_rel_buckets(dir);
-        check_hubstyle(dir);
-        free(dir);
-        remove_tree(mp);
-        free(mp);
-    }
+    for_each_mpnet_fixture(check_mpnet);
     return done_testing();
 }
