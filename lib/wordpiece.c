@@ -927,6 +927,16 @@ int wp_default_max_length(const char *model_dir)
     if (!model_dir)
         return WP_DEFAULT_MAX_LENGTH;
     long pos = json_file_int(model_dir, "config.json", "max_position_embeddings", 1, 1 << 20, 0);
+    /* MPNet never gives a token positions 0 and 1 (bert.h's bert_max_tokens). */
+    char *config = path_join(model_dir, "config.json");
+    if (pos > 2 && file_exists(config)) {
+        json_t *root = load_json(config, JSON_DECODE_INT_AS_REAL);
+        const char *type = json_string_value(json_object_get(root, "model_type"));
+        if (type && !strcmp(type, "mpnet"))
+            pos -= 2;
+        json_decref(root);
+    }
+    free(config);
     long n = json_file_int(model_dir, "sentence_bert_config.json", "max_seq_length", 2,
                            pos ? pos : WP_MAX_LENGTH_LIMIT, 0);
     if (n)
