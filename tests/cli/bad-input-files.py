@@ -148,7 +148,7 @@ model("cfg-eps", {"config.json": config(layer_norm_eps=0)})
 model("cfg-hidden-str", {"config.json": config(hidden_size="32")})
 # MPNet: settings transformers' MPNet does not follow, and BERT's weights under its names
 model("cfg-mpnet-pad", {"config.json": config(model_type="mpnet", pad_token_id=0)})
-model("cfg-mpnet-buckets", {"config.json": config(model_type="mpnet", relative_attention_num_buckets=16)})
+model("cfg-mpnet-buckets", {"config.json": config(model_type="mpnet", pad_token_id=1, relative_attention_num_buckets=16)})
 model("cfg-mpnet-bert-weights", {"config.json": config(model_type="mpnet", pad_token_id=1)})
 model("sb-negative", {"sentence_bert_config.json": '{"max_seq_length": -5}'})
 model("sb-absurd", {"sentence_bert_config.json": '{"max_seq_length": 100000000}'})
