@@ -8,6 +8,7 @@
 #   make MPICC=          build without MPI even where mpicc exists
 #   make fuzz            run every libFuzzer harness FUZZ_TIME seconds (docs/fuzzing.md)
 #   make check-sanitize  make check on an ASan+UBSan build in build-asan/ (docs/sanitizers.md)
+#   make check-models    the tests that need all-mpnet-base-v2 (scripts/fetch-model.sh all-mpnet-base-v2)
 
 O       ?= build
 PREFIX  ?= /usr/local
@@ -82,7 +83,7 @@ override LDLIBS   += -lnccl
 endif
 endif
 
-.PHONY: all check install clean
+.PHONY: all check check-models install clean
 all: $(TOOLS) $(UNIT)
 
 $(O)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
@@ -136,6 +137,14 @@ check: all $(if $(HAVE_LIBFUZZER),fuzz-build)
 	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) PATH=$(abspath $(O)/bin):$$PATH OMP_WAIT_POLICY=passive \
 	    FUZZ_BINDIR=$(if $(HAVE_LIBFUZZER),$(abspath $(FUZZ_O)/bin)) FUZZ_CC=$(FUZZ_CC) \
 	    prove --exec '' $(PROVEFLAGS) $(UNIT) $(CLI_TESTS)
+
+# Tests that need the 404 MB all-mpnet-base-v2 (scripts/fetch-model.sh
+# all-mpnet-base-v2; they skip, saying so, without it): a few minutes on 2
+# cores, so not part of check (nor of check-sanitize).
+MODEL_TESTS := $(sort $(wildcard tests/models/*.bats))
+check-models: all
+	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) PATH=$(abspath $(O)/bin):$$PATH OMP_WAIT_POLICY=passive \
+	    prove --exec '' $(PROVEFLAGS) $(MODEL_TESTS)
 
 install: $(TOOLS)
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -113,7 +113,7 @@ int main(int argc, char **argv)
     threads_set((int)threads);
     bert_model m;
     model_load(&m, model_dir);
-    int H = m.cfg.hidden, P = m.cfg.max_positions, normalize = m.normalize || force_normalize;
+    int H = m.cfg.hidden, P = bert_max_tokens(&m.cfg), normalize = m.normalize || force_normalize;
     encoder_settings es = {.device = device, .precision = precision,
                            .precision_given = precision_given, .doing = "embedding",
                            .batch_size = (int)batch_size};

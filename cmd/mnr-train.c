@@ -218,9 +218,9 @@ static void load_model(bert_model *model, checkpoint_state *saved, train_options
     } else {
         model_load(model, model_dir);
     }
-    if (o->max_length > model->cfg.max_positions)
+    if (o->max_length > bert_max_tokens(&model->cfg))
         die_usage("--max-length %ld is more than the model's %d positions", o->max_length,
-                  model->cfg.max_positions);
+                  bert_max_tokens(&model->cfg));
     if (!model_has_vocab(model))
         die("%s: no vocab.txt or tokenizer.json, which the output directory needs", model->dir);
 }
@@ -498,7 +498,7 @@ int main(int argc, char **argv)
         atomic_remove_stale(base);
         atomic_remove_stale(checkpoint_dir);
         free(base);
-        int limit = o->max_length > 0 ? (int)o->max_length : model.cfg.max_positions;
+        int limit = o->max_length > 0 ? (int)o->max_length : bert_max_tokens(&model.cfg);
         train_data_read(&data, argc - optind, argv + optind, 2, o->max_length, limit,
                         model.cfg.vocab_size);
         if (o->loss == LOSS_SOFTMAX && data.columns != 2)

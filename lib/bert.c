@@ -61,6 +61,12 @@ struct bert_acts {
     /* Attention probabilities and masks, cap_att floats per layer. */
     size_t cap_att;
     char *att_mem;
+
+    /* MPNet's relative position bias (NULL for BERT): relvec [heads,
+     * 2 max_len - 1] the bias table by relative position, drel [max_sequences,
+     * heads, 2 max_len - 1] its gradient per sequence and head (training). */
+    float *relvec;
+    double *drel;
 };
 
 /* ---- layer kernels ------------------------------------------------------ */
@@ -130,7 +136,8 @@ static void column_sums(float *dst, const float *a, const float *b, int n, int d
     }
 }
 
-/* out[r] = word[ids[r]] + type[0] + position[pos[r]] (Hugging Face's order). */
+/* out[r] = word[ids[r]] + type[0] + position[pos[r]] (Hugging Face's order);
+ * type NULL (MPNet): word + position. */
 static void embedding_forward(float *out, const int32_t *ids, const int32_t *pos, int n,
                               const float *word, const float *position, const float *type, int H)
 {
@@ -138,15 +145,21 @@ static void embedding_forward(float *out, const int32_t *ids, const int32_t *pos
     for (int r = 0; r < n; r++) {
         const float *w = word + (size_t)ids[r] * H, *p = position + (size_t)pos[r] * H;
         float *o = out + (size_t)r * H;
-        for (int j = 0; j < H; j++)
-            o[j] = (w[j] + type[j]) + p[j];
+        if (type)
+            for (int j = 0; j < H; j++)
+                o[j] = (w[j] + type[j]) + p[j];
+        else
+            for (int j = 0; j < H; j++)
+                o[j] = w[j] + p[j];
     }
 }
 
-/* Scatter dout into the rows of the three tables it came from; columns are
- * split among threads, so rows sharing a token id never race. */
+/* Scatter dout into the rows of the three tables it came from (dtype NULL:
+ * no token types); columns are split among threads, so rows sharing a token
+ * id never race.  Row pad (>= 0) of the word and position tables gets no
+ * gradient, as nn.Embedding(padding_idx=pad) gives none (MPNet). */
 static void embedding_backward(float *dword, float *dposition, float *dtype, const float *dout,
-                               const int32_t *ids, const int32_t *pos, int n, int H)
+                               const int32_t *ids, const int32_t *pos, int n, int H, int pad)
 {
     enum { BLOCK = 64 };
     int nblocks = (H + BLOCK - 1) / BLOCK;
@@ -157,14 +170,24 @@ static void embedding_backward(float *dword, float *dposition, float *dtype, con
         for (int r = 0; r < n; r++) {
             const float *d = dout + (size_t)r * H + j0;
             float *dw = dword + (size_t)ids[r] * H + j0, *dp = dposition + (size_t)pos[r] * H + j0;
+            if (pad >= 0) {
+                if (ids[r] != pad)
+                    for (int j = 0; j < w; j++)
+                        dw[j] += d[j];
+                if (pos[r] != pad)
+                    for (int j = 0; j < w; j++)
+                        dp[j] += d[j];
+                continue;
+            }
             for (int j = 0; j < w; j++) {
                 dw[j] += d[j];
                 dp[j] += d[j];
                 type_acc[j] += d[j];
             }
         }
-        for (int j = 0; j < w; j++)
-            dtype[j0 + j] += (float)type_acc[j];
+        if (dtype)
+            for (int j = 0; j < w; j++)
+                dtype[j0 + j] += (float)type_acc[j];
     }
 }
 
@@ -388,11 +411,14 @@ static inline __attribute__((always_inline)) void context_rows(float *c, const f
 /* One head of one sequence of n tokens (q, k, v: rows ld apart): softmax
  * probabilities into P [n, n], the dropout mask into keep and the dropped
  * out probabilities into w [n, n] (when keep is given), the context rows
- * into c (rows H apart).  kt [d, n rounded up to ATT_BLOCK] is scratch. */
+ * into c (rows H apart).  rel (MPNet; NULL for BERT) is this head's bias by
+ * relative position, rel[j - i] added to the score of query i for key j.
+ * kt [d, n rounded up to ATT_BLOCK] is scratch. */
 MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *keep, float *kt,
                                                   float *w, const float *q, const float *k,
-                                                  const float *v, int n, int d, size_t ld, int H,
-                                                  float p_attn, uint64_t key, int h)
+                                                  const float *v, const float *rel, int n, int d,
+                                                  size_t ld, int H, float p_attn, uint64_t key,
+                                                  int h)
 {
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
     int stride = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK, i;
@@ -411,6 +437,9 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
 
     for (i = 0; i < n; i++) {
         float *row = P + (size_t)i * n, mx = -INFINITY;
+        if (rel)
+            for (int j = 0; j < n; j++)
+                row[j] += rel[j - i];
         for (int j = 0; j < n; j++)
             mx = row[j] > mx ? row[j] : mx;
         double sum = 0;
@@ -445,10 +474,13 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
 
 /* Multi-head self-attention of each sequence over its own tokens.
  * qkv [N, 3H] -> ctx [N, H]; att keeps the softmax probabilities (before
- * dropout); with p_attn > 0 they are dropped out with the mask att_keep. */
+ * dropout); with p_attn > 0 they are dropped out with the mask att_keep.
+ * relvec (MPNet; NULL for BERT): [heads, 2 rel_len - 1] score bias by
+ * relative position, j - i = 0 at rel_len - 1. */
 static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const float *qkv,
-                              const int *start, const size_t *att_start, int B, int H, int heads,
-                              int max_len, float p_attn, const dropout_keys *dk, int layer)
+                              const float *relvec, int rel_len, const int *start,
+                              const size_t *att_start, int B, int H, int heads, int max_len,
+                              float p_attn, const dropout_keys *dk, int layer)
 {
     int d = H / heads;
     size_t ld = 3 * (size_t)H;
@@ -466,8 +498,9 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
             uint64_t key = keep ? dropout_key(dk->seed, dk->step, dk->row[b], dk->column[b], layer,
                                               DROP_ATTENTION)
                                 : 0;
+            const float *rel = relvec ? relvec + (size_t)h * (2 * rel_len - 1) + rel_len - 1 : NULL;
             attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, keep, kt, w, q, q + H,
-                                   q + 2 * H, n, d, ld, H, p_attn, key, h);
+                                   q + 2 * H, rel, n, d, ld, H, p_attn, key, h);
         }
         free(kt);
         free(w);
@@ -476,8 +509,10 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
 
 /* One head of one sequence of n tokens: dctx rows (H apart) -> dq, dk, dv
  * rows (ld apart, overwritten), from the probabilities P [n, n] and the
- * dropout mask keep (or NULL).  dp [n] is scratch. */
-MULTIVERSIONED static void attention_head_backward(float *dq, float *dk, float *dv,
+ * dropout mask keep (or NULL).  drel (MPNet; NULL for BERT) gets the
+ * gradient of the relative position bias: drel[j - i] (overwritten), summed
+ * over the scores with that j - i.  dp [n] is scratch. */
+MULTIVERSIONED static void attention_head_backward(float *dq, float *dk, float *dv, double *drel,
                                                    const float *dctx, const float *q,
                                                    const float *k, const float *v, const float *P,
                                                    const uint8_t *keep, float *dp, int n, int d,
@@ -489,6 +524,9 @@ MULTIVERSIONED static void attention_head_backward(float *dq, float *dk, float *
         memset(dk + i * ld, 0, d * sizeof *dk);
         memset(dv + i * ld, 0, d * sizeof *dv);
     }
+    if (drel)
+        for (int x = -(n - 1); x < n; x++)
+            drel[x] = 0;
     for (int i = 0; i < n; i++) {
         const float *row = P + (size_t)i * n, *dc = dctx + (size_t)i * H;
         const uint8_t *kr = keep ? keep + (size_t)i * n : NULL;
@@ -501,17 +539,22 @@ MULTIVERSIONED static void attention_head_backward(float *dq, float *dk, float *
             sum += (double)row[j] * dp[j];
         }
         for (int j = 0; j < n; j++) {
-            float ds = row[j] * (dp[j] - (float)sum) * scale;
+            float dscore = row[j] * (dp[j] - (float)sum), ds = dscore * scale;
+            if (drel)
+                drel[j - i] += dscore;
             axpy(dq + i * ld, ds, k + j * ld, d);
             axpy(dk + j * ld, ds, q + i * ld, d);
         }
     }
 }
 
-/* dctx [N, H] -> dqkv [N, 3H] (overwritten). */
-static void attention_backward(float *dqkv, const float *dctx, const float *qkv, const float *att,
-                               const uint8_t *att_keep, const int *start, const size_t *att_start,
-                               int B, int H, int heads, int max_len, float p_attn)
+/* dctx [N, H] -> dqkv [N, 3H] (overwritten).  drel (MPNet; NULL for BERT):
+ * [B, heads, 2 max_len - 1], each sequence's and head's gradient of the bias
+ * by relative position (overwritten where j - i occurs). */
+static void attention_backward(float *dqkv, double *drel, const float *dctx, const float *qkv,
+                               const float *att, const uint8_t *att_keep, const int *start,
+                               const size_t *att_start, int B, int H, int heads, int max_len,
+                               float p_attn)
 {
     int d = H / heads;
     size_t ld = 3 * (size_t)H;
@@ -525,7 +568,8 @@ static void attention_backward(float *dqkv, const float *dctx, const float *qkv,
             float *dq = dqkv + (size_t)start[b] * ld + h * d;
             const float *P = att + att_start[b] + (size_t)h * n * n;
             const uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
-            attention_head_backward(dq, dq + H, dq + 2 * H, dctx + (size_t)start[b] * H + h * d,
+            double *dr = drel ? drel + (size_t)bh * (2 * max_len - 1) + max_len - 1 : NULL;
+            attention_head_backward(dq, dq + H, dq + 2 * H, dr, dctx + (size_t)start[b] * H + h * d,
                                     q, q + H, q + 2 * H, P, keep, dp, n, d, ld, H, p_attn);
         }
         free(dp);
@@ -659,6 +703,12 @@ bert_acts *bert_acts_new(const bert_config *c, int max_sequences, int max_len, i
     a->att_start = xcalloc(max_sequences + 1, sizeof *a->att_start);
     a->hidden = xcalloc(c->layers + 1, sizeof *a->hidden);
     a->layer = xcalloc(c->layers, sizeof *a->layer);
+    if (c->rel_buckets) {
+        size_t span = 2 * (size_t)max_len - 1;
+        a->relvec = xmallocarray(c->heads * span, sizeof *a->relvec);
+        if (training)
+            a->drel = xmallocarray((size_t)max_sequences * c->heads * span, sizeof *a->drel);
+    }
     return a;
 }
 
@@ -672,6 +722,8 @@ void bert_acts_free(bert_acts *a)
     free(a->att_start);
     free(a->hidden);
     free(a->layer);
+    free(a->relvec);
+    free(a->drel);
     free(a);
 }
 
@@ -736,7 +788,37 @@ static int same_shape(const bert_config *a, const bert_config *b)
 {
     return a->hidden == b->hidden && a->layers == b->layers && a->heads == b->heads &&
            a->intermediate == b->intermediate && a->hidden_dropout == b->hidden_dropout &&
-           a->attn_dropout == b->attn_dropout;
+           a->attn_dropout == b->attn_dropout && a->rel_buckets == b->rel_buckets;
+}
+
+/* The relative position bias of each head by j - i (MPNet), from the shared
+ * table [buckets, heads]. */
+static void relative_bias_forward(float *relvec, const float *table, int heads, int max_len)
+{
+    int span = 2 * max_len - 1;
+    for (int h = 0; h < heads; h++)
+        for (int x = 0; x < span; x++)
+            relvec[(size_t)h * span + x] = table[(size_t)bert_rel_bucket(x - (max_len - 1)) * heads + h];
+}
+
+/* The gradients by relative position of every sequence and head into the
+ * table's gradient, in a fixed order (any thread count gives the same sums). */
+static void relative_bias_backward(float *dtable, const double *drel, const int *start, int B,
+                                   int heads, int max_len)
+{
+    int span = 2 * max_len - 1;
+#pragma omp parallel for schedule(static) if (worth_threads((size_t)B * heads * span))
+    for (int h = 0; h < heads; h++) {
+        double acc[32] = {0}; /* bert_rel_bucket's 32 buckets */
+        for (int b = 0; b < B; b++) {
+            int n = start[b + 1] - start[b];
+            const double *dr = drel + ((size_t)b * heads + h) * span + max_len - 1;
+            for (int x = -(n - 1); x < n; x++)
+                acc[bert_rel_bucket(x)] += dr[x];
+        }
+        for (int k = 0; k < 32; k++)
+            dtable[(size_t)k * heads + h] += (float)acc[k];
+    }
 }
 
 void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
@@ -752,7 +834,7 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
 
     /* Pack the batch. */
     int limit = T < a->max_len ? T : a->max_len;
-    limit = limit < c->max_positions ? limit : c->max_positions;
+    limit = limit < bert_max_tokens(c) ? limit : bert_max_tokens(c);
     a->start[0] = 0;
     a->att_start[0] = 0;
     for (int b = 0; b < B; b++) {
@@ -771,15 +853,21 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
     reserve(a, N, a->att_start[B]);
     a->B = B;
     a->N = N;
-    for (int b = 0; b < B; b++)
+    int pad = bert_pad_position(c);
+    for (int b = 0; b < B; b++) {
+        int count = 0; /* MPNet: the tokens so far that are not <pad> */
         for (int t = 0; t < a->start[b + 1] - a->start[b]; t++) {
             int32_t id = ids[(size_t)b * T + t];
             if (id < 0 || id >= c->vocab_size)
                 die("bert_forward: token id %d at sequence %d position %d is outside the "
                     "vocabulary (%d)", id, b, t, c->vocab_size);
             a->ids[a->start[b] + t] = id;
-            a->pos[a->start[b] + t] = t;
+            if (pad < 0)
+                a->pos[a->start[b] + t] = t;
+            else
+                a->pos[a->start[b] + t] = id == pad ? pad : pad + ++count;
         }
+    }
 
     a->p_hidden = dropout ? c->hidden_dropout : 0;
     a->p_attn = dropout ? c->attn_dropout : 0;
@@ -787,7 +875,9 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
     bert_param_offsets(c, off);
 
     embedding_forward(a->emb, a->ids, a->pos, N, params + off[P_WORD_EMB], params + off[P_POS_EMB],
-                      params + off[P_TYPE_EMB], H);
+                      c->type_vocab ? params + off[P_TYPE_EMB] : NULL, H);
+    if (a->relvec)
+        relative_bias_forward(a->relvec, params + off[P_REL_BIAS], heads, a->max_len);
     layernorm_forward(a->hidden[0], a->emb_mean, a->emb_rstd, a->emb, params + off[P_EMB_LN_W],
                       params + off[P_EMB_LN_B], N, H, c->ln_eps);
     if (a->p_hidden > 0)
@@ -799,8 +889,8 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         layer_offsets o = layer_at(off, c, l);
         const float *x = a->hidden[l];
         matmul_forward(la->qkv, x, params + o.qkv_w, params + o.qkv_b, N, H, 3 * H);
-        attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->start, a->att_start, B, H,
-                          heads, limit, a->p_attn, dropout, l);
+        attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->relvec, a->max_len, a->start,
+                          a->att_start, B, H, heads, limit, a->p_attn, dropout, l);
         matmul_forward(la->ln1_in, la->ctx, params + o.attn_out_w, params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
@@ -860,8 +950,11 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
         }
         matmul_backward(a->g1, grads + o.attn_out_w, grads + o.attn_out_b, d_attn_out, la->ctx,
                         params + o.attn_out_w, N, H, H, 0);
-        attention_backward(a->dqkv, a->g1, la->qkv, la->att, la->att_keep, a->start, a->att_start,
-                           a->B, H, c->heads, a->max_len, a->p_attn);
+        attention_backward(a->dqkv, a->drel, a->g1, la->qkv, la->att, la->att_keep, a->start,
+                           a->att_start, a->B, H, c->heads, a->max_len, a->p_attn);
+        if (a->drel)
+            relative_bias_backward(grads + off[P_REL_BIAS], a->drel, a->start, a->B, c->heads,
+                                   a->max_len);
         matmul_backward(dh, grads + o.qkv_w, grads + o.qkv_b, a->dqkv, a->hidden[l],
                         params + o.qkv_w, N, H, 3 * H, 1);
     }
@@ -873,8 +966,9 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
     }
     layernorm_backward(a->g1, grads + off[P_EMB_LN_W], grads + off[P_EMB_LN_B], a->xhat, d_emb_out,
                        a->emb, a->emb_mean, a->emb_rstd, params + off[P_EMB_LN_W], N, H);
-    embedding_backward(grads + off[P_WORD_EMB], grads + off[P_POS_EMB], grads + off[P_TYPE_EMB],
-                       a->g1, a->ids, a->pos, N, H);
+    embedding_backward(grads + off[P_WORD_EMB], grads + off[P_POS_EMB],
+                       c->type_vocab ? grads + off[P_TYPE_EMB] : NULL, a->g1, a->ids, a->pos, N, H,
+                       bert_pad_position(c));
 }
 
 /* ---- pooling and normalisation ----------------------------------------- */

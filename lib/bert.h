@@ -15,14 +15,23 @@
 
 #include "dropout.h"
 
+/* The architectures of the family: one code path, their differences are the
+ * data below (see bert_config). */
+typedef enum { ARCH_BERT, ARCH_MPNET } bert_arch;
+
 typedef struct {
+    bert_arch arch;
     int vocab_size;
     int hidden;        /* H */
     int layers;        /* L */
     int heads;
     int intermediate;  /* I */
     int max_positions; /* P */
-    int type_vocab;    /* T */
+    int type_vocab;    /* T; 0 for MPNet, which has no token types */
+    int rel_buckets;   /* rows of the relative attention bias table (MPNet; 0: none) */
+    int pos_pad;       /* MPNet only (bert_pad_position): position ids count from
+                        * pos_pad + 1, and a token with id pos_pad (<pad>) takes
+                        * position pos_pad, as transformers' create_position_ids_from_input_ids */
     double ln_eps;
     float hidden_dropout;
     float attn_dropout;
@@ -51,6 +60,7 @@ enum bert_param {
     P_FFN_OUT_B,  /* [L, H] */
     P_FFN_LN_W,   /* [L, H] */
     P_FFN_LN_B,   /* [L, H] */
+    P_REL_BIAS,   /* [rel_buckets, heads], shared by all layers (MPNet; empty for BERT) */
     P_POOLER_W,   /* [H, H]  kept for save/load; unused by sentence pooling */
     P_POOLER_B,   /* [H] */
     P_COUNT
@@ -59,13 +69,27 @@ enum bert_param {
  * no gradient, and torch's optimizers skip parameters without one. */
 #define P_TRAINABLE P_POOLER_W
 
+/* MPNet's pos_pad; -1 for BERT, whose positions are 0, 1, 2 ... (a config
+ * zeroed but for BERT's fields is BERT's). */
+int bert_pad_position(const bert_config *c);
+
+/* The longest sequence the position embeddings allow: max_positions, less
+ * the positions MPNet never gives a token (0 and pos_pad). */
+int bert_max_tokens(const bert_config *c);
+
+/* MPNet's relative position bucket of key position j seen from query
+ * position i (rel = j - i): transformers' relative_position_bucket with the
+ * 32 buckets and maximum distance 128 that MPNetEncoder always uses. */
+int bert_rel_bucket(int rel);
+
 /* Number of floats in each parameter tensor, and their offsets in the flat
  * buffer (offsets[P_COUNT] = total). */
 void bert_param_sizes(const bert_config *c, size_t sizes[P_COUNT]);
 size_t bert_param_offsets(const bert_config *c, size_t offsets[P_COUNT + 1]);
 
 /* The Hugging Face view of the flat buffer: one entry per tensor as
- * BertModel.save_pretrained names it (e.g. "encoder.layer.3.attention.self.key.bias"). */
+ * BertModel (MPNetModel).save_pretrained names it (e.g.
+ * "encoder.layer.3.attention.self.key.bias", "encoder.layer.3.attention.attn.k.bias"). */
 typedef struct {
     char name[80];
     size_t offset;      /* in floats, into the flat buffer */
@@ -85,7 +109,7 @@ int bert_tensors(const bert_config *c, bert_tensor *out);
  * sequence b being its first lens[b] ids (1 <= lens[b] <= T, at most P and
  * the max_len of the activations; the rest is padding, -1 by convention,
  * never read).  Token type ids are all 0 and
- * positions count from 0 in every sequence.
+ * positions count from 0 in every sequence (MPNet: from pos_pad + 1).
  *
  * Activations are packed: the N = sum(lens) real tokens are the rows of
  * [N, H] matrices, sequence b at rows start[b] .. start[b+1]-1, so dense

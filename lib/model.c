@@ -96,8 +96,10 @@ static void config_from_json(bert_config *c, json_t *root, const char *path)
 {
     memset(c, 0, sizeof *c);
     const char *type = json_string_field(root, path, "model_type");
-    if (type && strcmp(type, "bert"))
-        die("%s: model_type \"%s\" is not supported (BERT only)", path, type);
+    if (type && !strcmp(type, "mpnet"))
+        c->arch = ARCH_MPNET;
+    else if (type && strcmp(type, "bert"))
+        die("%s: model_type \"%s\" is not supported (bert or mpnet)", path, type);
     const char *act = json_string_field(root, path, "hidden_act");
     if (act && strcmp(act, "gelu"))
         die("%s: hidden_act \"%s\" is not supported (only \"gelu\", the exact erf GELU)", path, act);
@@ -111,8 +113,22 @@ static void config_from_json(bert_config *c, json_t *root, const char *path)
     c->layers = json_int_field(root, path, "num_hidden_layers", 1, 0, 1, 1024);
     c->heads = json_int_field(root, path, "num_attention_heads", 1, 0, 1, 1 << 16);
     c->intermediate = json_int_field(root, path, "intermediate_size", 1, 0, 1, 1 << 18);
-    c->max_positions = json_int_field(root, path, "max_position_embeddings", 0, 512, 1, 1 << 20);
-    c->type_vocab = json_int_field(root, path, "type_vocab_size", 0, 2, 1, 1 << 16);
+    if (c->arch == ARCH_MPNET) {
+        /* MPNetConfig's defaults; no token types.  MPNetEmbeddings counts
+         * positions from padding_idx + 1 with padding_idx fixed at 1 whatever
+         * pad_token_id says, so another pad_token_id is refused, not guessed. */
+        c->max_positions = json_int_field(root, path, "max_position_embeddings", 0, 514, 3, 1 << 20);
+        c->pos_pad = 1;
+        if (json_int_field(root, path, "pad_token_id", 0, 1, 0, 1 << 24) != 1)
+            die("%s: pad_token_id must be 1 for mpnet (transformers' MPNet counts positions from 2)",
+                path);
+        /* MPNetEncoder computes 32 buckets whatever the table holds; fewer rows
+         * fail in transformers too. */
+        c->rel_buckets = json_int_field(root, path, "relative_attention_num_buckets", 0, 32, 32, 1 << 16);
+    } else {
+        c->max_positions = json_int_field(root, path, "max_position_embeddings", 0, 512, 1, 1 << 20);
+        c->type_vocab = json_int_field(root, path, "type_vocab_size", 0, 2, 1, 1 << 16);
+    }
     if (c->hidden % c->heads)
         die("%s: hidden_size %d is not a multiple of num_attention_heads %d", path, c->hidden, c->heads);
     c->ln_eps = json_real_field(root, path, "layer_norm_eps", 1e-12, 0, 1);
@@ -262,7 +278,7 @@ static char *read_modules(bert_model *m)
  * takes the smaller).  Values out of range are errors (wordpiece.h). */
 static void read_max_seq_length(bert_model *m)
 {
-    int P = m->cfg.max_positions;
+    int P = bert_max_tokens(&m->cfg);
     m->max_seq_length = P;
     char *path = path_join(m->transformer_dir, "sentence_bert_config.json");
     json_t *root = load_json_object(path, 0, 0);
@@ -326,10 +342,13 @@ static const st_tensor *find_tensor(const st_tensor *t, int n, const char *prefi
 
 static void copy_weights(bert_model *m, const char *file, const st_tensor *t, int n)
 {
+    /* The pre-training checkpoints' prefix: "bert." or "mpnet." (the base model's name). */
     const char *prefix = "";
     for (int i = 0; i < n; i++)
         if (!strcmp(t[i].name, "bert.embeddings.word_embeddings.weight"))
             prefix = "bert.";
+        else if (!strcmp(t[i].name, "mpnet.embeddings.word_embeddings.weight"))
+            prefix = "mpnet.";
     int nt = bert_tensors(&m->cfg, NULL);
     bert_tensor *bt = xmallocarray(nt, sizeof *bt);
     bert_tensors(&m->cfg, bt);
@@ -399,6 +418,8 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
     config_from_json(&m->cfg, root, config_json_path);
     int pad = json_int_field(root, config_json_path, "pad_token_id", 0, -1, 0, m->cfg.vocab_size - 1);
     json_decref(root);
+    if (bert_pad_position(&m->cfg) >= 0) /* MPNetEmbeddings' word padding_idx is 1 whatever the config says */
+        pad = bert_pad_position(&m->cfg);
     m->config_text = read_file(config_json_path, NULL);
     if (!m->config_text)
         die("%s: %s", config_json_path, strerror(errno));
@@ -409,7 +430,7 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
         die("out of memory");
     m->transformer_dir = xstrdup(m->dir);
     m->pooling = POOL_MEAN;
-    m->max_seq_length = m->cfg.max_positions;
+    m->max_seq_length = bert_max_tokens(&m->cfg);
 
     size_t off[P_COUNT + 1];
     m->nparams = bert_param_offsets(&m->cfg, off);
@@ -434,6 +455,10 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
     /* nn.Embedding(padding_idx=pad_token_id): that row starts at zero. */
     if (pad >= 0)
         memset(m->params + off[P_WORD_EMB] + (size_t)pad * m->cfg.hidden, 0, m->cfg.hidden * sizeof(float));
+    /* MPNet's position embeddings have padding_idx 1 too. */
+    if (bert_pad_position(&m->cfg) >= 0)
+        memset(m->params + off[P_POS_EMB] + (size_t)bert_pad_position(&m->cfg) * m->cfg.hidden, 0,
+               m->cfg.hidden * sizeof(float));
     free(bt);
 }
 
@@ -503,16 +528,22 @@ static void write_config(const bert_model *m, const char *dir)
     if (!json_is_object(root))
         die("%s: config.json: %s", m->transformer_dir, root ? "not an object" : jerr.text);
     const bert_config *c = &m->cfg;
+    int mpnet = c->arch == ARCH_MPNET;
     if (!json_object_get(root, "architectures"))
-        json_object_set_new(root, "architectures", json_pack("[s]", "BertModel"));
-    json_object_set_new(root, "model_type", json_string("bert"));
+        json_object_set_new(root, "architectures", json_pack("[s]", mpnet ? "MPNetModel" : "BertModel"));
+    json_object_set_new(root, "model_type", json_string(mpnet ? "mpnet" : "bert"));
     json_object_set_new(root, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(root, "hidden_size", json_integer(c->hidden));
     json_object_set_new(root, "num_hidden_layers", json_integer(c->layers));
     json_object_set_new(root, "num_attention_heads", json_integer(c->heads));
     json_object_set_new(root, "intermediate_size", json_integer(c->intermediate));
     json_object_set_new(root, "max_position_embeddings", json_integer(c->max_positions));
-    json_object_set_new(root, "type_vocab_size", json_integer(c->type_vocab));
+    if (mpnet) {
+        json_object_set_new(root, "relative_attention_num_buckets", json_integer(c->rel_buckets));
+        json_object_set_new(root, "pad_token_id", json_integer(c->pos_pad));
+    } else {
+        json_object_set_new(root, "type_vocab_size", json_integer(c->type_vocab));
+    }
     json_object_set_new(root, "hidden_act", json_string("gelu"));
     set_real(root, "layer_norm_eps", c->ln_eps);
     set_real(root, "hidden_dropout_prob", c->hidden_dropout);
@@ -597,9 +628,9 @@ static void write_vocab_from_tokenizer(const char *tok_path, const char *dir)
 }
 
 /* The tokenizer's settings, loadable by transformers 4.x and 5.x alike: the
- * source's tokenizer_config.json with tokenizer_class BertTokenizer (5.x
- * writes "TokenizersBackend", unknown to 4.x) and a model_max_length that
- * fits the position embeddings. */
+ * source's tokenizer_config.json with tokenizer_class BertTokenizer or
+ * MPNetTokenizer (5.x writes "TokenizersBackend", unknown to 4.x) and a
+ * model_max_length that fits the position embeddings. */
 static json_t *tokenizer_config(const bert_model *m)
 {
     char *path = model_file(m, "tokenizer_config.json");
@@ -616,18 +647,21 @@ static json_t *tokenizer_config(const bert_model *m)
         free(tok_path);
     }
     free(path);
-    static const char *specials[][2] = {{"unk_token", "[UNK]"}, {"sep_token", "[SEP]"}, {"pad_token", "[PAD]"},
-                                        {"cls_token", "[CLS]"}, {"mask_token", "[MASK]"}};
+    static const char *specials[][3] = {{"unk_token", "[UNK]", "[UNK]"}, {"sep_token", "[SEP]", "</s>"},
+                                        {"pad_token", "[PAD]", "<pad>"},   {"cls_token", "[CLS]", "<s>"},
+                                        {"mask_token", "[MASK]", "<mask>"}};
+    int mpnet = m->cfg.arch == ARCH_MPNET;
     for (size_t i = 0; i < sizeof specials / sizeof *specials; i++)
         if (!json_is_string(json_object_get(tc, specials[i][0])))
-            json_object_set_new(tc, specials[i][0], json_string(specials[i][1]));
+            json_object_set_new(tc, specials[i][0], json_string(specials[i][1 + mpnet]));
     static const char *drop[] = {"backend", "is_local", "local_files_only", "auto_map"};
     for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
         json_object_del(tc, drop[i]);
-    json_object_set_new(tc, "tokenizer_class", json_string("BertTokenizer"));
+    json_object_set_new(tc, "tokenizer_class", json_string(mpnet ? "MPNetTokenizer" : "BertTokenizer"));
     json_t *mml = json_object_get(tc, "model_max_length");
-    if (!json_is_integer(mml) || json_integer_value(mml) < 1 || json_integer_value(mml) > m->cfg.max_positions)
-        json_object_set_new(tc, "model_max_length", json_integer(m->cfg.max_positions));
+    int max_tokens = bert_max_tokens(&m->cfg);
+    if (!json_is_integer(mml) || json_integer_value(mml) < 1 || json_integer_value(mml) > max_tokens)
+        json_object_set_new(tc, "model_max_length", json_integer(max_tokens));
     return tc;
 }
 

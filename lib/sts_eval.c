@@ -41,7 +41,7 @@ void sts_read(sts_set *s, const bert_model *m, const char *path)
     if (wp_vocab_size(wp) > c->vocab_size)
         die("%s: the tokenizer has %d ids, the model's vocabulary %d", m->dir, wp_vocab_size(wp),
             c->vocab_size);
-    int max_len = m->max_seq_length < c->max_positions ? m->max_seq_length : c->max_positions;
+    int max_len = m->max_seq_length < bert_max_tokens(c) ? m->max_seq_length : bert_max_tokens(c);
     int32_t *ids[2] = {xmallocarray(max_len, sizeof(int32_t)), xmallocarray(max_len, sizeof(int32_t))};
     memset(s, 0, sizeof *s);
     train_data_init(&s->pairs, 2);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <utf8proc.h>
 
 /* tokenizers' max_input_chars_per_word: longer words become [UNK]. */
@@ -127,8 +128,23 @@ typedef struct {
     uint32_t off, len; /* key bytes in the pool */
 } slot;
 
-#define N_SPECIAL 5
-static const char *const special_names[N_SPECIAL] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+/* The special tokens of a tokenizer and their defaults: BERT's, and MPNet's
+ * (MPNetTokenizer's).  Framing: cls first, sep last. */
+enum { UNK, CLS, SEP, PAD, MASK, BOS, EOS, N_SPECIAL };
+static const char *const special_keys[N_SPECIAL] = {"unk_token", "cls_token", "sep_token", "pad_token",
+                                                    "mask_token", "bos_token", "eos_token"};
+static const char *const bert_specials[N_SPECIAL] = {"[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]", NULL, NULL};
+static const char *const mpnet_specials[N_SPECIAL] = {"[UNK]", "<s>", "</s>", "<pad>", "<mask>", "<s>", "</s>"};
+
+/* An added token: text matched in the raw input before anything else, as
+ * tokenizers' AddedVocabulary does (normalized ones in the lowercased text). */
+typedef struct {
+    char *text;
+    uint32_t len;
+    int32_t id;
+    int normalized;
+} added_token;
+enum { MAX_ADDED = 64 };
 
 struct wordpiece {
     slot *slots;
@@ -138,12 +154,14 @@ struct wordpiece {
     int32_t vocab_size;
     uint32_t max_word_bytes, max_cont_bytes; /* longest piece, "##" excluded */
     int lowercase, strip_accents;
-    int32_t special_id[N_SPECIAL]; /* -1 when absent from the vocabulary */
+    int32_t unk_id, cls_id, sep_id, pad_id; /* pad_id -1 when there is none */
+    added_token added[MAX_ADDED];
+    int n_added;
+    unsigned char added_first[128]; /* ASCII bytes that start an added token */
+    json_t *json_roots[3];          /* while loading: the files the special tokens' texts are in */
     unsigned char ascii_class[128];
     char ascii_map[128]; /* ASCII after lowercasing (when on) */
 };
-
-enum { PAD, UNK, CLS, SEP, MASK };
 
 /* FNV-1a: cheap to extend one byte at a time, which the prefix search uses. */
 #define FNV_BASIS 2166136261u
@@ -297,20 +315,172 @@ static void load_tokenizer_json(wordpiece *wp, const char *path)
     json_decref(root);
 }
 
-/* do_lower_case and strip_accents from tokenizer_config.json, if present. */
-static void load_tokenizer_config(wordpiece *wp, const char *dir)
+/* A special token's text in tokenizer_config.json or special_tokens_map.json:
+ * a string, or an object with "content" (NULL when absent). */
+static const char *token_text(json_t *v)
+{
+    if (json_is_object(v))
+        v = json_object_get(v, "content");
+    return json_string_value(v);
+}
+
+/* What the model directory says about its tokenizer: do_lower_case,
+ * strip_accents, tokenizer_class and the special tokens' texts
+ * (tokenizer_config.json, else special_tokens_map.json, else the class's
+ * defaults), written into specials (strings owned by the caller's roots). */
+static void load_tokenizer_config(wordpiece *wp, const char *dir, const char *specials[N_SPECIAL],
+                                  json_t **roots)
 {
     char *path = path_join(dir, "tokenizer_config.json");
+    const char *const *defaults = bert_specials;
     if (file_exists(path)) {
-        json_t *root = load_json(path, JSON_DECODE_INT_AS_REAL);
+        json_t *root = roots[0] = load_json(path, JSON_DECODE_INT_AS_REAL);
         json_t *lower = json_object_get(root, "do_lower_case");
         json_t *strip = json_object_get(root, "strip_accents");
         if (json_is_boolean(lower))
             wp->lowercase = json_is_true(lower);
         wp->strip_accents = json_is_boolean(strip) ? json_is_true(strip) : wp->lowercase;
-        json_decref(root);
+        const char *cls = json_string_value(json_object_get(root, "tokenizer_class"));
+        /* TokenizersBackend (transformers 5) and PreTrainedTokenizerFast defer
+         * to tokenizer.json, checked below. */
+        static const char *const known[] = {"BertTokenizer", "BertTokenizerFast", "MPNetTokenizer",
+                                            "MPNetTokenizerFast", "TokenizersBackend",
+                                            "PreTrainedTokenizerFast"};
+        int ok = !cls;
+        for (size_t i = 0; cls && i < sizeof known / sizeof *known; i++)
+            ok |= !strcmp(cls, known[i]);
+        if (!ok)
+            die("%s: tokenizer_class \"%s\" is not supported (BertTokenizer, MPNetTokenizer)", path, cls);
+        if (cls && !strncmp(cls, "MPNetTokenizer", 14))
+            defaults = mpnet_specials;
+        for (int i = 0; i < N_SPECIAL; i++)
+            specials[i] = token_text(json_object_get(root, special_keys[i]));
     }
     free(path);
+    path = path_join(dir, "special_tokens_map.json");
+    if (file_exists(path)) {
+        json_t *root = roots[1] = load_json(path, 0);
+        for (int i = 0; i < N_SPECIAL; i++)
+            if (!specials[i])
+                specials[i] = token_text(json_object_get(root, special_keys[i]));
+    }
+    free(path);
+    for (int i = 0; i < N_SPECIAL; i++)
+        if (!specials[i])
+            specials[i] = defaults[i];
+}
+
+static void add_token(wordpiece *wp, const char *source, const char *text, int32_t id, int normalized)
+{
+    size_t n = strlen(text);
+    if (!n)
+        return;
+    for (int i = 0; i < wp->n_added; i++)
+        if (!strcmp(wp->added[i].text, text))
+            return;
+    if (wp->n_added == MAX_ADDED)
+        die("%s: more than %d added tokens", source, MAX_ADDED);
+    /* The encoder looks for them where ASCII punctuation starts (BERT's [..]
+     * and MPNet's <..>): others would need a look at every character. */
+    unsigned char c = (unsigned char)text[0];
+    if (c >= 128 || wp->ascii_class[c] != ASCII_PUNCT)
+        die("%s: added token \"%s\" does not start with ASCII punctuation (not supported)", source,
+            text);
+    wp->added[wp->n_added++] = (added_token){xstrdup(text), (uint32_t)n, id, normalized};
+    wp->added_first[c] = 1;
+}
+
+/* tokenizer.json: refuse what is not BERT's WordPiece pipeline; take its
+ * added tokens, its [UNK] and its framing (cls and sep texts and ids). */
+static void load_tokenizer_pipeline(wordpiece *wp, const char *path, const char *specials[N_SPECIAL],
+                                    int32_t *cls_id, int32_t *sep_id)
+{
+    json_t *root = load_json(path, 0);
+    json_t *model = json_object_get(root, "model");
+    const char *type = json_string_value(json_object_get(model, "type"));
+    if (type && strcmp(type, "WordPiece"))
+        die("%s: model type \"%s\" is not supported (WordPiece only)", path, type);
+    const char *unk = json_string_value(json_object_get(model, "unk_token"));
+    if (unk)
+        specials[UNK] = unk;
+    static const struct {
+        const char *key, *type;
+    } parts[] = {{"normalizer", "BertNormalizer"}, {"pre_tokenizer", "BertPreTokenizer"}};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        json_t *part = json_object_get(root, parts[i].key);
+        const char *t = json_string_value(json_object_get(part, "type"));
+        if (part && !json_is_null(part) && (!t || strcmp(t, parts[i].type)))
+            die("%s: %s \"%s\" is not supported (%s only)", path, parts[i].key, t ? t : "?",
+                parts[i].type);
+    }
+    json_t *added = json_object_get(root, "added_tokens");
+    size_t i;
+    json_t *a;
+    json_array_foreach(added, i, a) {
+        const char *text = json_string_value(json_object_get(a, "content"));
+        json_t *id = json_object_get(a, "id");
+        if (!text || !json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= INT32_MAX)
+            die("%s: added_tokens[%zu]: content and id expected", path, i);
+        if (json_is_true(json_object_get(a, "single_word")))
+            die("%s: added token \"%s\" is single_word (not supported)", path, text);
+        add_token(wp, path, text, (int32_t)json_integer_value(id),
+                  json_is_true(json_object_get(a, "normalized")));
+    }
+    /* The framing: [cls] A [sep], given as BertProcessing / RobertaProcessing
+     * (cls and sep: [text, id]) or a TemplateProcessing of that shape. */
+    json_t *post = json_object_get(root, "post_processor");
+    const char *ptype = json_string_value(json_object_get(post, "type"));
+    if (post && !json_is_null(post)) {
+        if (ptype && (!strcmp(ptype, "BertProcessing") || !strcmp(ptype, "RobertaProcessing"))) {
+            json_t *c = json_object_get(post, "cls"), *sp = json_object_get(post, "sep");
+            if (!json_is_string(json_array_get(c, 0)) || !json_is_integer(json_array_get(c, 1)) ||
+                !json_is_string(json_array_get(sp, 0)) || !json_is_integer(json_array_get(sp, 1)))
+                die("%s: post_processor: cls and sep must be [text, id]", path);
+            specials[CLS] = json_string_value(json_array_get(c, 0));
+            specials[SEP] = json_string_value(json_array_get(sp, 0));
+            *cls_id = (int32_t)json_integer_value(json_array_get(c, 1));
+            *sep_id = (int32_t)json_integer_value(json_array_get(sp, 1));
+        } else if (ptype && !strcmp(ptype, "TemplateProcessing")) {
+            json_t *single = json_object_get(post, "single");
+            const char *first = json_string_value(
+                json_object_get(json_object_get(json_array_get(single, 0), "SpecialToken"), "id"));
+            const char *seq = json_string_value(
+                json_object_get(json_object_get(json_array_get(single, 1), "Sequence"), "id"));
+            const char *last = json_string_value(
+                json_object_get(json_object_get(json_array_get(single, 2), "SpecialToken"), "id"));
+            if (json_array_size(single) != 3 || !first || !seq || strcmp(seq, "A") || !last)
+                die("%s: post_processor: only a single-sequence template special, A, special is "
+                    "supported", path);
+            json_t *st = json_object_get(post, "special_tokens");
+            json_t *fi = json_object_get(json_object_get(st, first), "ids");
+            json_t *la = json_object_get(json_object_get(st, last), "ids");
+            if (json_array_size(fi) != 1 || json_array_size(la) != 1 ||
+                !json_is_integer(json_array_get(fi, 0)) || !json_is_integer(json_array_get(la, 0)))
+                die("%s: post_processor: special tokens %s and %s must have one id each", path,
+                    first, last);
+            specials[CLS] = first;
+            specials[SEP] = last;
+            *cls_id = (int32_t)json_integer_value(json_array_get(fi, 0));
+            *sep_id = (int32_t)json_integer_value(json_array_get(la, 0));
+        } else {
+            die("%s: post_processor \"%s\" is not supported (BertProcessing, RobertaProcessing, "
+                "TemplateProcessing)", path, ptype ? ptype : "?");
+        }
+    }
+    /* Our specials point into root: it lives as long as the tokenizer. */
+    wp->json_roots[2] = root;
+}
+
+/* Id of a special token's text: an added token's, else the vocabulary's (-1). */
+static int32_t special_lookup(const wordpiece *wp, const char *text)
+{
+    if (!text)
+        return -1;
+    for (int i = 0; i < wp->n_added; i++)
+        if (!strcmp(wp->added[i].text, text))
+            return wp->added[i].id;
+    return lookup(wp, fnv(FNV_BASIS, text, strlen(text)), text, strlen(text), 0);
 }
 
 wordpiece *wp_load(const char *model_dir, const char *vocab_path)
@@ -318,31 +488,7 @@ wordpiece *wp_load(const char *model_dir, const char *vocab_path)
     wordpiece *wp = xcalloc(1, sizeof *wp);
     wp->lowercase = wp->strip_accents = 1;
     const char *source = vocab_path;
-    char *owned = NULL;
-    if (vocab_path) {
-        load_vocab_txt(wp, vocab_path);
-    } else {
-        owned = path_join(model_dir, "vocab.txt");
-        if (!file_exists(owned)) {
-            free(owned);
-            owned = path_join(model_dir, "tokenizer.json");
-            if (!file_exists(owned))
-                die("%s: no vocab.txt or tokenizer.json", model_dir);
-            load_tokenizer_json(wp, owned);
-        } else {
-            load_vocab_txt(wp, owned);
-        }
-        source = owned;
-        load_tokenizer_config(wp, model_dir);
-    }
-    for (int i = 0; i < N_SPECIAL; i++) {
-        const char *s = special_names[i];
-        wp->special_id[i] = lookup(wp, fnv(FNV_BASIS, s, strlen(s)), s, strlen(s), 0);
-    }
-    if (wp->special_id[CLS] < 0 || wp->special_id[SEP] < 0 || wp->special_id[UNK] < 0)
-        die("%s: vocabulary lacks [CLS], [SEP] or [UNK]", source);
-    free(owned);
-
+    char *owned = NULL, *tok_json = NULL;
     for (int c = 0; c < 128; c++) {
         int cls = ASCII_WORD;
         if (c == '\t' || c == '\n' || c == '\r' || c == ' ')
@@ -353,8 +499,54 @@ wordpiece *wp_load(const char *model_dir, const char *vocab_path)
                  (c >= 123 && c <= 126))
             cls = ASCII_PUNCT;
         wp->ascii_class[c] = cls;
-        wp->ascii_map[c] = wp->lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c;
     }
+    const char *specials[N_SPECIAL];
+    memcpy(specials, bert_specials, sizeof specials);
+    int32_t cls_id = -1, sep_id = -1;
+    if (vocab_path) {
+        load_vocab_txt(wp, vocab_path);
+    } else {
+        owned = path_join(model_dir, "vocab.txt");
+        tok_json = path_join(model_dir, "tokenizer.json");
+        if (!file_exists(owned)) {
+            free(owned);
+            owned = xstrdup(tok_json);
+            if (!file_exists(owned))
+                die("%s: no vocab.txt or tokenizer.json", model_dir);
+            load_tokenizer_json(wp, owned);
+        } else {
+            load_vocab_txt(wp, owned);
+        }
+        source = owned;
+        load_tokenizer_config(wp, model_dir, specials, wp->json_roots);
+        if (file_exists(tok_json))
+            load_tokenizer_pipeline(wp, tok_json, specials, &cls_id, &sep_id);
+    }
+    if (!wp->n_added) /* no tokenizer.json: the special tokens are the added ones */
+        for (int i = 0; i < N_SPECIAL; i++) {
+            int32_t id = special_lookup(wp, specials[i]);
+            if (id >= 0)
+                add_token(wp, source, specials[i], id, 0);
+        }
+    wp->unk_id = special_lookup(wp, specials[UNK]);
+    wp->pad_id = special_lookup(wp, specials[PAD]);
+    if (cls_id < 0)
+        cls_id = special_lookup(wp, specials[CLS]);
+    if (sep_id < 0)
+        sep_id = special_lookup(wp, specials[SEP]);
+    if (cls_id < 0 || sep_id < 0 || wp->unk_id < 0)
+        die("%s: vocabulary lacks %s, %s or %s", source, specials[CLS] ? specials[CLS] : "cls_token",
+            specials[SEP] ? specials[SEP] : "sep_token", specials[UNK] ? specials[UNK] : "unk_token");
+    wp->cls_id = cls_id;
+    wp->sep_id = sep_id;
+    free(owned);
+    free(tok_json);
+    for (int i = 0; i < 3; i++)
+        json_decref(wp->json_roots[i]);
+    memset(wp->json_roots, 0, sizeof wp->json_roots);
+
+    for (int c = 0; c < 128; c++)
+        wp->ascii_map[c] = wp->lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c;
     return wp;
 }
 
@@ -364,6 +556,8 @@ void wp_free(wordpiece *wp)
         return;
     free(wp->slots);
     free(wp->pool);
+    for (int i = 0; i < wp->n_added; i++)
+        free(wp->added[i].text);
     free(wp);
 }
 
@@ -374,7 +568,7 @@ int32_t wp_vocab_size(const wordpiece *wp)
 
 int32_t wp_pad_id(const wordpiece *wp)
 {
-    return wp->special_id[PAD];
+    return wp->pad_id;
 }
 
 /* ---- encoding ---- */
@@ -433,7 +627,7 @@ static void wordpiece_word(encoder *e)
                 break;
         }
         if (id < 0) {
-            pieces[0] = wp->special_id[UNK];
+            pieces[0] = wp->unk_id;
             np = 1;
             break;
         }
@@ -448,7 +642,7 @@ static void wordpiece_word(encoder *e)
 static void flush(encoder *e)
 {
     if (e->nchars > MAX_WORD_CHARS)
-        emit(e, e->wp->special_id[UNK]);
+        emit(e, e->wp->unk_id);
     else if (e->nchars)
         wordpiece_word(e);
     e->nchars = e->run = 0;
@@ -615,19 +809,28 @@ static int utf8_valid(const unsigned char *p, const unsigned char *end)
     return 1;
 }
 
-/* If p starts a special-token string, emit its id and return its length. */
+/* If p starts an added token, emit its id and return its length (the
+ * longest one, as tokenizers' leftmost-longest match).  A normalized one
+ * matches the text as lowercasing would give it; only ASCII letters are
+ * folded, which is exact for added tokens of ASCII text. */
 static int special_at(encoder *e, const unsigned char *p, const unsigned char *end)
 {
-    for (int i = 0; i < N_SPECIAL; i++) {
-        size_t n = strlen(special_names[i]);
-        if (e->wp->special_id[i] >= 0 && (size_t)(end - p) >= n &&
-            memcmp(p, special_names[i], n) == 0) {
-            flush(e);
-            emit(e, e->wp->special_id[i]);
-            return n;
-        }
+    const wordpiece *wp = e->wp;
+    const added_token *best = NULL;
+    for (int i = 0; i < wp->n_added; i++) {
+        const added_token *a = &wp->added[i];
+        if ((size_t)(end - p) < a->len || (best && a->len <= best->len))
+            continue;
+        int same = a->normalized && wp->lowercase ? !strncasecmp((const char *)p, a->text, a->len)
+                                                  : !memcmp(p, a->text, a->len);
+        if (same)
+            best = a;
     }
-    return 0;
+    if (!best)
+        return 0;
+    flush(e);
+    emit(e, best->id);
+    return best->len;
 }
 
 int wp_encode(const wordpiece *wp, const char *text, size_t len, int32_t *ids, int max_len)
@@ -641,7 +844,7 @@ int wp_encode(const wordpiece *wp, const char *text, size_t len, int32_t *ids, i
     e.n = 0;
     e.nchars = e.run = 0;
     e.off[0] = 0;
-    emit(&e, wp->special_id[CLS]);
+    emit(&e, wp->cls_id);
     const unsigned char *p = (const unsigned char *)text, *end = p + len;
     while (p < end && e.n < e.cap) {
         unsigned c = *p;
@@ -654,7 +857,7 @@ int wp_encode(const wordpiece *wp, const char *text, size_t len, int32_t *ids, i
                 flush(&e);
                 break;
             case ASCII_PUNCT:
-                if (c == '[') {
+                if (wp->added_first[c]) {
                     int k = special_at(&e, p, end);
                     if (k) {
                         p += k;
@@ -680,7 +883,7 @@ int wp_encode(const wordpiece *wp, const char *text, size_t len, int32_t *ids, i
     /* Output full: the rest is not tokenized but must still be valid. */
     if (!utf8_valid(p, end))
         return -1;
-    ids[e.n++] = wp->special_id[SEP];
+    ids[e.n++] = wp->sep_id;
     return e.n;
 }
 
@@ -724,6 +927,16 @@ int wp_default_max_length(const char *model_dir)
     if (!model_dir)
         return WP_DEFAULT_MAX_LENGTH;
     long pos = json_file_int(model_dir, "config.json", "max_position_embeddings", 1, 1 << 20, 0);
+    /* MPNet never gives a token positions 0 and 1 (bert.h's bert_max_tokens). */
+    char *config = path_join(model_dir, "config.json");
+    if (pos > 2 && file_exists(config)) {
+        json_t *root = load_json(config, JSON_DECODE_INT_AS_REAL);
+        const char *type = json_string_value(json_object_get(root, "model_type"));
+        if (type && !strcmp(type, "mpnet"))
+            pos -= 2;
+        json_decref(root);
+    }
+    free(config);
     long n = json_file_int(model_dir, "sentence_bert_config.json", "max_seq_length", 2,
                            pos ? pos : WP_MAX_LENGTH_LIMIT, 0);
     if (n)

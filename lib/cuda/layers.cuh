@@ -74,7 +74,8 @@ static void column_sums(float *dst, float *partial, const T *a, const T *x, cons
 
 /* ---- embeddings ---------------------------------------------------------- */
 
-/* out[r] = word[ids[r]] + type[0] + position[pos[r]] (Hugging Face's order). */
+/* out[r] = word[ids[r]] + type[0] + position[pos[r]] (Hugging Face's order);
+ * type NULL (MPNet): word + position, which adding 0 gives exactly. */
 template <class T>
 __global__ void embedding_forward_kernel(T *out, const int32_t *ids, const int32_t *pos, int n,
                                          const T *word, const T *position, const T *type, int H)
@@ -82,7 +83,7 @@ __global__ void embedding_forward_kernel(T *out, const int32_t *ids, const int32
     GRID_STRIDE(i, (size_t)n * H) {
         size_t r = i / H, j = i % H;
         float w = to_f(word[(size_t)ids[r] * H + j]), p = to_f(position[(size_t)pos[r] * H + j]);
-        out[i] = from_f<T>((w + to_f(type[j])) + p);
+        out[i] = from_f<T>((w + (type ? to_f(type[j]) : 0.0f)) + p);
     }
 }
 
@@ -319,18 +320,35 @@ static void unpad_heads(T *out, int ld, int col, const T *in, const int32_t *seq
     LAUNCH_CHECK();
 }
 
-/* Softmax over the real keys of each row of scores [B*heads, Tp, Tp]; rows
- * of padding queries and columns of padding keys get 0.  One warp per row. */
+/* MPNet's relative position bias (rel NULL: none): the score of query i for
+ * key j of head h gets rel[bucket[j - i + center] * heads + h], the table
+ * shared by all layers, bucket = bert_rel_bucket on the host. */
+struct rel_bias {
+    const void *rel; /* T [buckets, heads] */
+    const int *bucket;
+    int center;
+};
+
+/* Softmax over the real keys of each row of scores [B*heads, Tp, Tp] (plus
+ * the relative position bias rb, which it adds into S); rows of padding
+ * queries and columns of padding keys get 0.  One warp per row. */
 template <class T>
-__global__ void softmax_forward_kernel(T *P, const float *S, const int *start, int B, int heads,
-                                       int Tp)
+__global__ void softmax_forward_kernel(T *P, float *S, const int *start, int B, int heads, int Tp,
+                                       rel_bias rb)
 {
     size_t row = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) / 32;
     int lane = threadIdx.x % 32;
     if (row >= (size_t)B * heads * Tp)
         return;
     int i = (int)(row % Tp), b = (int)(row / Tp / heads), len = start[b + 1] - start[b];
-    const float *s = S + row * Tp;
+    float *s = S + row * Tp;
+    if (rb.rel && i < len) {
+        const T *rel = (const T *)rb.rel;
+        int h = (int)(row / Tp % heads);
+        for (int j = lane; j < len; j += 32)
+            s[j] += to_f(rel[(size_t)rb.bucket[j - i + rb.center] * heads + h]);
+        __syncwarp();
+    }
     T *p = P + row * Tp;
     if (i >= len) {
         for (int j = lane; j < Tp; j += 32)
@@ -377,10 +395,58 @@ __global__ void softmax_backward_kernel(T *dS, const float *dP, const T *P, cons
 }
 
 template <class T>
-static void softmax_forward(T *P, const float *S, const int *start, int B, int heads, int Tp)
+static void softmax_forward(T *P, float *S, const int *start, int B, int heads, int Tp,
+                            rel_bias rb)
 {
     softmax_forward_kernel<T><<<grid_for_rows((size_t)B * heads * Tp), THREADS>>>(P, S, start, B,
-                                                                                  heads, Tp);
+                                                                                  heads, Tp, rb);
+    LAUNCH_CHECK();
+}
+
+/* The relative position bias's gradient, in two deterministic passes:
+ * partial[bh, x] = sum over the queries i of dS[bh, i, i + x - (Tp - 1)]
+ * (real tokens only), then dtable[k, h] += the sum over sequences and the x
+ * whose bucket is k. */
+template <class T>
+__global__ void rel_bias_partial_kernel(float *partial, const T *dS, const int *start, int B,
+                                        int heads, int Tp)
+{
+    int span = 2 * Tp - 1;
+    GRID_STRIDE(k, (size_t)B * heads * span) {
+        size_t bh = k / span;
+        int x = (int)(k % span) - (Tp - 1), b = (int)(bh / heads), len = start[b + 1] - start[b];
+        const T *s = dS + bh * Tp * Tp;
+        float acc = 0;
+        for (int i = x < 0 ? -x : 0; i < len && i + x < len; i++)
+            acc += to_f(s[(size_t)i * Tp + i + x]);
+        partial[k] = acc;
+    }
+}
+
+__global__ void rel_bias_finish_kernel(float *dtable, const float *partial, const int *bucket,
+                                       int center, int B, int heads, int Tp, int buckets)
+{
+    int span = 2 * Tp - 1;
+    GRID_STRIDE(k, (size_t)buckets * heads) {
+        int kb = (int)(k / heads), h = (int)(k % heads);
+        double acc = 0;
+        for (int b = 0; b < B; b++)
+            for (int x = 0; x < span; x++)
+                if (bucket[x - (Tp - 1) + center] == kb)
+                    acc += partial[((size_t)b * heads + h) * span + x];
+        dtable[k] += (float)acc;
+    }
+}
+
+template <class T>
+static void rel_bias_backward(float *dtable, float *partial, const T *dS, const int *start,
+                              const int *bucket, int center, int B, int heads, int Tp, int buckets)
+{
+    rel_bias_partial_kernel<T><<<grid_for((size_t)B * heads * (2 * Tp - 1)), THREADS>>>(
+        partial, dS, start, B, heads, Tp);
+    LAUNCH_CHECK();
+    rel_bias_finish_kernel<<<grid_for((size_t)buckets * heads), THREADS>>>(
+        dtable, partial, bucket, center, B, heads, Tp, buckets);
     LAUNCH_CHECK();
 }
 

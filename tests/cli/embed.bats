@@ -9,7 +9,6 @@ bats_require_minimum_version 1.5.0
 STS_DEV=$DATA/stsbenchmark/sts-dev.csv
 TINY=$FIXTURES/tiny
 STREAMS=$BATS_TEST_DIRNAME/../py/streams.py
-ST_ENCODE=$BATS_TEST_DIRNAME/../py/st_encode.py
 MAN_PAGE=$BATS_TEST_DIRNAME/../../man/man1/embed.1
 
 # Token streams and reference embeddings, built once with numpy.
@@ -324,14 +323,7 @@ EOF
     model=$model/model
     python3 -c 'import sentence_transformers, scipy' 2>/dev/null ||
         skip "python3 with sentence-transformers and scipy is not installed"
-    run -0 python3 "$ST_ENCODE" "$model" "$STS_DEV" --stream st.emb --batch-size 32
-    read -r w1 st_rho rest <<<"${lines[-1]}"
-    [ "$w1" = spearman ]
-    cut -f5 "$STS_DEV" >gold
-    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$model" | embed -m "$model" --device cpu >ours.emb
-    run -0 spearman -g gold --digits 9 ours.emb
-    read -r w1 our_rho rest <<<"$output"
-    echo "# all-MiniLM-L6-v2 STS-B dev Spearman: sentence-transformers $st_rho, embed $our_rho" >&3
+    sts_dev_both "$model" all-MiniLM-L6-v2
     awk -v a="$st_rho" -v b="$our_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4) }'
     # The vectors themselves agree, and the model's Normalize module applied.
     max_diff_within ours.emb st.emb 1e-5

@@ -33,9 +33,9 @@ gpu_check() {
 @test "gpu check without a GPU: every GPU check a FAIL, a count line, exit 1" {
     run gpu_check --cpu-build
     [ "$status" -eq 1 ]
-    [ "${lines[${#lines[@]} - 1]}" = "gpu-check: 1 passed, 13 failed" ]
+    [ "${lines[${#lines[@]} - 1]}" = "gpu-check: 1 passed, 15 failed" ]
     s=$BATS_TEST_TMPDIR/logs/summary.txt
-    [ "$(tail -1 "$s")" = "gpu-check: 1 passed, 13 failed" ]
+    [ "$(tail -1 "$s")" = "gpu-check: 1 passed, 15 failed" ]
     # The build passes; what needs the GPU fails, the encoder test's GPU
     # part (skipped there) included.
     grep -q '^build (make -j2 all gpu-checks) *PASS' "$s"
@@ -61,9 +61,10 @@ gpu_check() {
     s=$BATS_TEST_TMPDIR/logs/summary.txt
     grep -q '^fixtures fp32 (tiny, head64) *PASS  1/1$' "$s"
     grep -q '^fixtures bf16 (tiny, head64) *PASS  1/1$' "$s"
+    grep -q '^fixtures fp32 (mpnet-tiny, mpnet-head64) *PASS  1/1$' "$s"
     grep -q '^sts fp32, library (tiny) *FAIL  1/1 ok, killed by signal 11$' "$s"
     grep -q '^sts bf16, library (tiny) *FAIL  1/1 ok, killed by signal 11$' "$s"
-    [ "$(tail -1 "$s")" = "gpu-check: 3 passed, 11 failed" ]
+    [ "$(tail -1 "$s")" = "gpu-check: 5 passed, 11 failed" ]
 }
 
 @test "gpu check: a failed build leaves every check a FAIL (did not run), exit 1" {
@@ -72,8 +73,8 @@ gpu_check() {
     [ "$status" -eq 1 ]
     s=$BATS_TEST_TMPDIR/logs/summary.txt
     grep -q '^build (make -j2 all gpu-checks) *FAIL  see build.log$' "$s"
-    [ "$(grep -c ' FAIL  did not run$' "$s")" -eq 13 ]
-    [ "$(tail -1 "$s")" = "gpu-check: 0 passed, 15 failed" ]
+    [ "$(grep -c ' FAIL  did not run$' "$s")" -eq 15 ]
+    [ "$(tail -1 "$s")" = "gpu-check: 0 passed, 17 failed" ]
 }
 
 @test "gpu check: --sanitize adds the compute-sanitizer row, which is not in the table by default" {
@@ -84,7 +85,7 @@ gpu_check() {
     run gpu_check --cpu-build --sanitize
     [ "$status" -eq 1 ]
     grep -q '^compute-sanitizer memcheck, fixtures fp32 *FAIL' "$BATS_TEST_TMPDIR/logs/summary.txt"
-    [ "$(tail -1 "$BATS_TEST_TMPDIR/logs/summary.txt")" = "gpu-check: 1 passed, 14 failed" ]
+    [ "$(tail -1 "$BATS_TEST_TMPDIR/logs/summary.txt")" = "gpu-check: 1 passed, 16 failed" ]
 }
 
 @test "gpu check: an unknown option is a usage error" {

@@ -5,6 +5,25 @@ PATH=$BINDIR:$PATH
 DATA=$SHARED/data
 FIXTURES=$SHARED/fixtures
 
+# STS-B dev ($DATA/stsbenchmark/sts-dev.csv) with model directory $1, in the
+# current directory: sentence-transformers' encode (tests/py/st_encode.py)
+# into st.emb, wp-tokenize | embed | spearman into ours.emb; their Spearman
+# correlations in st_rho and our_rho (printed as "# NAME ..." to fd 3, $2
+# naming the model).  Fails if a side fails.
+sts_dev_both() {
+    local model=$1 sts=$DATA/stsbenchmark/sts-dev.csv w1 rest out
+    out=$(python3 "$BATS_TEST_DIRNAME/../py/st_encode.py" "$model" "$sts" --stream st.emb --batch-size 32) ||
+        return 1
+    read -r w1 st_rho rest <<<"$(tail -n 1 <<<"$out")"
+    [ "$w1" = spearman ] || return 1
+    cut -f5 "$sts" >gold
+    cut -f6,7 "$sts" | wp-tokenize -m "$model" | embed -m "$model" --device cpu >ours.emb || return 1
+    out=$(spearman -g gold --digits 9 ours.emb) || return 1
+    read -r w1 our_rho rest <<<"$out"
+    [ "$w1" = spearman ] || return 1
+    echo "# $2 STS-B dev Spearman: sentence-transformers $st_rho, embed $our_rho" >&3
+}
+
 # The EXAMPLES section of man page $1 as a shell session: "$ command" lines,
 # each followed by the lines it prints.
 man_examples() {

@@ -26,6 +26,17 @@ setup_file() {
             python3 "$PY/fixture_stream.py" "$FIXTURES/$m/reference.safetensors" "$m.$s.npy" "$s"
         done
     done
+    # Two random MPNet models and their references, made now by transformers
+    # and sentence-transformers (mk_mpnet_fixture.py prints SKIP without them).
+    mkdir mpnet
+    python3 "$PY/mk_mpnet_fixture.py" mpnet >mpnet.out 2>&1 || true
+    if [ "$(tail -n 1 mpnet.out)" = OK ]; then
+        for m in mpnet-tiny mpnet-head64; do
+            for s in train pairs triplets; do
+                python3 "$PY/fixture_stream.py" "mpnet/$m/reference.safetensors" "$m.$s.npy" "$s"
+            done
+        done
+    fi
     dropout_copy "$TINY/model" drop
     head -n 300 "$STS_DEV" >sts300.csv
     PYTHONPATH=$PY python3 - <<'EOF'
@@ -68,6 +79,50 @@ setup() {
 
 need_streams() {
     [ -f "$S/syn.npy" ] || skip "python3 with numpy and safetensors is not installed"
+}
+
+# The first step's loss (--lr 0) of pairs, triplets and symmetric MNR for
+# each fixture NAME of DIR (streams $S/NAME.{pairs,triplets}.npy) against
+# its reference's loss.* (1e-6 relative).
+first_step_losses() { # DIR NAME...
+    local dir=$1 m v B stream opt
+    shift
+    for m in "$@"; do
+        B=$(python3 -c 'import numpy, sys; print(numpy.load(sys.argv[1]).shape[0])' "$S/$m.pairs.npy")
+        for v in pairs triplets symmetric; do
+            stream=$S/$m.pairs.npy opt=()
+            [ $v = triplets ] && stream=$S/$m.triplets.npy
+            [ $v = symmetric ] && opt=(--symmetric)
+            train -m "$dir/$m/model" -o "out.$m.$v" --batch-size "$B" --no-shuffle --lr 0 \
+                --max-steps 1 --log "$m.$v.jsonl" "${opt[@]}" "$stream" 2>/dev/null
+        done
+    done
+    python3 - "$dir" "$@" <<'EOF'
+import json, sys
+from safetensors.numpy import load_file
+bad = 0
+for m in sys.argv[2:]:
+    ref = load_file(f"{sys.argv[1]}/{m}/reference.safetensors")
+    for v in ("pairs", "triplets", "symmetric"):
+        got = json.loads(open(f"{m}.{v}.jsonl").readline())["loss"]
+        want = float(ref[f"loss.{v}"][0])
+        rel = abs(got - want) / want
+        print(f"{m} loss.{v}: {got:.12g} vs {want:.12g}, relative error {rel:.2g}")
+        bad += rel > 1e-6
+sys.exit(bad)
+EOF
+}
+
+# The MPNet fixtures of setup_file; a skip with mk_mpnet_fixture.py's reason
+# when the Python stack is missing, a failure when the script failed.
+need_mpnet() {
+    need_streams
+    if [ ! -f "$S/mpnet-tiny.train.npy" ]; then
+        cat "$S/mpnet.out"
+        grep -q '^SKIP' "$S/mpnet.out" && skip "$(grep '^SKIP' "$S/mpnet.out" | cut -c6-)"
+        return 1
+    fi
+    MPNET=$S/mpnet
 }
 
 # The runs: one thread (the test machine is shared), the CPU named.
@@ -132,32 +187,41 @@ state_field() {
     [ "$status" -eq 0 ]
 }
 
+@test "MPNet: three AdamW steps of both random models give transformers' losses, grad_norms, lrs and weights" {
+    need_mpnet
+    for m in mpnet-tiny mpnet-head64; do
+        B=$(python3 -c 'import numpy, sys; print(numpy.load(sys.argv[1]).shape[0])' "$S/$m.train.npy")
+        run train -m "$MPNET/$m/model" -o "out.$m" --batch-size "$B" --no-shuffle --lr 1e-3 --warmup 2 \
+            --schedule-steps 10 --max-steps 3 --weight-decay 0.01 --adam-eps 1e-6 --max-grad-norm 1 \
+            --log "$m.jsonl" "$S/$m.train.npy"
+        [ "$status" -eq 0 ]
+        run python3 "$PY/check_fixture_train.py" "$MPNET/$m/reference.safetensors" "$m.jsonl" "out.$m/model.safetensors"
+        echo "$m: $output"
+        [ "$status" -eq 0 ]
+    done
+}
+
+@test "MPNet: loss.pairs, loss.triplets and loss.symmetric (--lr 0) of both random models" {
+    need_mpnet
+    run first_step_losses "$MPNET" mpnet-tiny mpnet-head64
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "MPNet: the output loads in transformers and sentence-transformers with the embeddings embed gives" {
+    need_mpnet
+    train -m "$MPNET/mpnet-tiny/model" -o out --batch-size 6 --lr 1e-3 --max-steps 3 \
+        "$S/mpnet-tiny.triplets.npy" 2>/dev/null
+    [ "$(jq -r .model_type out/config.json)" = mpnet ]
+    embed --threads 1 -m out "$S/mpnet-tiny.triplets.npy" >emb.npy 2>/dev/null
+    run python3 "$PY/check_trained.py" out "$S/mpnet-tiny.triplets.npy" emb.npy
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
 @test "loss.pairs, loss.triplets and loss.symmetric: the first step's loss (--lr 0) of both fixtures" {
     need_streams
-    for m in tiny head64; do
-        B=$(python3 -c 'import numpy, sys; print(numpy.load(sys.argv[1]).shape[0])' "$S/$m.pairs.npy")
-        for v in pairs triplets symmetric; do
-            stream=$S/$m.pairs.npy opt=()
-            [ $v = triplets ] && stream=$S/$m.triplets.npy
-            [ $v = symmetric ] && opt=(--symmetric)
-            train -m "$FIXTURES/$m/model" -o "out.$m.$v" --batch-size "$B" --no-shuffle --lr 0 \
-                --max-steps 1 --log "$m.$v.jsonl" "${opt[@]}" "$stream" 2>/dev/null
-        done
-    done
-    run python3 - "$FIXTURES" <<'EOF'
-import json, sys
-from safetensors.numpy import load_file
-bad = 0
-for m in ("tiny", "head64"):
-    ref = load_file(f"{sys.argv[1]}/{m}/reference.safetensors")
-    for v in ("pairs", "triplets", "symmetric"):
-        got = json.loads(open(f"{m}.{v}.jsonl").readline())["loss"]
-        want = float(ref[f"loss.{v}"][0])
-        rel = abs(got - want) / want
-        print(f"{m} loss.{v}: {got:.12g} vs {want:.12g}, relative error {rel:.2g}")
-        bad += rel > 1e-6
-sys.exit(bad)
-EOF
+    run first_step_losses "$FIXTURES" tiny head64
     echo "$output"
     [ "$status" -eq 0 ]
 }

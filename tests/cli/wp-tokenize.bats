@@ -10,6 +10,7 @@ GOLDEN=$FIXTURES/tokenizer-golden.jsonl
 VOCAB=$DATA/vocab/bert-base-uncased-vocab.txt
 TINY=$FIXTURES/tiny/model
 MAN_PAGE=$BATS_TEST_DIRNAME/../../man/man1/wp-tokenize.1
+PY=$BATS_TEST_DIRNAME/../py
 
 setup() {
     cd "$BATS_TEST_TMPDIR"
@@ -246,23 +247,92 @@ print(shapes)' >shapes
     # Between letters, each code point below U+20000 (all scripts, symbols and
     # marks) but tab and newline, and every 61st above (ideographs, private
     # use, unassigned): 150 thousand lines.
-    python3 - "$VOCAB" <<'EOF'
-import io, subprocess, sys
-import numpy as np
+    PYTHONPATH=$PY python3 - "$VOCAB" <<'EOF'
+import sys
 from tokenizers import BertWordPieceTokenizer
+from wp_ids import wp_tokenize_ids
 tok = BertWordPieceTokenizer(sys.argv[1], lowercase=True)
 texts = ["a%sb" % chr(cp) for cp in range(0x110000)
          if (cp < 0x20000 or cp % 61 == 0) and not 0xD800 <= cp < 0xE000 and cp not in (9, 10)]
 want = [e.ids for e in tok.encode_batch(texts)]
-out = subprocess.run(["wp-tokenize", "-v", sys.argv[1]], check=True, capture_output=True,
-                     input="\n".join(texts).encode("utf-8") + b"\n").stdout
-f = io.BytesIO(out)
-got = []
-while f.tell() < len(out):
-    for seq in np.load(f)[:, 0, :]:
-        got.append(seq[seq >= 0].tolist())
+got = wp_tokenize_ids(["-v", sys.argv[1]], texts)
 bad = [hex(ord(t[1])) for t, w, g in zip(texts, want, got) if w != g]
 print(len(texts), "code points,", len(bad), "differ:", *bad[:20])
 sys.exit(len(got) != len(texts) or len(bad) > 0)
 EOF
+}
+
+# all-mpnet-base-v2 (scripts/fetch-model.sh all-mpnet-base-v2), or MPNET_MODEL.
+MPNET=${MPNET_MODEL:-$BATS_TEST_DIRNAME/../../models/all-mpnet-base-v2}
+
+@test "MPNet: every STS-B, SNLI and MultiNLI sentence and the special-token cases give tokenizers' ids" {
+    [ -f "$MPNET/tokenizer.json" ] ||
+        skip "$MPNET: no all-mpnet-base-v2 (scripts/fetch-model.sh all-mpnet-base-v2 puts it there)"
+    python3 -c 'import tokenizers, numpy' 2>/dev/null ||
+        skip "python3 with tokenizers and numpy is not installed"
+    PYTHONPATH=$PY python3 - "$MPNET" "$DATA" <<'EOF'
+import csv, glob, json, sys
+from tokenizers import Tokenizer
+from wp_ids import wp_tokenize_ids
+model, data = sys.argv[1:]
+tok = Tokenizer.from_file(f"{model}/tokenizer.json")
+tok.no_truncation()  # the file asks for 128 tokens, padded: not what encode() of sentence-transformers is compared with here
+tok.no_padding()
+texts = ["<s>", "</s> a", "x<mask>y", "a <mask> b", "<pad>", "<unk> <UNK> <Unk>", "[UNK] [unk]",
+         "[CLS] [SEP] [PAD] [MASK]", "<s><s>", "caf\u00e9 na\u00efve \u00c5ngstr\u00f6m", "\u4e2d\u6587 \U0001F600",
+         "  spaces\u00a0and\u200bzero width  ", ""]
+for path in sorted(glob.glob(f"{data}/stsbenchmark/sts-*.csv")):
+    for row in csv.reader(open(path, encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE):
+        texts += row[5:7]
+for path in sorted(glob.glob(f"{data}/nli/*.jsonl")):
+    for line in open(path, encoding="utf-8"):
+        o = json.loads(line)
+        texts += [o["sentence1"], o["sentence2"]] if "sentence1" in o else [o["premise"], o["hypothesis"]]
+texts = [t for t in texts if "\t" not in t and "\n" not in t and "\r" not in t]
+want = [e.ids for e in tok.encode_batch(texts)]
+got = wp_tokenize_ids(["-m", model, "--max-length", "512"], texts)
+bad = [(t, w, g) for t, w, g in zip(texts, want, got) if w != g]
+print(len(texts), "texts,", len(bad), "differ")
+for t, w, g in bad[:5]:
+    print(repr(t), w, g)
+sys.exit(len(got) != len(texts) or len(bad) > 0 or len(texts) < 40000)
+EOF
+}
+
+@test "MPNet: <s> ... </s> framing and the model's default length; BPE, Unigram and unknown classes refused" {
+    [ -f "$MPNET/tokenizer.json" ] ||
+        skip "$MPNET: no all-mpnet-base-v2 (scripts/fetch-model.sh all-mpnet-base-v2 puts it there)"
+    printf 'Hello world\n' | wp-tokenize -m "$MPNET" | python3 frames.py >got
+    [ "$(cat got)" = "0 0 0 7596 2092 2" ]
+    # 384 tokens at most: sentence_bert_config.json's max_seq_length
+    python3 -c 'print("word " * 500)' | wp-tokenize -m "$MPNET" | python3 frames.py | awk '{print NF - 2, $3, $NF}' >got
+    [ "$(cat got)" = "384 0 2" ]
+    # without tokenizer.json: tokenizer_config.json's MPNetTokenizer and its tokens
+    mkdir m
+    cp "$MPNET"/vocab.txt "$MPNET"/tokenizer_config.json m/
+    printf 'Hello world\n' | wp-tokenize -m m | python3 frames.py >got
+    [ "$(cat got)" = "0 0 0 7596 2092 2" ]
+    for case in 'BPE|model type "BPE" is not supported (WordPiece only)' \
+                'Unigram|model type "Unigram" is not supported (WordPiece only)'; do
+        cp "$MPNET"/tokenizer.json m/
+        sed -i "s/\"type\": *\"WordPiece\", *\"unk_token\"/\"type\": \"${case%%|*}\", \"unk_token\"/" m/tokenizer.json
+        run wp-tokenize -m m </dev/null
+        echo "$output"
+        [ "$status" -eq 1 ]
+        [ "$output" = "wp-tokenize: m/tokenizer.json: ${case#*|}" ]
+    done
+    rm m/tokenizer.json
+    sed 's/MPNetTokenizer/XLMRobertaTokenizer/' "$MPNET"/tokenizer_config.json >m/tokenizer_config.json
+    run wp-tokenize -m m </dev/null
+    [ "$status" -eq 1 ]
+    [ "$output" = 'wp-tokenize: m/tokenizer_config.json: tokenizer_class "XLMRobertaTokenizer" is not supported (BertTokenizer, MPNetTokenizer)' ]
+    python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))
+t["post_processor"] = {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}], "pair": [], "special_tokens": {}}
+json.dump(t, open("m/tokenizer.json", "w"))' "$MPNET/tokenizer.json"
+    cp "$MPNET"/tokenizer_config.json m/
+    run wp-tokenize -m m </dev/null
+    [ "$status" -eq 1 ]
+    [ "$output" = "wp-tokenize: m/tokenizer.json: post_processor: only a single-sequence template special, A, special is supported" ]
 }

@@ -75,6 +75,8 @@ expected=("$build_name"
     "unit test encoder"
     "fixtures fp32 (tiny, head64)"
     "fixtures bf16 (tiny, head64)"
+    "fixtures fp32 (mpnet-tiny, mpnet-head64)"
+    "fixtures bf16 (mpnet-tiny, mpnet-head64)"
     "train100 bf16 vs CPU fp32 (head64)"
     "train100 fp32 vs CPU fp32 (head64)"
     "sts fp32, library (tiny)"
@@ -212,6 +214,8 @@ C=$O/gpu-checks
 tap "unit test encoder" "$O/tests/encoder"
 tap "fixtures fp32 (tiny, head64)" "$C/fixtures" fp32
 tap "fixtures bf16 (tiny, head64)" "$C/fixtures" bf16
+tap "fixtures fp32 (mpnet-tiny, mpnet-head64)" "$C/fixtures" fp32 mpnet-tiny mpnet-head64
+tap "fixtures bf16 (mpnet-tiny, mpnet-head64)" "$C/fixtures" bf16 mpnet-tiny mpnet-head64
 # With the matrix-product plan cache's counts (lib/cuda/matmul.cu) at exit.
 tap "train100 bf16 vs CPU fp32 (head64)" env BP_CUDA_PLAN_STATS=1 "$C/train100" bf16 "$FIX/train100.cpu.txt"
 tap "train100 fp32 vs CPU fp32 (head64)" env BP_CUDA_PLAN_STATS=1 "$C/train100" fp32 "$FIX/train100.cpu.txt"

@@ -329,12 +329,19 @@ static void check_fixture(const char *name, precision prec)
     free(path);
 }
 
+/* fixtures fp32|bf16 [NAME...]: the fixtures named (default tiny and
+ * head64; prepare.sh adds mpnet-tiny and mpnet-head64 beside them). */
 int main(int argc, char **argv)
 {
     util_init("gpu-fixtures");
     precision prec = precision_arg(argc, argv, 1);
     require_gpu();
-    check_fixture("tiny", prec);
-    check_fixture("head64", prec);
+    if (argc > 2) {
+        for (int i = 2; i < argc; i++)
+            check_fixture(argv[i], prec);
+    } else {
+        check_fixture("tiny", prec);
+        check_fixture("head64", prec);
+    }
     return done_testing();
 }

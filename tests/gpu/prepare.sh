@@ -56,6 +56,11 @@ for m in tiny head64; do
     for f in "$SHARED"/fixtures/$m/model/*; do copy "fixtures/$m/model/$(basename "$f")"; done
 done
 copy fixtures/tiny/sts-dev.cosine.txt
+# The two random MPNet models, made here by transformers (the device machine
+# has no Python stack).
+rm -rf "$DEST/fixtures/mpnet-tiny" "$DEST/fixtures/mpnet-head64"
+out=$(python3 tests/py/mk_mpnet_fixture.py "$DEST/fixtures" 2>&1 | tail -n 1)
+[ "$out" = OK ] || { echo "prepare.sh: tests/py/mk_mpnet_fixture.py: $out" >&2; exit 1; }
 
 # Build dependencies for a machine without the -dev packages.
 deps=$DEST/deps

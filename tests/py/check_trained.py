@@ -46,16 +46,20 @@ rows = sum(f.shape[0] for f in ids)
 columns = ids[0].shape[1]
 seqs = [s[s >= 0] for f in ids for row in f for s in row]  # row-major, as embed writes them
 T = max(len(s) for s in seqs)
-input_ids = torch.zeros((len(seqs), T), dtype=torch.long)
-mask = torch.zeros((len(seqs), T), dtype=torch.long)
-for i, s in enumerate(seqs):
-    input_ids[i, : len(s)] = torch.from_numpy(s.astype(np.int64))
-    mask[i, : len(s)] = 1
-features = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(mask)}
 
 model, info = transformers.AutoModel.from_pretrained(out, output_loading_info=True)
 if info["missing_keys"] or info["unexpected_keys"]:
     fail(f"transformers: missing {info['missing_keys']}, unexpected {info['unexpected_keys']}")
+# Padded as the model's tokenizer pads (MPNet: <pad> = 1, which its position ids skip).
+pad = model.config.pad_token_id if model.config.model_type == "mpnet" else 0
+input_ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+mask = torch.zeros((len(seqs), T), dtype=torch.long)
+for i, s in enumerate(seqs):
+    input_ids[i, : len(s)] = torch.from_numpy(s.astype(np.int64))
+    mask[i, : len(s)] = 1
+features = {"input_ids": input_ids, "attention_mask": mask}
+if model.config.model_type != "mpnet":  # MPNet has no token types
+    features["token_type_ids"] = torch.zeros_like(mask)
 model.eval()
 with torch.no_grad():
     h = model(**features).last_hidden_state

@@ -12,9 +12,12 @@
 #include <jansson.h>
 #include <string.h>
 
-/* $SHARED/fixtures/NAME/FILE, to be freed. */
+/* $SHARED/fixtures/NAME/FILE, to be freed; NAME/FILE when NAME is a path
+ * (the MPNet fixtures, made by mpnet_fixtures). */
 __attribute__((unused)) static char *fixture_path(const char *name, const char *file)
 {
+    if (strchr(name, '/'))
+        return path_join(name, file);
     char *dir = path_join(shared_dir(), "fixtures"), *sub = path_join(dir, name);
     char *path = path_join(sub, file);
     free(dir);
@@ -76,6 +79,40 @@ __attribute__((unused)) static void ref_column_free(ref_column *c)
     free(c->ids);
     free(c->lens);
     free(c->mask);
+}
+
+/* The MPNet fixtures, made now by transformers and sentence-transformers
+ * (tests/py/mk_mpnet_fixture.py) in a new temporary directory: its path (to
+ * be removed with remove_tree and freed), or NULL when the Python stack is
+ * missing (a skip) or the script failed (a failure), both reported. */
+__attribute__((unused)) static char *mpnet_fixtures(void)
+{
+    char tmpl[] = "/tmp/bp-mpnet-XXXXXX";
+    if (!mkdtemp(tmpl))
+        die("mkdtemp: failed");
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "python3 tests/py/mk_mpnet_fixture.py %s 2>&1", tmpl);
+    if (python_reference(cmd))
+        return xstrdup(tmpl);
+    remove_tree(tmpl);
+    return NULL;
+}
+
+/* check(dir) on mpnet-tiny and mpnet-head64 of mpnet_fixtures (none when
+ * it reported a skip or a failure), which are then removed. */
+__attribute__((unused)) static void for_each_mpnet_fixture(void (*check)(const char *dir))
+{
+    char *mp = mpnet_fixtures();
+    if (!mp)
+        return;
+    static const char *names[2] = {"mpnet-tiny", "mpnet-head64"};
+    for (int i = 0; i < 2; i++) {
+        char *dir = path_join(mp, names[i]);
+        check(dir);
+        free(dir);
+    }
+    remove_tree(mp);
+    free(mp);
 }
 
 /* The fixture's model: cfg and params (the layout of bert.h). */

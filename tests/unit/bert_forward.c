@@ -34,7 +34,7 @@ static void direct_pooling(const float *ref, const ref_column *col, int H, float
         }
 }
 
-/* transformers' BertModel in float64 on a batch of ids (raw <i4 [B, T] in
+/* transformers' BertModel (MPNetModel) in float64 on a batch of ids (raw <i4 [B, T] in
  * argv[2], -1 padded) of the model in argv[1]; writes the last hidden states
  * as raw <f4 [B, T, H] to argv[5]. */
 static const char *hf_script =
@@ -44,14 +44,14 @@ static const char *hf_script =
     "os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] = '1'\n"
     "try:\n"
     "    import numpy as np, torch\n"
-    "    from transformers import BertModel\n"
+    "    from transformers import AutoModel\n"
     "    from transformers.utils import logging\n"
     "except Exception as e:\n"
     "    print('SKIP transformers not importable:', type(e).__name__); sys.exit(0)\n"
     "logging.disable_progress_bar()\n"
     "B, T = int(sys.argv[3]), int(sys.argv[4])\n"
     "ids = np.fromfile(sys.argv[2], dtype='<i4').reshape(B, T)\n"
-    "m = BertModel.from_pretrained(sys.argv[1]).double().eval()\n"
+    "m = AutoModel.from_pretrained(sys.argv[1]).double().eval()\n"
     "with torch.no_grad():\n"
     "    h = m(input_ids=torch.tensor(np.maximum(ids, 0)).long(),\n"
     "          attention_mask=torch.tensor(ids >= 0).long()).last_hidden_state\n"
@@ -63,7 +63,7 @@ static const char *hf_script =
 static void check_long_sequences(const char *name, const bert_model *m)
 {
     const bert_config *c = &m->cfg;
-    int P = c->max_positions, H = c->hidden;
+    int P = bert_max_tokens(c), H = c->hidden;
     enum { B = 5 };
     int lens[B] = {P, 1, P - 27, 2, 64 < P ? 64 : P};
     ref_column col = {B, P, xmallocarray((size_t)B * P, sizeof(int32_t)), lens, NULL};
@@ -240,10 +240,54 @@ static void check_fixture(const char *name)
     model_free(&m);
 }
 
+/* bert_rel_bucket against transformers' relative_position_bucket. */
+static void check_rel_buckets(const char *name)
+{
+    char *path = fixture_path(name, "reference.safetensors");
+    safetensors st;
+    st_open(&st, path);
+    const st_tensor *rel = ref_find(&st, "rel_bucket.rel"), *want = ref_find(&st, "rel_bucket.bucket");
+    const int32_t *r = rel->data, *w = want->data;
+    int bad = 0;
+    for (size_t i = 0; i < rel->numel; i++)
+        bad += bert_rel_bucket(r[i]) != w[i];
+    ok(bad == 0 && rel->numel == 1201, "%s: relative position buckets of -600..600 as transformers' "
+       "(%d differ)", name, bad);
+    st_close(&st);
+    free(path);
+}
+
+/* The pre-training layout ("mpnet." prefix, lm_head.* ignored) loads the same
+ * weights as the save_pretrained one. */
+static void check_hubstyle(const char *name)
+{
+    bert_model m, h;
+    char *dir = fixture_path(name, "model"), *hub = fixture_path(name, "hubstyle");
+    model_load(&m, dir);
+    model_load(&h, hub);
+    size_t off[P_COUNT + 1];
+    bert_param_offsets(&m.cfg, off);
+    ok(m.nparams == h.nparams && !memcmp(m.params, h.params, off[P_POOLER_W] * sizeof *m.params),
+       "%s: hubstyle (mpnet. prefix, lm_head, no pooler) loads the same %zu parameters", name,
+       off[P_POOLER_W]);
+    model_free(&m);
+    model_free(&h);
+    free(dir);
+    free(hub);
+}
+
+static void check_mpnet(const char *dir)
+{
+    check_fixture(dir);
+    check_rel_buckets(dir);
+    check_hubstyle(dir);
+}
+
 int main(void)
 {
     util_init("test-bert-forward");
     check_fixture("tiny");
     check_fixture("head64");
+    for_each_mpnet_fixture(check_mpnet);
     return done_testing();
 }
