@@ -36,7 +36,7 @@ CFLAGS  ?= -O2 -g -march=x86-64-v2
 override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wvla -pthread -fopenmp \
            -fno-trapping-math -fno-math-errno -Ilib \
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
-override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
+override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldnnl -lm -pthread -fopenmp
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
@@ -150,9 +150,9 @@ bench-tokenize bench-embed bench-train: $(TOOLS) $(O)/scripts/sgemm-rate
 	    scripts/$@.sh
 
 # The machine's matrix-product rate, bench-embed's ceiling.
-$(O)/scripts/sgemm-rate: scripts/sgemm-rate.c
+$(O)/scripts/sgemm-rate: scripts/sgemm-rate.c $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 # ---- fuzzing: libFuzzer harnesses in tests/fuzz/ (docs/fuzzing.md) ----
 #   make fuzz [FUZZ_TIME=600] [FUZZ_JOBS=1]   each harness FUZZ_TIME seconds
