@@ -877,6 +877,7 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
     reserve(a, N, a->att_start[B]);
     a->B = B;
     a->N = N;
+    int pad = bert_pad_position(c);
     for (int b = 0; b < B; b++) {
         int count = 0; /* MPNet: the tokens so far that are not <pad> */
         for (int t = 0; t < a->start[b + 1] - a->start[b]; t++) {
@@ -885,10 +886,10 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
                 die("bert_forward: token id %d at sequence %d position %d is outside the "
                     "vocabulary (%d)", id, b, t, c->vocab_size);
             a->ids[a->start[b] + t] = id;
-            if (c->pos_pad < 0)
+            if (pad < 0)
                 a->pos[a->start[b] + t] = t;
             else
-                a->pos[a->start[b] + t] = id == c->pos_pad ? c->pos_pad : c->pos_pad + ++count;
+                a->pos[a->start[b] + t] = id == pad ? pad : pad + ++count;
         }
     }
 
@@ -993,7 +994,7 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
                        a->emb, a->emb_mean, a->emb_rstd, params + off[P_EMB_LN_W], N, H);
     embedding_backward(grads + off[P_WORD_EMB], grads + off[P_POS_EMB],
                        c->type_vocab ? grads + off[P_TYPE_EMB] : NULL, a->g1, a->ids, a->pos, N, H,
-                       c->pos_pad);
+                       bert_pad_position(c));
 }
 
 /* ---- pooling and normalisation ----------------------------------------- */

@@ -29,9 +29,9 @@ typedef struct {
     int max_positions; /* P */
     int type_vocab;    /* T; 0 for MPNet, which has no token types */
     int rel_buckets;   /* rows of the relative attention bias table (MPNet; 0: none) */
-    int pos_pad;       /* MPNet: position ids count from pos_pad + 1, and a token with
-                        * id pos_pad (<pad>) takes position pos_pad, as transformers'
-                        * create_position_ids_from_input_ids; -1 (BERT): 0, 1, 2 ... */
+    int pos_pad;       /* MPNet only (bert_pad_position): position ids count from
+                        * pos_pad + 1, and a token with id pos_pad (<pad>) takes
+                        * position pos_pad, as transformers' create_position_ids_from_input_ids */
     double ln_eps;
     float hidden_dropout;
     float attn_dropout;
@@ -68,6 +68,10 @@ enum bert_param {
 /* Tensors before P_POOLER_W are the ones training updates: the pooler gets
  * no gradient, and torch's optimizers skip parameters without one. */
 #define P_TRAINABLE P_POOLER_W
+
+/* MPNet's pos_pad; -1 for BERT, whose positions are 0, 1, 2 ... (a config
+ * zeroed but for BERT's fields is BERT's). */
+int bert_pad_position(const bert_config *c);
 
 /* The longest sequence the position embeddings allow: max_positions, less
  * the positions MPNet never gives a token (0 and pos_pad). */

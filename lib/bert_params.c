@@ -25,9 +25,15 @@ void bert_param_sizes(const bert_config *c, size_t s[P_COUNT])
     s[P_POOLER_B] = H;
 }
 
+int bert_pad_position(const bert_config *c)
+{
+    return c->arch == ARCH_MPNET ? c->pos_pad : -1;
+}
+
 int bert_max_tokens(const bert_config *c)
 {
-    return c->pos_pad < 0 ? c->max_positions : c->max_positions - c->pos_pad - 1;
+    int pad = bert_pad_position(c);
+    return pad < 0 ? c->max_positions : c->max_positions - pad - 1;
 }
 
 int bert_rel_bucket(int rel)

@@ -113,7 +113,6 @@ static void config_from_json(bert_config *c, json_t *root, const char *path)
     c->layers = json_int_field(root, path, "num_hidden_layers", 1, 0, 1, 1024);
     c->heads = json_int_field(root, path, "num_attention_heads", 1, 0, 1, 1 << 16);
     c->intermediate = json_int_field(root, path, "intermediate_size", 1, 0, 1, 1 << 18);
-    c->pos_pad = -1;
     if (c->arch == ARCH_MPNET) {
         /* MPNetConfig's defaults; no token types.  MPNetEmbeddings counts
          * positions from padding_idx + 1 with padding_idx fixed at 1 whatever
@@ -419,8 +418,8 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
     config_from_json(&m->cfg, root, config_json_path);
     int pad = json_int_field(root, config_json_path, "pad_token_id", 0, -1, 0, m->cfg.vocab_size - 1);
     json_decref(root);
-    if (m->cfg.pos_pad >= 0) /* MPNetEmbeddings' word padding_idx is 1 whatever the config says */
-        pad = m->cfg.pos_pad;
+    if (bert_pad_position(&m->cfg) >= 0) /* MPNetEmbeddings' word padding_idx is 1 whatever the config says */
+        pad = bert_pad_position(&m->cfg);
     m->config_text = read_file(config_json_path, NULL);
     if (!m->config_text)
         die("%s: %s", config_json_path, strerror(errno));
@@ -457,8 +456,8 @@ void model_init_random(bert_model *m, const char *config_json_path, uint64_t see
     if (pad >= 0)
         memset(m->params + off[P_WORD_EMB] + (size_t)pad * m->cfg.hidden, 0, m->cfg.hidden * sizeof(float));
     /* MPNet's position embeddings have padding_idx 1 too. */
-    if (m->cfg.pos_pad >= 0)
-        memset(m->params + off[P_POS_EMB] + (size_t)m->cfg.pos_pad * m->cfg.hidden, 0,
+    if (bert_pad_position(&m->cfg) >= 0)
+        memset(m->params + off[P_POS_EMB] + (size_t)bert_pad_position(&m->cfg) * m->cfg.hidden, 0,
                m->cfg.hidden * sizeof(float));
     free(bt);
 }

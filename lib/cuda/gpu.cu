@@ -302,7 +302,7 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
     }
     for (int k = 0; k < C; k++)
         for (int b = 0; b < B; b++) {
-            int s = k * B + b, first = g->h_start[s], count = 0;
+            int s = k * B + b, first = g->h_start[s], count = 0, pad = bert_pad_position(c);
             for (int t = 0; t < g->h_start[s + 1] - first; t++) {
                 int32_t id = col_ids[k][(size_t)b * T[k] + t];
                 if (id < 0 || id >= c->vocab_size)
@@ -311,9 +311,7 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
                 g->h_ids[first + t] = id;
                 g->h_pos[first + t] = t;
                 /* as bert_forward: MPNet skips <pad> in counting positions */
-                g->h_epos[first + t] = c->pos_pad < 0       ? t
-                                       : id == c->pos_pad ? c->pos_pad
-                                                          : c->pos_pad + ++count;
+                g->h_epos[first + t] = pad < 0 ? t : id == pad ? pad : pad + ++count;
                 g->h_seq[first + t] = s;
             }
         }
@@ -335,12 +333,12 @@ static void pack(gpu_model *g, const int32_t *const *col_ids, const int32_t *con
         g->drop_step = keys->step;
     }
     if (backward) {
-        g->n_word_keys = group_rows(g->h_ids, N, c->vocab_size, c->pos_pad, g->h_count, g->h_keys,
+        g->n_word_keys = group_rows(g->h_ids, N, c->vocab_size, bert_pad_position(c), g->h_count, g->h_keys,
                                     g->h_offsets, g->h_rows);
         upload(g->word_keys, g->h_keys, (size_t)g->n_word_keys * 4);
         upload(g->word_offsets, g->h_offsets, (size_t)(g->n_word_keys + 1) * 4);
         upload(g->word_rows, g->h_rows, (size_t)N * 4);
-        g->n_pos_keys = group_rows(g->h_epos, N, c->max_positions, c->pos_pad, g->h_count,
+        g->n_pos_keys = group_rows(g->h_epos, N, c->max_positions, bert_pad_position(c), g->h_count,
                                    g->h_keys, g->h_offsets, g->h_rows);
         upload(g->pos_keys, g->h_keys, (size_t)g->n_pos_keys * 4);
         upload(g->pos_offsets, g->h_offsets, (size_t)(g->n_pos_keys + 1) * 4);
