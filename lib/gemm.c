@@ -81,14 +81,24 @@ static void make_engine(void)
     check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create");
 }
 
+/* A primitive for one shape; M or K is DNNL_RUNTIME_DIM_VAL for the
+ * remainders below (given at execution). */
 typedef struct {
-    int ta, tb, M, N, K, lda, ldb, ldc;
+    int ta, tb;
+    dnnl_dim_t M, N, K;
+    int lda, ldb, ldc;
     float beta;
     dnnl_primitive_t prim;
-    dnnl_memory_t src, wei, dst;
 } matmul_entry;
 
-enum { CACHE_SLOTS = 48 };
+enum { CACHE_SLOTS = 64 };
+
+/* The token count varies from call to call, and a primitive made for each
+ * shape costs about a millisecond (its JIT code); so the rows of the token
+ * dimension go in blocks of BLOCK_ROWS, made once, and the remainder through
+ * one primitive whose token dimension is given at execution (slower code,
+ * oneDNN's JIT GEMM instead of its AMX/AVX512 brgemm, but for fewer rows). */
+enum { BLOCK_ROWS = 256 };
 
 /* Per thread: its stream and its primitives (replaced round-robin). */
 static _Thread_local dnnl_stream_t stream;
@@ -107,27 +117,23 @@ static bf16 *scratch(bf16 **buf, size_t *cap, size_t n)
     return *buf;
 }
 
-static void entry_free(matmul_entry *e)
+/* The memory descriptors of e's operands with M and K as given. */
+static void describe(const matmul_entry *e, dnnl_dim_t M, dnnl_dim_t K, dnnl_memory_desc_t *src,
+                     dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst)
 {
-    if (!e->prim)
-        return;
-    dnnl_primitive_destroy(e->prim);
-    dnnl_memory_destroy(e->src);
-    dnnl_memory_destroy(e->wei);
-    dnnl_memory_destroy(e->dst);
-    e->prim = NULL;
+    dnnl_dims_t src_dims = {M, K}, wei_dims = {K, e->N}, dst_dims = {M, e->N};
+    dnnl_dims_t src_strides = {e->ta ? 1 : e->lda, e->ta ? e->lda : 1};
+    dnnl_dims_t wei_strides = {e->tb ? 1 : e->ldb, e->tb ? e->ldb : 1};
+    dnnl_dims_t dst_strides = {e->ldc, 1};
+    check(dnnl_memory_desc_init_by_strides(src, 2, src_dims, dnnl_bf16, src_strides), "src md");
+    check(dnnl_memory_desc_init_by_strides(wei, 2, wei_dims, dnnl_bf16, wei_strides), "wei md");
+    check(dnnl_memory_desc_init_by_strides(dst, 2, dst_dims, dnnl_f32, dst_strides), "dst md");
 }
 
 static void entry_make(matmul_entry *e)
 {
     dnnl_memory_desc_t src_md, wei_md, dst_md;
-    dnnl_dims_t src_dims = {e->M, e->K}, wei_dims = {e->K, e->N}, dst_dims = {e->M, e->N};
-    dnnl_dims_t src_strides = {e->ta ? 1 : e->lda, e->ta ? e->lda : 1};
-    dnnl_dims_t wei_strides = {e->tb ? 1 : e->ldb, e->tb ? e->ldb : 1};
-    dnnl_dims_t dst_strides = {e->ldc, 1};
-    check(dnnl_memory_desc_init_by_strides(&src_md, 2, src_dims, dnnl_bf16, src_strides), "src md");
-    check(dnnl_memory_desc_init_by_strides(&wei_md, 2, wei_dims, dnnl_bf16, wei_strides), "wei md");
-    check(dnnl_memory_desc_init_by_strides(&dst_md, 2, dst_dims, dnnl_f32, dst_strides), "dst md");
+    describe(e, e->M, e->K, &src_md, &wei_md, &dst_md);
     dnnl_matmul_desc_t desc;
     check(dnnl_matmul_desc_init(&desc, &src_md, &wei_md, NULL, &dst_md), "matmul_desc_init");
     dnnl_primitive_attr_t attr;
@@ -144,26 +150,42 @@ static void entry_make(matmul_entry *e)
     dnnl_primitive_attr_destroy(attr);
     check(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
     dnnl_primitive_desc_destroy(pd);
-    check(dnnl_memory_create(&e->src, &src_md, engine, DNNL_MEMORY_NONE), "memory");
-    check(dnnl_memory_create(&e->wei, &wei_md, engine, DNNL_MEMORY_NONE), "memory");
-    check(dnnl_memory_create(&e->dst, &dst_md, engine, DNNL_MEMORY_NONE), "memory");
 }
 
-static matmul_entry *lookup(int ta, int tb, int M, int N, int K, int lda, int ldb, int ldc,
-                            float beta)
+static matmul_entry *lookup(const matmul_entry *want)
 {
     for (int i = 0; i < CACHE_SLOTS; i++) {
         matmul_entry *e = &cache[i];
-        if (e->prim && e->ta == ta && e->tb == tb && e->M == M && e->N == N && e->K == K &&
-            e->lda == lda && e->ldb == ldb && e->ldc == ldc && e->beta == beta)
+        if (e->prim && e->ta == want->ta && e->tb == want->tb && e->M == want->M &&
+            e->N == want->N && e->K == want->K && e->lda == want->lda && e->ldb == want->ldb &&
+            e->ldc == want->ldc && e->beta == want->beta)
             return e;
     }
     matmul_entry *e = &cache[cache_next];
     cache_next = (cache_next + 1) % CACHE_SLOTS;
-    entry_free(e);
-    *e = (matmul_entry){ta, tb, M, N, K, lda, ldb, ldc, beta, NULL, NULL, NULL, NULL};
+    if (e->prim)
+        dnnl_primitive_destroy(e->prim);
+    *e = *want;
     entry_make(e);
     return e;
+}
+
+/* One product of M x K by K x N (both possibly runtime in e) at A, B, C. */
+static void run(const matmul_entry *shape, int M, int K, const bf16 *A, const bf16 *B, float *C)
+{
+    matmul_entry *e = lookup(shape);
+    dnnl_memory_desc_t md[3];
+    describe(e, M, K, &md[0], &md[1], &md[2]);
+    dnnl_memory_t mem[3];
+    void *ptr[3] = {(void *)A, (void *)B, C};
+    for (int i = 0; i < 3; i++)
+        check(dnnl_memory_create(&mem[i], &md[i], engine, ptr[i]), "memory_create");
+    dnnl_exec_arg_t args[3] = {
+        {DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[2]}};
+    check(dnnl_primitive_execute(e->prim, stream, 3, args), "matmul execute");
+    check(dnnl_stream_wait(stream), "stream_wait");
+    for (int i = 0; i < 3; i++)
+        dnnl_memory_destroy(mem[i]);
 }
 
 void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
@@ -193,12 +215,30 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
         B16 = b;
         ldb = cols;
     }
-    matmul_entry *e = lookup(ta, tb, M, N, K, lda, ldb, ldc, beta);
-    check(dnnl_memory_set_data_handle(e->src, (void *)A16), "set_data_handle");
-    check(dnnl_memory_set_data_handle(e->wei, (void *)B16), "set_data_handle");
-    check(dnnl_memory_set_data_handle(e->dst, C), "set_data_handle");
-    dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
-    check(dnnl_primitive_execute(e->prim, stream, 3, args), "matmul execute");
-    check(dnnl_stream_wait(stream), "stream_wait");
+    matmul_entry shape = {ta, tb, M, N, K, lda, ldb, ldc, beta, NULL};
+    if (!ta) {
+        /* The token dimension is M (rows of A and C). */
+        int done = 0;
+        shape.M = BLOCK_ROWS;
+        for (; done + BLOCK_ROWS <= M; done += BLOCK_ROWS)
+            run(&shape, BLOCK_ROWS, K, A16 + (size_t)done * lda, B16, C + (size_t)done * ldc);
+        shape.M = DNNL_RUNTIME_DIM_VAL;
+        if (done < M)
+            run(&shape, M - done, K, A16 + (size_t)done * lda, B16, C + (size_t)done * ldc);
+    } else if (!tb) {
+        /* A weight gradient: the token dimension is K (rows of A and B);
+         * blocks after the first add to C. */
+        int done = 0;
+        shape.K = BLOCK_ROWS;
+        for (; done + BLOCK_ROWS <= K; done += BLOCK_ROWS) {
+            shape.beta = done ? 1.0f : beta;
+            run(&shape, M, BLOCK_ROWS, A16 + (size_t)done * lda, B16 + (size_t)done * ldb, C);
+        }
+        shape.K = DNNL_RUNTIME_DIM_VAL;
+        shape.beta = done ? 1.0f : beta;
+        if (done < K)
+            run(&shape, M, K - done, A16 + (size_t)done * lda, B16 + (size_t)done * ldb, C);
+    } else {
+        run(&shape, M, K, A16, B16, C);
+    }
 }

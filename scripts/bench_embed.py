@@ -7,10 +7,11 @@
       positions) with random weights: normal(0, 0.02) matrices and
       embeddings, zero biases, LayerNorm weight 1 and bias 0; VOCAB is copied
       as vocab.txt; mean pooling, max_seq_length 128.
-  bench_embed.py st MODEL SENTENCES THREADS BATCH
+  bench_embed.py st MODEL SENTENCES THREADS BATCH [fp32|bf16]
       Time sentence-transformers' encode() of the lines of SENTENCES on CPU
       torch with THREADS threads and batches of BATCH (after a warm-up batch,
-      the model loaded); prints "seconds S sentences N".
+      the model loaded), in bf16 under torch.autocast("cpu",
+      dtype=torch.bfloat16); prints "seconds S sentences N".
   bench_embed.py work MODEL TOKENS BATCH
       The encoder's arithmetic on the token stream TOKENS, real tokens only
       (no padding): per layer and sequence of n tokens, 2n(4H^2 + 2HI) for
@@ -84,7 +85,7 @@ def random_bert(out, vocab):
             json.dump(value, f, indent=2)
 
 
-def st(model_dir, sentences_path, threads, batch):
+def st(model_dir, sentences_path, threads, batch, precision="fp32"):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from sentence_transformers import SentenceTransformer
@@ -94,9 +95,12 @@ def st(model_dir, sentences_path, threads, batch):
     with open(sentences_path, encoding="utf-8") as f:
         sentences = [line.rstrip("\n") for line in f]
     model = SentenceTransformer(model_dir, device="cpu")
-    model.encode(sentences[:batch], batch_size=batch)  # warm-up
-    start = time.perf_counter()
-    model.encode(sentences, batch_size=batch, convert_to_numpy=True)
+    # bf16: what a PyTorch user writes for bf16 on the CPU (oneDNN's bf16
+    # products under autocast, fp32 weights).
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        model.encode(sentences[:batch], batch_size=batch)  # warm-up
+        start = time.perf_counter()
+        model.encode(sentences, batch_size=batch, convert_to_numpy=True)
     print("seconds %.3f sentences %d" % (time.perf_counter() - start, len(sentences)))
 
 
