@@ -107,13 +107,21 @@ static _Thread_local int cache_next;
 static _Thread_local bf16 *scratch_a, *scratch_b;
 static _Thread_local size_t cap_a, cap_b;
 
-static bf16 *scratch(bf16 **buf, size_t *cap, size_t n)
+/* An operand of rows x cols (*ld apart) in bf16: x16 when given, else x
+ * converted into the buffer *buf (grown as needed), *ld then cols. */
+static const bf16 *operand(const float *x, const bf16 *x16, int rows, int cols, int *ld,
+                           bf16 **buf, size_t *cap)
 {
+    if (x16)
+        return x16;
+    size_t n = (size_t)rows * cols;
     if (n > *cap) {
         free(*buf);
         *buf = xmallocarray(n, sizeof **buf);
         *cap = n;
     }
+    pack_bf16(*buf, x, rows, cols, *ld);
+    *ld = cols;
     return *buf;
 }
 
@@ -201,44 +209,28 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
     pthread_once(&engine_once, make_engine);
     if (!stream)
         check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream_create");
-    if (!A16) {
-        int rows = ta ? K : M, cols = ta ? M : K;
-        bf16 *a = scratch(&scratch_a, &cap_a, (size_t)rows * cols);
-        pack_bf16(a, A, rows, cols, lda);
-        A16 = a;
-        lda = cols;
-    }
-    if (!B16) {
-        int rows = tb ? N : K, cols = tb ? K : N;
-        bf16 *b = scratch(&scratch_b, &cap_b, (size_t)rows * cols);
-        pack_bf16(b, B, rows, cols, ldb);
-        B16 = b;
-        ldb = cols;
-    }
+    A16 = operand(A, A16, ta ? K : M, ta ? M : K, &lda, &scratch_a, &cap_a);
+    B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
     matmul_entry shape = {ta, tb, M, N, K, lda, ldb, ldc, beta, NULL};
-    if (!ta) {
-        /* The token dimension is M (rows of A and C). */
-        int done = 0;
-        shape.M = BLOCK_ROWS;
-        for (; done + BLOCK_ROWS <= M; done += BLOCK_ROWS)
-            run(&shape, BLOCK_ROWS, K, A16 + (size_t)done * lda, B16, C + (size_t)done * ldc);
-        shape.M = DNNL_RUNTIME_DIM_VAL;
-        if (done < M)
-            run(&shape, M - done, K, A16 + (size_t)done * lda, B16, C + (size_t)done * ldc);
-    } else if (!tb) {
-        /* A weight gradient: the token dimension is K (rows of A and B);
-         * blocks after the first add to C. */
-        int done = 0;
-        shape.K = BLOCK_ROWS;
-        for (; done + BLOCK_ROWS <= K; done += BLOCK_ROWS) {
-            shape.beta = done ? 1.0f : beta;
-            run(&shape, M, BLOCK_ROWS, A16 + (size_t)done * lda, B16 + (size_t)done * ldb, C);
-        }
-        shape.K = DNNL_RUNTIME_DIM_VAL;
-        shape.beta = done ? 1.0f : beta;
-        if (done < K)
-            run(&shape, M, K - done, A16 + (size_t)done * lda, B16 + (size_t)done * ldb, C);
-    } else {
+    if (ta && tb) {
         run(&shape, M, K, A16, B16, C);
+        return;
+    }
+    /* The token dimension: M (rows of A and C), or K (rows of A and B) in a
+     * weight gradient (ta), whose blocks after the first add to C. */
+    int along_k = ta, tokens = along_k ? K : M;
+    size_t a_step = lda, b_step = along_k ? ldb : 0, c_step = along_k ? 0 : ldc;
+    for (int done = 0; done < tokens;) {
+        int rows = tokens - done < BLOCK_ROWS ? tokens - done : BLOCK_ROWS;
+        dnnl_dim_t dim = rows == BLOCK_ROWS ? BLOCK_ROWS : DNNL_RUNTIME_DIM_VAL;
+        if (along_k) {
+            shape.K = dim;
+            shape.beta = done ? 1.0f : beta;
+        } else {
+            shape.M = dim;
+        }
+        run(&shape, along_k ? M : rows, along_k ? rows : K, A16 + done * a_step,
+            B16 + done * b_step, C + done * c_step);
+        done += rows;
     }
 }

