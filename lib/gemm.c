@@ -81,8 +81,7 @@ static void make_engine(void)
     check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create");
 }
 
-/* A primitive for one shape; M or K is DNNL_RUNTIME_DIM_VAL for the
- * remainders below (given at execution). */
+/* A primitive for one shape. */
 typedef struct {
     int ta, tb;
     dnnl_dim_t M, N, K;
@@ -91,21 +90,42 @@ typedef struct {
     dnnl_primitive_t prim;
 } matmul_entry;
 
-enum { CACHE_SLOTS = 64 };
+enum { CACHE_SLOTS = 256 };
 
 /* The token count varies from call to call, and a primitive made for each
  * shape costs about a millisecond (its JIT code); so the rows of the token
- * dimension go in blocks of BLOCK_ROWS, made once, and the remainder through
- * one primitive whose token dimension is given at execution (slower code,
- * oneDNN's JIT GEMM instead of its AMX/AVX512 brgemm, but for fewer rows). */
-enum { BLOCK_ROWS = 256 };
+ * dimension go in blocks of BLOCK_ROWS, and the remainder is copied into
+ * zero-padded scratch rows, up to a multiple of PAD_ROWS: a handful of
+ * shapes per layer, each made once per thread.  (oneDNN's primitives with
+ * the row count given at run time go through its JIT GEMM, which measured
+ * 10 to 100 times slower here in training.) */
+enum { BLOCK_ROWS = 256, PAD_ROWS = 32 };
 
 /* Per thread: its stream and its primitives (replaced round-robin). */
 static _Thread_local dnnl_stream_t stream;
 static _Thread_local matmul_entry cache[CACHE_SLOTS];
 static _Thread_local int cache_next;
-static _Thread_local bf16 *scratch_a, *scratch_b;
-static _Thread_local size_t cap_a, cap_b;
+static _Thread_local bf16 *scratch_a, *scratch_b, *pad_a, *pad_b;
+static _Thread_local size_t cap_a, cap_b, cap_pad_a, cap_pad_b, cap_pad_c;
+static _Thread_local float *pad_c;
+
+static void *grow(void *buf, size_t *cap, size_t n, size_t size)
+{
+    if (n <= *cap)
+        return buf;
+    free(buf);
+    *cap = n;
+    return xmallocarray(n, size);
+}
+
+/* rows of cols bf16 (ld apart) into out (cols apart), zeros after them up
+ * to padded rows. */
+static void pad_rows(bf16 *out, const bf16 *in, int rows, int padded, int cols, int ld)
+{
+    for (int r = 0; r < rows; r++)
+        memcpy(out + (size_t)r * cols, in + (size_t)r * ld, cols * sizeof *out);
+    memset(out + (size_t)rows * cols, 0, (size_t)(padded - rows) * cols * sizeof *out);
+}
 
 /* An operand of rows x cols (*ld apart) in bf16: x16 when given, else x
  * converted into the buffer *buf (grown as needed), *ld then cols. */
@@ -114,12 +134,7 @@ static const bf16 *operand(const float *x, const bf16 *x16, int rows, int cols, 
 {
     if (x16)
         return x16;
-    size_t n = (size_t)rows * cols;
-    if (n > *cap) {
-        free(*buf);
-        *buf = xmallocarray(n, sizeof **buf);
-        *cap = n;
-    }
+    *buf = grow(*buf, cap, (size_t)rows * cols, sizeof **buf);
     pack_bf16(*buf, x, rows, cols, *ld);
     *ld = cols;
     return *buf;
@@ -178,12 +193,12 @@ static matmul_entry *lookup(const matmul_entry *want)
     return e;
 }
 
-/* One product of M x K by K x N (both possibly runtime in e) at A, B, C. */
-static void run(const matmul_entry *shape, int M, int K, const bf16 *A, const bf16 *B, float *C)
+/* One product of shape at A, B, C. */
+static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, float *C)
 {
     matmul_entry *e = lookup(shape);
     dnnl_memory_desc_t md[3];
-    describe(e, M, K, &md[0], &md[1], &md[2]);
+    describe(e, e->M, e->K, &md[0], &md[1], &md[2]);
     dnnl_memory_t mem[3];
     void *ptr[3] = {(void *)A, (void *)B, C};
     for (int i = 0; i < 3; i++)
@@ -213,24 +228,49 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
     B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
     matmul_entry shape = {ta, tb, M, N, K, lda, ldb, ldc, beta, NULL};
     if (ta && tb) {
-        run(&shape, M, K, A16, B16, C);
+        run(&shape, A16, B16, C);
         return;
     }
     /* The token dimension: M (rows of A and C), or K (rows of A and B) in a
      * weight gradient (ta), whose blocks after the first add to C. */
-    int along_k = ta, tokens = along_k ? K : M;
+    int along_k = ta, tokens = along_k ? K : M, done = 0;
     size_t a_step = lda, b_step = along_k ? ldb : 0, c_step = along_k ? 0 : ldc;
-    for (int done = 0; done < tokens;) {
-        int rows = tokens - done < BLOCK_ROWS ? tokens - done : BLOCK_ROWS;
-        dnnl_dim_t dim = rows == BLOCK_ROWS ? BLOCK_ROWS : DNNL_RUNTIME_DIM_VAL;
+    for (; done + BLOCK_ROWS <= tokens; done += BLOCK_ROWS) {
         if (along_k) {
-            shape.K = dim;
+            shape.K = BLOCK_ROWS;
             shape.beta = done ? 1.0f : beta;
         } else {
-            shape.M = dim;
+            shape.M = BLOCK_ROWS;
         }
-        run(&shape, along_k ? M : rows, along_k ? rows : K, A16 + done * a_step,
-            B16 + done * b_step, C + done * c_step);
-        done += rows;
+        run(&shape, A16 + done * a_step, B16 + done * b_step, C + done * c_step);
     }
+    int rows = tokens - done, padded = (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
+    if (!rows)
+        return;
+    /* A's remaining rows, zero-padded (lda: A's columns, packed). */
+    int a_cols = ta ? M : K;
+    pad_a = grow(pad_a, &cap_pad_a, (size_t)padded * a_cols, sizeof *pad_a);
+    pad_rows(pad_a, A16 + done * a_step, rows, padded, a_cols, lda);
+    shape.lda = a_cols;
+    if (along_k) {
+        /* Zero rows of both operands add nothing to C. */
+        pad_b = grow(pad_b, &cap_pad_b, (size_t)padded * N, sizeof *pad_b);
+        pad_rows(pad_b, B16 + done * b_step, rows, padded, N, ldb);
+        shape.K = padded;
+        shape.ldb = N;
+        shape.beta = done ? 1.0f : beta;
+        run(&shape, pad_a, pad_b, C);
+        return;
+    }
+    /* C's remaining rows through scratch rows (with their old values when
+     * they are added to). */
+    float *c = C + done * c_step;
+    pad_c = grow(pad_c, &cap_pad_c, (size_t)padded * N, sizeof *pad_c);
+    for (int r = 0; r < rows && beta != 0; r++)
+        memcpy(pad_c + (size_t)r * N, c + (size_t)r * ldc, N * sizeof *pad_c);
+    shape.M = padded;
+    shape.ldc = N;
+    run(&shape, pad_a, B16, pad_c);
+    for (int r = 0; r < rows; r++)
+        memcpy(c + (size_t)r * ldc, pad_c + (size_t)r * N, N * sizeof *c);
 }
