@@ -36,7 +36,16 @@ CFLAGS  ?= -O2 -g -march=x86-64-v2
 override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wvla -pthread -fopenmp \
            -fno-trapping-math -fno-math-errno -Ilib \
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
-override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -ldnnl -lm -pthread -fopenmp
+override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
+
+# oneDNN (libdnnl-dev) for --precision bf16 on the CPU, when its header is
+# found (make DNNL= builds without it: bf16 on the CPU then falls back to
+# fp32 with a note, as on a CPU without AVX512_BF16).
+DNNL ?= $(wildcard /usr/include/oneapi/dnnl/dnnl.h)
+ifneq ($(strip $(DNNL)),)
+override CFLAGS  += -DBP_HAVE_DNNL
+override LDLIBS  += -ldnnl
+endif
 
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)

@@ -10,7 +10,6 @@
 #include "vmath.h"
 
 #include <cblas.h>
-#include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,11 @@ int gemm_bf16_available(const char **why)
             *why = "BERTPIPE_CPU_BF16=0";
         return 0;
     }
+#ifndef BP_HAVE_DNNL
+    if (why)
+        *why = "built without oneDNN";
+    return 0;
+#endif
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512bf16"))
@@ -54,6 +58,9 @@ void bf16_from_float(bf16 *out, const float *in, size_t n)
         to_bf16(out + i, in + i, n - i < CHUNK ? n - i : CHUNK);
     }
 }
+
+#ifdef BP_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
 
 /* rows x cols of in (ld apart) packed into out (cols apart). */
 static void pack_bf16(bf16 *out, const float *in, int rows, int cols, int ld)
@@ -211,6 +218,8 @@ static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, float *
         dnnl_memory_destroy(mem[i]);
 }
 
+#endif
+
 void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
           int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc)
 {
@@ -219,6 +228,9 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
                     M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+#ifndef BP_HAVE_DNNL
+    die("gemm: bf16 products need oneDNN, and this build has none");
+#else
     if (M == 0 || N == 0)
         return;
     pthread_once(&engine_once, make_engine);
@@ -273,4 +285,5 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
     run(&shape, pad_a, B16, pad_c);
     for (int r = 0; r < rows; r++)
         memcpy(c + (size_t)r * ldc, pad_c + (size_t)r * N, N * sizeof *c);
+#endif
 }

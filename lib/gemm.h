@@ -2,7 +2,8 @@
  * fp32 through OpenBLAS (the reference), bf16 through oneDNN's matmul
  * (bf16 operands, fp32 accumulation and result), which reaches the
  * AVX512_BF16 dot-product instructions (vdpbf16ps) as PyTorch's CPU
- * autocast does.  docs/cpu-bf16.md says why oneDNN. */
+ * autocast does.  docs/cpu-bf16.md says why oneDNN.  A build without oneDNN
+ * (make DNNL=) has fp32 only: gemm_bf16_available() says so. */
 #ifndef BP_GEMM_H
 #define BP_GEMM_H
 

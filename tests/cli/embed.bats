@@ -69,10 +69,12 @@ st_dir() {
     echo "$dir"
 }
 
-# The instruction, as the kernel reports it (not our own detection).
+# The instruction, as the kernel reports it (not our own detection), and a
+# build with oneDNN.
 need_avx512_bf16() {
     grep -qw avx512_bf16 /proc/cpuinfo || skip "this CPU has no AVX512_BF16 (bf16 falls back to fp32)"
     [ "${BERTPIPE_CPU_BF16:-}" != 0 ] || skip "BERTPIPE_CPU_BF16=0 forces the fp32 fallback"
+    ldd "$(command -v embed)" | grep -q libdnnl || skip "built without oneDNN (make DNNL=): bf16 falls back to fp32"
 }
 
 # Per-row relative L2 distance of embedding stream $1 to reference stream
