@@ -5,6 +5,7 @@
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make O=/tmp/b        build somewhere else
 #   make NVCC=           force a CPU-only build even where nvcc exists
+#   make MPICC=          build without MPI even where mpicc exists
 #   make fuzz            run every libFuzzer harness FUZZ_TIME seconds (docs/fuzzing.md)
 #   make check-sanitize  make check on an ASan+UBSan build in build-asan/ (docs/sanitizers.md)
 #   make check-models    the tests that need all-mpnet-base-v2 (scripts/fetch-model.sh all-mpnet-base-v2)
@@ -57,6 +58,19 @@ CLI_TESTS := $(sort $(wildcard tests/cli/*.bats))
 MAN      := $(wildcard man/man*/*.[1-9])
 LIBA     := $(O)/libbertpipe.a
 
+# MPI (docs/data-parallel.md): with mpicc on the PATH, mnr-train runs as
+# several ranks under mpirun; its compile and link flags come from the
+# wrapper (Open MPI's --showme, MPICH's -show).  Only mnr-train uses it
+# (--as-needed keeps libmpi out of the other tools).
+MPICC   ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(strip $(MPICC)),)
+MPI_SHOW := $(shell $(MPICC) --showme 2>/dev/null || $(MPICC) -show 2>/dev/null)
+ifneq ($(strip $(MPI_SHOW)),)
+override CFLAGS += -DBP_HAVE_MPI $(filter -I% -D%,$(MPI_SHOW))
+override LDLIBS += -Wl,--as-needed $(filter -L% -l% -Wl%,$(MPI_SHOW))
+endif
+endif
+
 # CUDA backend: compiled only when nvcc is found; never needed for the CPU build.
 ifneq ($(strip $(NVCC)),)
 CU_SRC   := $(wildcard lib/cuda/*.cu)
@@ -69,6 +83,13 @@ override NVCCFLAGS += -Ilib -Xcompiler -Wall
 CU_OBJ   := $(CU_SRC:%.cu=$(O)/%.o)
 override CFLAGS   += -DBP_HAVE_CUDA -I$(CUDA_HOME)/include
 override LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+# NCCL for the collectives of several GPU ranks (lib/cuda/comm_nccl.cu),
+# when the toolkit has it.
+ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h),)
+override CFLAGS   += -DBP_HAVE_NCCL
+override NVCCFLAGS += -DBP_HAVE_NCCL
+override LDLIBS   += -lnccl
+endif
 endif
 
 .PHONY: all check check-models install clean
@@ -153,10 +174,16 @@ $(PIPELINE_TARGETS): $(TOOLS)
 	$(MAKE) -C pipelines $@ BINDIR=$(abspath $(O)/bin)
 
 # Speed against the reference stack, printed side by side (see each script).
-.PHONY: bench-tokenize bench-embed bench-train
-bench-tokenize bench-embed bench-train: $(TOOLS) $(O)/scripts/sgemm-rate
+.PHONY: bench-tokenize bench-embed bench-train bench-mini-batch
+bench-tokenize bench-embed bench-train bench-mini-batch: $(TOOLS) $(O)/scripts/sgemm-rate
 	BINDIR=$(abspath $(O)/bin) SGEMM_RATE=$(abspath $(O)/scripts/sgemm-rate) SHARED=$(SHARED) \
 	    scripts/$@.sh
+
+# Data parallelism's overhead on this machine: 1 process of 2 threads, 1 of
+# 1 thread, 2 MPI ranks of 1 thread (docs/data-parallel.md).
+.PHONY: bench-ranks
+bench-ranks: $(TOOLS)
+	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) scripts/bench-ranks.sh
 
 # The machine's matrix-product rate, bench-embed's ceiling.
 $(O)/scripts/sgemm-rate: scripts/sgemm-rate.c $(LIBA)

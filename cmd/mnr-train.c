@@ -4,6 +4,7 @@
  * training itself is lib/trainer.c, checkpoints lib/checkpoint.c, the STS
  * evaluation lib/sts_eval.c, the devices lib/encoder*.c. */
 #include "checkpoint.h"
+#include "comm.h"
 #include "encoder.h"
 #include "loss.h"
 #include "model.h"
@@ -132,16 +133,21 @@ static int should_stop(trainer *t)
     return stop_signal != 0;
 }
 
-/* Write a checkpoint of the state at t->pos and exit with status. */
+/* Write a checkpoint of the state at t->pos and exit with status.  With
+ * several ranks, rank 0 writes it while the others wait (a rank that left
+ * early would end the job under it). */
 static void stop_with_checkpoint(trainer *t, int status, const char *why)
 {
     run_io *io = t->hook_ctx;
-    if (io->log)
-        out_close(io->log, io->log_path);
-    write_checkpoint(t);
-    bar_clear(io);
-    warnx("%s; the state after step %ld is in %s (continue with --resume %s)", why, t->pos.step,
-          io->checkpoint_dir, io->checkpoint_dir);
+    if (comm_rank(t->comm) == 0) {
+        if (io->log)
+            out_close(io->log, io->log_path);
+        write_checkpoint(t);
+        bar_clear(io);
+        warnx("%s; the state after step %ld is in %s (continue with --resume %s)", why,
+              t->pos.step, io->checkpoint_dir, io->checkpoint_dir);
+    }
+    comm_close(t->comm);
     exit(status);
 }
 
@@ -166,6 +172,43 @@ static void check_output_dir(const char *out_dir)
     free(s);
 }
 
+static void check_eval_options(const train_options *o)
+{
+    if ((o->eval_every || o->keep_best) && !o->eval_sts)
+        die_usage("--eval-every and --keep-best need --eval-sts");
+}
+
+/* The model to start from (a checkpoint's, with its options merged into o;
+ * random weights; a model directory), checked against the options. */
+static void load_model(bert_model *model, checkpoint_state *saved, train_options *o,
+                       unsigned given, const char *resume_dir, const char *init_config,
+                       const char *model_dir, int ranks)
+{
+    if (resume_dir) {
+        checkpoint_read_state(resume_dir, saved);
+        checkpoint_merge_options(o, &saved->opt, given);
+        check_eval_options(o); /* now with the checkpoint's options */
+        if (o->max_steps > 0 && o->max_steps < saved->pos.step)
+            die_usage("--max-steps %ld: the checkpoint is at step %ld already", o->max_steps,
+                      saved->pos.step);
+    }
+    if (o->batch_size % ranks)
+        die_usage("--batch-size %ld is not a multiple of the %d ranks (each takes an equal share "
+                  "of a batch)", o->batch_size, ranks);
+    if (resume_dir) {
+        model_load(model, resume_dir);
+    } else if (init_config) {
+        model_init_random(model, init_config, (uint64_t)o->seed);
+    } else {
+        model_load(model, model_dir);
+    }
+    if (o->max_length > bert_max_tokens(&model->cfg))
+        die_usage("--max-length %ld is more than the model's %d positions", o->max_length,
+                  bert_max_tokens(&model->cfg));
+    if (!model_has_vocab(model))
+        die("%s: no vocab.txt or tokenizer.json, which the output directory needs", model->dir);
+}
+
 static void usage(void)
 {
     out_printf(stdout, "stdout", "%s",
@@ -184,6 +227,9 @@ static void usage(void)
 "  -o, --output=DIR            where the trained model goes (required)\n"
 "Batches and schedule:\n"
 "      --batch-size=N          rows per batch (default 32)\n"
+"      --mini-batch=N          cached loss (GradCache): embed the batch in passes of\n"
+"                              N sequences, the memory of N instead of the batch's\n"
+"                              (default 0: one pass)\n"
 "      --epochs=N              passes over the data (default 1)\n"
 "      --max-steps=N           stop after N optimizer steps\n"
 "      --no-shuffle            batches in input order (default: shuffled by --seed)\n"
@@ -214,9 +260,14 @@ static void usage(void)
 "                              one, else the CPU; says which on stderr)\n"
 "      --precision=fp32|bf16   the GPU's arithmetic (default bf16: bf16 products,\n"
 "                              fp32 weights and moments); the CPU is always fp32\n"
-"      --threads=N             CPU threads (default: all cores)\n"
+"      --threads=N             CPU threads (default: all cores; under mpirun, the\n"
+"                              cores shared among the ranks on each machine)\n"
 "  -h, --help                  show this help and exit\n"
 "  -V, --version               show the version and exit\n"
+"\n"
+"Under mpirun -np N, the N ranks train one model: each computes its share of\n"
+"every batch (--batch-size is the whole batch; N must divide it), rank 0\n"
+"reads the input and alone writes the log, checkpoints and the model.\n"
 "\n"
 "Exit status: 0 success, 1 bad input or failure (a non-finite loss included),\n"
 "2 usage error, 130 interrupted (SIGINT) and 143 terminated (SIGTERM), both\n"
@@ -228,13 +279,28 @@ enum {
     OPT_BATCH = 256, OPT_EPOCHS, OPT_MAX_STEPS, OPT_LR, OPT_WARMUP, OPT_SCHEDULE, OPT_SCALE,
     OPT_SYMMETRIC, OPT_OPTIMIZER, OPT_WD, OPT_EPS, OPT_CLIP, OPT_SEED, OPT_NO_SHUFFLE,
     OPT_MAX_LENGTH, OPT_DROP_LAST, OPT_DEVICE, OPT_PRECISION, OPT_THREADS, OPT_LOG, OPT_CKPT,
-    OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST,
+    OPT_RESUME, OPT_INIT, OPT_EVAL_STS, OPT_EVAL_EVERY, OPT_KEEP_BEST, OPT_MINI_BATCH,
 };
 
-static void check_eval_options(const train_options *o)
+/* A digest of the weights and AdamW moments, which every rank must hold
+ * alike. */
+static uint64_t weights_digest(encoder *enc)
 {
-    if ((o->eval_every || o->keep_best) && !o->eval_sts)
-        die_usage("--eval-every and --keep-best need --eval-sts");
+    size_t n = encoder_nparams(enc);
+    float *buf = xmallocarray(n, sizeof *buf);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (encoder_buffer b = BUF_PARAMS; b <= BUF_MOMENT2; b++) {
+        if (b == BUF_GRADS)
+            continue;
+        encoder_get(enc, b, buf);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t w;
+            memcpy(&w, buf + i, sizeof w);
+            h = (h ^ w) * 0x100000001b3ull;
+        }
+    }
+    free(buf);
+    return h;
 }
 
 static long long_arg(const char *opt, long min, long max)
@@ -256,10 +322,13 @@ static double real_arg(const char *opt, double min, int min_open)
 int main(int argc, char **argv)
 {
     util_init(argv[0]);
+    comm *cm = comm_open(&argc, &argv);
+    int rank = comm_rank(cm), ranks = comm_size(cm);
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
         {"batch-size", required_argument, NULL, OPT_BATCH},
+        {"mini-batch", required_argument, NULL, OPT_MINI_BATCH},
         {"epochs", required_argument, NULL, OPT_EPOCHS},
         {"max-steps", required_argument, NULL, OPT_MAX_STEPS},
         {"lr", required_argument, NULL, OPT_LR},
@@ -303,6 +372,7 @@ int main(int argc, char **argv)
         case 'm': model_dir = optarg; break;
         case 'o': out_dir = optarg; break;
         case OPT_BATCH: o->batch_size = long_arg("--batch-size", 1, 1 << 20); given |= GIVEN_BATCH; break;
+        case OPT_MINI_BATCH: o->mini_batch = long_arg("--mini-batch", 0, 1 << 20); given |= GIVEN_MINI_BATCH; break;
         case OPT_EPOCHS: o->epochs = long_arg("--epochs", 1, 1 << 20); given |= GIVEN_EPOCHS; break;
         case OPT_MAX_STEPS: o->max_steps = long_arg("--max-steps", 1, INT32_MAX); given |= GIVEN_MAX_STEPS; break;
         case OPT_SCHEDULE: o->schedule_steps = long_arg("--schedule-steps", 1, INT32_MAX); given |= GIVEN_SCHEDULE; break;
@@ -345,8 +415,8 @@ int main(int argc, char **argv)
         case OPT_LOG: io.log_path = optarg; break;
         case OPT_RESUME: resume_dir = optarg; break;
         case OPT_INIT: init_config = optarg; break;
-        case 'h': usage(); return 0;
-        case 'V': print_version(); return 0;
+        case 'h': if (rank == 0) usage(); comm_close(cm); return 0;
+        case 'V': if (rank == 0) print_version(); comm_close(cm); return 0;
         default: die_bad_option(c, argv);
         }
     }
@@ -359,50 +429,49 @@ int main(int argc, char **argv)
                   "config's directory)");
     if (!resume_dir)
         check_eval_options(o);
+    threads_share(comm_local_size(cm));
     threads_set((int)threads);
 
+    /* Rank 0 reads the model and the input first and shares the rows; the
+     * other ranks load the model once it has (an error is then rank 0's
+     * alone, one line). */
     bert_model model;
     checkpoint_state saved;
-    if (resume_dir) {
-        checkpoint_read_state(resume_dir, &saved);
-        checkpoint_merge_options(o, &saved.opt, given);
-        check_eval_options(o); /* now with the checkpoint's options */
-        if (o->max_steps > 0 && o->max_steps < saved.pos.step)
-            die_usage("--max-steps %ld: the checkpoint is at step %ld already", o->max_steps,
-                      saved.pos.step);
-        model_load(&model, resume_dir);
-    } else if (init_config) {
-        model_init_random(&model, init_config, (uint64_t)o->seed);
-    } else {
-        model_load(&model, model_dir);
-    }
-    const bert_config *cfg = &model.cfg;
-    if (o->max_length > bert_max_tokens(cfg))
-        die_usage("--max-length %ld is more than the model's %d positions", o->max_length,
-                  bert_max_tokens(cfg));
-    if (!model_has_vocab(&model))
-        die("%s: no vocab.txt or tokenizer.json, which the output directory needs", model.dir);
-    check_output_dir(out_dir);
-    char *base = strip_slashes(out_dir);
-    char *checkpoint_dir = xmalloc(strlen(base) + sizeof ".checkpoint");
-    strcat(strcpy(checkpoint_dir, base), ".checkpoint");
-    model_check_replaceable(base, 0);
-    model_check_replaceable(checkpoint_dir, 1);
-    atomic_remove_stale(base);
-    atomic_remove_stale(checkpoint_dir);
-    free(base);
-
     train_data data;
-    int limit = o->max_length > 0 ? (int)o->max_length : bert_max_tokens(cfg);
-    train_data_read(&data, argc - optind, argv + optind, 2, o->max_length, limit,
-                    cfg->vocab_size);
-    if (resume_dir)
-        checkpoint_check_input(resume_dir, &saved, &data);
-    if (o->eval_sts)
-        sts_read(&io.sts, &model, o->eval_sts);
+    char *checkpoint_dir = NULL;
+    if (rank == 0) {
+        load_model(&model, &saved, o, given, resume_dir, init_config, model_dir, ranks);
+        check_output_dir(out_dir);
+        char *base = strip_slashes(out_dir);
+        checkpoint_dir = xmalloc(strlen(base) + sizeof ".checkpoint");
+        strcat(strcpy(checkpoint_dir, base), ".checkpoint");
+        model_check_replaceable(base, 0);
+        model_check_replaceable(checkpoint_dir, 1);
+        atomic_remove_stale(base);
+        atomic_remove_stale(checkpoint_dir);
+        free(base);
+        int limit = o->max_length > 0 ? (int)o->max_length : bert_max_tokens(&model.cfg);
+        train_data_read(&data, argc - optind, argv + optind, 2, o->max_length, limit,
+                        model.cfg.vocab_size);
+        if (resume_dir)
+            checkpoint_check_input(resume_dir, &saved, &data);
+        if (o->eval_sts)
+            sts_read(&io.sts, &model, o->eval_sts);
+    }
+    comm_share_train_data(cm, &data);
+    if (rank != 0)
+        load_model(&model, &saved, o, given, resume_dir, init_config, model_dir, ranks);
 
-    es.max_sequences = (int)o->batch_size * data.columns;
+    /* A rank's passes cover its share of a batch; with several ranks, the
+     * batch-wide pooled block has scratch rows after the batch's (trainer.h). */
+    train_options share = *o;
+    share.batch_size = o->batch_size / ranks;
+    es.max_sequences = trainer_pass_sequences(&share, data.columns);
+    es.max_pooled = (ranks > 1 ? 2 : 1) * (int)o->batch_size * data.columns;
     es.max_len = data.max_len;
+    /* Several ranks on GPUs: one GPU per local rank, NCCL between them. */
+    if (comm_is_mpi(cm) && es.device != DEVICE_CPU && gpu_available(NULL, 0))
+        comm_use_gpu(cm);
     encoder *enc = encoder_open(&model, &es);
     /* The encoder holds the weights from here on (model_save and the
      * checkpoints take them from it): no second copy. */
@@ -415,8 +484,12 @@ int main(int argc, char **argv)
     if (resume_dir && !(given & GIVEN_SCHEDULE))
         schedule = saved.schedule_steps;
     trainer_init(&t, o, &model, enc, &l, &data, start, schedule);
+    t.comm = cm;
     if (resume_dir)
         checkpoint_load(resume_dir, &saved, &t);
+    if (ranks > 1 && !comm_same(cm, weights_digest(enc)))
+        die("the ranks start from different weights or moments (is the model or checkpoint "
+            "directory the same on every machine?)");
 
     io.checkpoint_dir = checkpoint_dir;
     io.tty = isatty(STDERR_FILENO);
@@ -424,18 +497,25 @@ int main(int argc, char **argv)
     io.every = io.every < 1 ? 1 : io.every > 100 ? 100 : io.every;
     io.start_step = t.pos.step;
     t.hook_ctx = &io;
-    t.hooks = (trainer_hooks){.step_done = log_step, .checkpoint = write_checkpoint,
-                              .should_stop = should_stop};
-    if (o->eval_sts) {
-        t.hooks.evaluate = evaluate;
-        t.hooks.evaluated = log_eval;
+    /* Rank 0 speaks and writes for the job; a signal to any rank stops
+     * every rank at the same step (trainer_run). */
+    t.hooks = (trainer_hooks){.should_stop = should_stop};
+    if (rank == 0) {
+        t.hooks.step_done = log_step;
+        t.hooks.checkpoint = write_checkpoint;
+        if (o->eval_sts) {
+            t.hooks.evaluate = evaluate;
+            t.hooks.evaluated = log_eval;
+        }
+        if (io.log_path)
+            io.log = train_log_open(io.log_path, resume_dir ? t.pos.step : -1);
     }
-    if (io.log_path) {
-        io.log = train_log_open(io.log_path, resume_dir ? t.pos.step : -1);
-    }
-    warnx("%lld rows of %d columns; steps %ld to %ld of a %ld-step schedule (warmup %ld)",
+    char ranks_note[64] = "";
+    if (comm_is_mpi(cm))
+        snprintf(ranks_note, sizeof ranks_note, "; %d rank%s", ranks, ranks == 1 ? "" : "s");
+    warnx("%lld rows of %d columns; steps %ld to %ld of a %ld-step schedule (warmup %ld)%s",
           (long long)data.rows, data.columns, t.pos.step + 1, t.total_steps, t.schedule_steps,
-          t.warmup);
+          t.warmup, ranks_note);
 
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND};
     sigemptyset(&sa.sa_mask);
@@ -448,24 +528,39 @@ int main(int argc, char **argv)
         stop_with_checkpoint(&t, EXIT_BAD_INPUT, t.failure);
     if (result == TRAIN_DONE && o->eval_sts && !(o->eval_every > 0 && t.pos.step % o->eval_every == 0))
         trainer_evaluate(&t);
-    if (stop_signal)
-        stop_with_checkpoint(&t, 128 + stop_signal,
-                             stop_signal == SIGINT ? "interrupted" : "terminated");
+    /* (the ranks agree: one may have had a signal while rank 0 evaluated) */
+    long sig = comm_max(cm, stop_signal);
+    if (sig)
+        stop_with_checkpoint(&t, 128 + (int)sig, sig == SIGINT ? "interrupted" : "terminated");
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-
-    float *final = xmallocarray(encoder_nparams(enc), sizeof *final);
-    encoder_get(enc, BUF_PARAMS, final);
-    if (o->keep_best && t.best_step > 0) {
-        memcpy(final, t.best_params, encoder_nparams(enc) * sizeof *final);
-        warnx("keeping the weights of step %ld (STS Spearman %.6f)", t.best_step, t.best_score);
+    if (ranks > 1 && !comm_same(cm, weights_digest(enc)))
+        die("the ranks' weights differ after training: a collective gave the ranks different "
+            "sums");
+    if (comm_is_mpi(cm)) {
+        comm_stats cs = comm_get_stats(cm);
+        long steps = t.pos.step - io.start_step;
+        warnx("%d rank%s: %.0f bytes sent into collectives per step, %.3f s in them, %.3f s "
+              "of it waiting for other ranks (rank 0)", ranks, ranks == 1 ? "" : "s",
+              steps > 0 ? cs.bytes / steps : 0, cs.seconds, cs.waiting);
     }
-    if (io.log)
-        out_close(io.log, io.log_path);
-    model_save(&model, out_dir, final);
-    warnx("wrote %s", out_dir);
-    free(final);
+
+    if (rank == 0) {
+        float *final = xmallocarray(encoder_nparams(enc), sizeof *final);
+        encoder_get(enc, BUF_PARAMS, final);
+        if (o->keep_best && t.best_step > 0) {
+            memcpy(final, t.best_params, encoder_nparams(enc) * sizeof *final);
+            warnx("keeping the weights of step %ld (STS Spearman %.6f)", t.best_step,
+                  t.best_score);
+        }
+        if (io.log)
+            out_close(io.log, io.log_path);
+        model_save(&model, out_dir, final);
+        warnx("wrote %s", out_dir);
+        free(final);
+    }
     trainer_free(&t);
     encoder_close(enc);
+    comm_close(cm);
     return 0;
 }

@@ -11,7 +11,7 @@
 
 static json_t *options_json(const train_options *o)
 {
-    return json_pack("{sI sI sI sI sI sI sI sf sf sf sf sf ss ss sI sb sb sb sb so}",
+    return json_pack("{sI sI sI sI sI sI sI sf sf sf sf sf ss ss sI sb sb sb sb so sI}",
                      "batch_size", (json_int_t)o->batch_size, "epochs", (json_int_t)o->epochs,
                      "max_steps", (json_int_t)o->max_steps,
                      "schedule_steps", (json_int_t)o->schedule_steps,
@@ -23,17 +23,18 @@ static json_t *options_json(const train_options *o)
                      "optimizer", optimizer_name(o->optimizer), "seed", (json_int_t)o->seed,
                      "symmetric", o->symmetric, "shuffle", o->shuffle, "drop_last", o->drop_last,
                      "keep_best", o->keep_best,
-                     "eval_sts", o->eval_sts ? json_string(o->eval_sts) : json_null());
+                     "eval_sts", o->eval_sts ? json_string(o->eval_sts) : json_null(),
+                     "mini_batch", (json_int_t)o->mini_batch);
 }
 
 static void options_from_json(train_options *o, json_t *j, const char *path)
 {
-    json_int_t bs, ep, ms, ss, ml, ee, ce, seed;
+    json_int_t bs, ep, ms, ss, ml, ee, ce, seed, mb = 0;
     const char *warmup, *optim;
     json_t *sts;
     json_error_t err;
     if (json_unpack_ex(j, &err, JSON_STRICT,
-                       "{sI sI sI sI sI sI sI sF sF sF sF sF ss ss sI sb sb sb sb so}",
+                       "{sI sI sI sI sI sI sI sF sF sF sF sF ss ss sI sb sb sb sb so s?I}",
                        "batch_size", &bs, "epochs", &ep, "max_steps", &ms, "schedule_steps", &ss,
                        "max_length", &ml, "eval_every", &ee, "checkpoint_every", &ce, "lr", &o->lr,
                        "scale", &o->scale, "weight_decay", &o->weight_decay,
@@ -41,15 +42,17 @@ static void options_from_json(train_options *o, json_t *j, const char *path)
                        "warmup", &warmup, "optimizer", &optim, "seed", &seed,
                        "symmetric", &o->symmetric, "shuffle", &o->shuffle,
                        "drop_last", &o->drop_last, "keep_best", &o->keep_best,
-                       "eval_sts", &sts) != 0)
+                       "eval_sts", &sts, "mini_batch", &mb) != 0)
         die("%s: options: %s", path, err.text);
     if (bs < 1 || bs > 1 << 20 || ep < 1 || ep > 1 << 20 || ms < 0 || ss < 0 || ml < 0 ||
-        ml > INT32_MAX || ee < 0 || ce < 0 || seed < 0 || !(o->lr >= 0) || !(o->scale > 0) ||
+        ml > INT32_MAX || ee < 0 || ce < 0 || seed < 0 || mb < 0 || mb > 1 << 20 ||
+        !(o->lr >= 0) || !(o->scale > 0) ||
         !(o->weight_decay >= 0) || !(o->adam_eps >= 0) || !(o->max_grad_norm >= 0) ||
         !isfinite(o->lr) || !isfinite(o->scale))
         die("%s: options: a value is out of range", path);
     o->batch_size = bs, o->epochs = ep, o->max_steps = ms, o->schedule_steps = ss;
     o->max_length = ml, o->eval_every = ee, o->checkpoint_every = ce, o->seed = seed;
+    o->mini_batch = mb;
     o->warmup = xstrdup(warmup);
     if (warmup_parse(o->warmup, &o->warm) != 0)
         die("%s: options: warmup '%s' is neither steps nor a share", path, warmup);
@@ -89,6 +92,7 @@ void checkpoint_merge_options(train_options *o, const train_options *saved, unsi
     KEEP_GIVEN(GIVEN_SYMMETRIC, symmetric);
     KEEP_GIVEN(GIVEN_KEEP_BEST, keep_best);
     KEEP_GIVEN(GIVEN_EVAL_STS, eval_sts);
+    KEEP_GIVEN(GIVEN_MINI_BATCH, mini_batch);
     if (given & GIVEN_WARMUP) {
         merged.warmup = o->warmup;
         merged.warm = o->warm;

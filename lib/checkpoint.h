@@ -30,6 +30,7 @@ enum {
     GIVEN_CLIP = 1 << 10, GIVEN_WARMUP = 1 << 11, GIVEN_OPTIM = 1 << 12, GIVEN_SEED = 1 << 13,
     GIVEN_SYMMETRIC = 1 << 14, GIVEN_SHUFFLE = 1 << 15, GIVEN_DROP_LAST = 1 << 16,
     GIVEN_KEEP_BEST = 1 << 17, GIVEN_EVAL_STS = 1 << 18, GIVEN_CHECKPOINT_EVERY = 1 << 19,
+    GIVEN_MINI_BATCH = 1 << 20,
 };
 
 /* state.json, read. */

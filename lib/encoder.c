@@ -96,8 +96,9 @@ encoder *encoder_open(const bert_model *m, const encoder_settings *s)
     return encoder_cpu_open(m, s);
 }
 
-void encoder_init_ranges(encoder *e, const encoder_settings *s)
+void encoder_init_settings(encoder *e, const encoder_settings *s)
 {
+    e->max_pooled = s->max_pooled > 0 ? s->max_pooled : s->max_sequences;
     const bert_config *c = &e->model->cfg;
     size_t off[P_COUNT + 1];
     size_t model_floats = bert_param_offsets(c, off);
@@ -145,10 +146,22 @@ void encoder_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64_t 
 }
 
 void encoder_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
-                     const dropout_keys *keys)
+                     const dropout_keys *keys, int pooled_row)
 {
-    e->ops->forward(e, ids, lens, B, T, keys);
+    if (pooled_row < 0 || B < 1 || B > e->max_pooled - pooled_row)
+        die("encoder_forward: %d sequences at pooled row %d, at most %d rows", B, pooled_row,
+            e->max_pooled);
+    e->ops->forward(e, ids, lens, B, T, keys, e->pooled + (size_t)pooled_row * e->model->cfg.hidden);
+    e->pooled_row = pooled_row;
     e->pooled_rows = B;
+}
+
+/* The last forward pass's rows of a [max_pooled, H] buffer. */
+static size_t last_rows(const encoder *e, size_t *n)
+{
+    size_t H = e->model->cfg.hidden;
+    *n = (size_t)e->pooled_rows * H;
+    return (size_t)e->pooled_row * H;
 }
 
 const float *encoder_pooled(const encoder *e)
@@ -163,17 +176,30 @@ float *encoder_pooled_grad(encoder *e)
 
 void encoder_backward(encoder *e)
 {
-    e->ops->backward(e);
+    size_t n, at = last_rows(e, &n);
+    e->ops->backward(e, e->pooled_grad + at);
 }
 
 void encoder_read_pooled(const encoder *e, float *out)
 {
-    e->ops->copy_pooled(e, out);
+    size_t n, at = last_rows(e, &n);
+    e->ops->download(e, out, e->pooled + at, n);
 }
 
 void encoder_write_pooled_grad(encoder *e, const float *in)
 {
-    e->ops->copy_pooled_grad(e, in);
+    size_t n, at = last_rows(e, &n);
+    e->ops->upload(e, e->pooled_grad + at, in, n);
+}
+
+void encoder_download(const encoder *e, float *host, const float *mem, size_t n)
+{
+    e->ops->download(e, host, mem, n);
+}
+
+void encoder_upload(encoder *e, float *mem, const float *host, size_t n)
+{
+    e->ops->upload(e, mem, host, n);
 }
 
 float *encoder_params(encoder *e)

@@ -45,6 +45,7 @@ typedef struct {
     int training;            /* keep activations, gradients and moments */
     int batch_size;          /* sequences per forward pass of encoder_embed */
     int max_sequences;       /* sequences per training forward pass */
+    int max_pooled;          /* rows of the batch-wide pooled buffers (0: max_sequences) */
     int max_len;             /* tokens per sequence, at most */
     /* Parameters after the model's (a loss head) and their optimizer ranges,
      * offsets counted from the start of the extra block. */
@@ -76,17 +77,27 @@ void encoder_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64_t 
 
 /* Forward pass of B sequences (at most max_sequences), with dropout drawn as
  * dropout.h says from keys (NULL: none), keeping what the backward needs; the
- * pooled embeddings [B, H] are then in encoder_pooled(). */
+ * pooled embeddings [B, H] go to rows pooled_row .. pooled_row + B - 1 of
+ * encoder_pooled() (at most max_pooled rows), so that a batch can be
+ * embedded in several passes (cached MNR) into one batch-wide block. */
 void encoder_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
-                     const dropout_keys *keys);
+                     const dropout_keys *keys, int pooled_row);
+/* [max_pooled, H] in the encoder's memory. */
 const float *encoder_pooled(const encoder *e);
-/* [B, H] in the encoder's memory: the caller writes d loss / d pooled here,
- * then encoder_backward() adds the parameter gradients into the gradients. */
+/* [max_pooled, H] in the encoder's memory: the caller writes d loss / d
+ * pooled here; encoder_backward() then adds the parameter gradients of the
+ * last forward pass into the gradients, from its rows of this buffer. */
 float *encoder_pooled_grad(encoder *e);
 void encoder_backward(encoder *e);
-/* Host copies of the pooled embeddings and into their gradient. */
+/* Host copies of the last forward pass's rows of the pooled embeddings, and
+ * into the same rows of their gradient. */
 void encoder_read_pooled(const encoder *e, float *out);
 void encoder_write_pooled_grad(encoder *e, const float *in);
+
+/* n floats between the host and the encoder's memory (e.g. rows of
+ * encoder_pooled()), whichever device that is. */
+void encoder_download(const encoder *e, float *host, const float *mem, size_t n);
+void encoder_upload(encoder *e, float *mem, const float *host, size_t n);
 
 /* The parameter and gradient buffers in the encoder's memory (a loss head's
  * part is at model floats + offset). */
@@ -112,11 +123,14 @@ typedef struct {
     void (*close)(encoder *e);
     void (*embed)(encoder *e, const int32_t *ids, const int32_t *lens, int64_t n, int T,
                   int normalize, float *out);
+    /* pooled: where the pooled embeddings go; backward reads dpooled, both
+     * [B, H] in the encoder's memory */
     void (*forward)(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
-                    const dropout_keys *keys);
-    void (*backward)(encoder *e);
-    void (*copy_pooled)(const encoder *e, float *out);
-    void (*copy_pooled_grad)(encoder *e, const float *in);
+                    const dropout_keys *keys, float *pooled);
+    void (*backward)(encoder *e, const float *dpooled);
+    /* n floats between the host and the encoder's memory */
+    void (*download)(const encoder *e, float *host, const float *dev, size_t n);
+    void (*upload)(encoder *e, float *dev, const float *host, size_t n);
     void (*zero_grads)(encoder *e);
     double (*optimizer_step)(encoder *e, const adam_config *adam, double lr, double max_norm,
                              long step);
@@ -132,13 +146,15 @@ struct encoder {
     size_t nparams;              /* model's + extra */
     optim_range *ranges;         /* trainable ranges over the whole buffer */
     int nranges;
-    int pooled_rows;             /* B of the last forward */
-    float *pooled, *pooled_grad; /* [max_sequences, H] in the encoder's memory */
+    int max_pooled;
+    int pooled_row, pooled_rows; /* where the last forward's rows went, and B */
+    float *pooled, *pooled_grad; /* [max_pooled, H] in the encoder's memory */
     float *params, *grads;       /* in the encoder's memory */
 };
 
-/* The trainable ranges of settings (the model's and the extra ones) into e. */
-void encoder_init_ranges(encoder *e, const encoder_settings *s);
+/* The trainable ranges of settings (the model's and the extra ones) into e,
+ * and e->max_pooled from them. */
+void encoder_init_settings(encoder *e, const encoder_settings *s);
 
 encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s);
 encoder *encoder_gpu_open(const bert_model *m, const encoder_settings *s);

@@ -116,28 +116,28 @@ static void cpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64
 }
 
 static void cpu_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
-                        const dropout_keys *keys)
+                        const dropout_keys *keys, float *pooled)
 {
     cpu_encoder *c = (cpu_encoder *)e;
     bert_forward(config(e), e->params, ids, lens, B, T, c->train_acts, keys);
-    bert_pool(c->train_acts, e->model->pooling, e->pooled);
+    bert_pool(c->train_acts, e->model->pooling, pooled);
 }
 
-static void cpu_backward(encoder *e)
+static void cpu_backward(encoder *e, const float *dpooled)
 {
     cpu_encoder *c = (cpu_encoder *)e;
-    bert_pool_backward(c->train_acts, e->model->pooling, e->pooled_grad);
+    bert_pool_backward(c->train_acts, e->model->pooling, dpooled);
     bert_backward(config(e), e->params, e->grads, c->train_acts);
 }
 
-static void cpu_copy_pooled(const encoder *e, float *out)
+static void cpu_download(const encoder *e, float *host, const float *dev, size_t n)
 {
-    memcpy(out, e->pooled, (size_t)e->pooled_rows * config(e)->hidden * sizeof *out);
+    memcpy(host, dev, n * sizeof *host);
 }
 
-static void cpu_copy_pooled_grad(encoder *e, const float *in)
+static void cpu_upload(encoder *e, float *dev, const float *host, size_t n)
 {
-    memcpy(e->pooled_grad, in, (size_t)e->pooled_rows * config(e)->hidden * sizeof *in);
+    memcpy(dev, host, n * sizeof *dev);
 }
 
 static void cpu_zero_grads(encoder *e)
@@ -182,7 +182,7 @@ static void cpu_set(encoder *e, encoder_buffer which, const float *in)
 
 static const encoder_ops cpu_ops = {
     .close = cpu_close, .embed = cpu_embed, .forward = cpu_forward, .backward = cpu_backward,
-    .copy_pooled = cpu_copy_pooled, .copy_pooled_grad = cpu_copy_pooled_grad,
+    .download = cpu_download, .upload = cpu_upload,
     .zero_grads = cpu_zero_grads, .optimizer_step = cpu_optimizer_step, .get = cpu_get,
     .set = cpu_set,
 };
@@ -193,7 +193,7 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     encoder *e = &c->base;
     e->ops = &cpu_ops;
     e->model = m;
-    encoder_init_ranges(e, s);
+    encoder_init_settings(e, s);
     c->batch_size = s->batch_size > 0 ? s->batch_size : 32;
     c->workers = threads_count();
     /* fp32 unless asked: the default bf16 is the GPU's. */
@@ -213,8 +213,8 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     e->grads = xcalloc(n, sizeof *e->grads);
     c->moment1 = xcalloc(n, sizeof *c->moment1);
     c->moment2 = xcalloc(n, sizeof *c->moment2);
-    e->pooled = xmallocarray((size_t)s->max_sequences * H, sizeof *e->pooled);
-    e->pooled_grad = xmallocarray((size_t)s->max_sequences * H, sizeof *e->pooled_grad);
+    e->pooled = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled);
+    e->pooled_grad = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled_grad);
     c->train_acts = acts_new(c, s->max_sequences, s->max_len, 1);
     refresh_bf16(c);
     return e;

@@ -1,5 +1,6 @@
 #include "loss.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -80,12 +81,12 @@ static double mnr_compute(const loss *l, const loss_batch *b, const float *head,
     const double *ua = u, *ud = u + (size_t)B * H;
 
     /* Scores: every candidate for this part's anchors and, for the symmetric
-     * loss, every anchor for this part's positives. */
+     * loss, every anchor (for this part's positives), as one matrix product:
+     * the batches of cached losses are thousands of rows. */
+    int r0 = l->symmetric ? 0 : first, nr = l->symmetric ? B : last - first;
     double *S = xcalloc((size_t)B * D, sizeof *S);
-    for (int i = 0; i < B; i++)
-        for (int j = 0; j < D; j++)
-            if ((i >= first && i < last) || (l->symmetric && j >= first && j < last))
-                S[(size_t)i * D + j] = scale * dot(ua + (size_t)i * H, ud + (size_t)j * H, H);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, D, H, scale, ua + (size_t)r0 * H, H,
+                ud, H, 0.0, S + (size_t)r0 * D, D);
 
     /* d loss / d scores, accumulated by both directions. */
     double *G = xcalloc((size_t)B * D, sizeof *G);
@@ -103,21 +104,14 @@ static double mnr_compute(const loss *l, const loss_batch *b, const float *head,
     double loss = l->symmetric ? (forward + backward) / 2 : forward;
 
     if (dcol) {
-        /* Through the scores to the unit vectors ... */
-        double *du = xcalloc((size_t)N * H, sizeof *du);
+        /* Through the scores to the unit vectors: du_anchors = scale G ud,
+         * du_candidates = scale G^T ua ... */
+        double *du = xmallocarray((size_t)N * H, sizeof *du);
         double *dua = du, *dud = du + (size_t)B * H;
-        for (int i = 0; i < B; i++)
-            for (int j = 0; j < D; j++) {
-                double g = scale * G[(size_t)i * D + j];
-                if (g == 0)
-                    continue;
-                const double *ai = ua + (size_t)i * H, *dj = ud + (size_t)j * H;
-                double *dai = dua + (size_t)i * H, *ddj = dud + (size_t)j * H;
-                for (int h = 0; h < H; h++) {
-                    dai[h] += g * dj[h];
-                    ddj[h] += g * ai[h];
-                }
-            }
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, D, scale, G, D, ud, H, 0.0,
+                    dua, H);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, H, B, scale, G, D, ua, H, 0.0,
+                    dud, H);
         /* ... and through normalize(). */
         for (int r = 0; r < N; r++)
             unit_vector_backward(dcol[r / B] + (size_t)(r % B) * H, u + (size_t)r * H,

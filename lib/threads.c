@@ -4,13 +4,18 @@
 #include <omp.h>
 #include <unistd.h>
 
-static int nthreads;
+static int nthreads, sharers = 1;
+
+void threads_share(int processes)
+{
+    sharers = processes > 1 ? processes : 1;
+}
 
 void threads_set(int n)
 {
     if (n <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cores > 0 ? (int)cores : 1;
+        n = cores > sharers ? (int)(cores / sharers) : 1;
     }
     nthreads = n;
     omp_set_num_threads(n);

@@ -43,8 +43,9 @@ void train_log_step(FILE *f, const char *path, const trainer *t, double loss, do
 {
     out_printf(f, path,
                "{\"step\":%ld,\"epoch\":%ld,\"loss\":%.17g,\"lr\":%.17g,\"grad_norm\":%.17g,"
-               "\"examples_per_s\":%.17g}\n",
-               t->pos.step, t->pos.epoch + 1, loss, lr, grad_norm, examples_per_s);
+               "\"examples_per_s\":%.17g,\"ranks\":%d}\n",
+               t->pos.step, t->pos.epoch + 1, loss, lr, grad_norm, examples_per_s,
+               comm_size(t->comm));
     out_flush(f, path);
 }
 

@@ -1,5 +1,7 @@
 /* train_log.h - mnr-train's --log: JSON Lines, one object per optimizer
- * step ({"step", "epoch", "loss", "lr", "grad_norm", "examples_per_s"}) and
+ * step ({"step", "epoch", "loss", "lr", "grad_norm", "examples_per_s",
+ * "ranks"}: the processes that computed it, 1 without mpirun; the last key,
+ * so that readers of the older keys keep working) and
  * per evaluation ({"step", "eval_sts_spearman"}), numbers with 17
  * significant digits (CONVENTIONS.md), each line flushed when written. */
 #ifndef BP_TRAIN_LOG_H

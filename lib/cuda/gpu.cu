@@ -69,7 +69,7 @@ struct gpu_model {
     void **hidden;            /* L + 1 of [N, H] */
     void *gelu;               /* [N, I] (recomputed by the backward pass) */
     layer_buf *layer;         /* L; without training all alias one set */
-    float *pooled, *d_pooled; /* [B, H] (B <= N) */
+    float *pooled;            /* [B, H] (B <= N): gpu_embed's */
     void *dhidden, *g1, *g2;  /* [N, H] backward */
     void *dqkv, *dffn;        /* [N, 3H], [N, I] */
     float *partial;           /* column-sum partials */
@@ -140,14 +140,12 @@ static size_t layout_tokens(gpu_model *g, char *base, size_t n)
         place(la->ln2_rstd, base, off, n * 4);
     }
     place(g->pooled, base, off, n * H * 4);
-    g->d_pooled = NULL;
     g->dhidden = g->g1 = g->g2 = g->dqkv = g->dffn = NULL;
     g->partial = NULL;
     g->word_keys = g->word_offsets = g->word_rows = NULL;
     g->pos_keys = g->pos_offsets = g->pos_rows = NULL;
     if (g->training) {
         size_t widest = 3 * H > FF ? 3 * H : FF;
-        place(g->d_pooled, base, off, n * H * 4);
         place(g->dhidden, base, off, n * H * es);
         place(g->g1, base, off, n * H * es);
         place(g->g2, base, off, n * H * es);
@@ -642,18 +640,19 @@ template <class T> static void backward(gpu_model *g)
         column_sums<T>(G + off[P_TYPE_EMB], g->partial, g1, (const T *)NULL, NULL, NULL, N, H);
 }
 
-/* Pooling of the last hidden states into g->pooled, and its backward pass
- * into g->dhidden, for the nseq sequences of the last forward pass. */
-template <class T> static void pool(gpu_model *g, pooling_mode mode, int nseq)
+/* Pooling of the last hidden states into pooled [nseq, H], and its backward
+ * pass from dpooled into g->dhidden, for the nseq sequences of the last
+ * forward pass. */
+template <class T> static void pool(gpu_model *g, pooling_mode mode, int nseq, float *pooled)
 {
-    pool_forward<T>(g->pooled, (const T *)g->hidden[g->c.layers], g->start, nseq, g->c.hidden,
-                    mode);
+    pool_forward<T>(pooled, (const T *)g->hidden[g->c.layers], g->start, nseq, g->c.hidden, mode);
 }
 
-template <class T> static void pool_back(gpu_model *g, pooling_mode mode, int nseq)
+template <class T>
+static void pool_back(gpu_model *g, pooling_mode mode, int nseq, const float *dpooled)
 {
-    pool_backward<T>((T *)g->dhidden, g->d_pooled, (const T *)g->hidden[g->c.layers], g->start,
-                     nseq, g->c.hidden, mode);
+    pool_backward<T>((T *)g->dhidden, dpooled, (const T *)g->hidden[g->c.layers], g->start, nseq,
+                     g->c.hidden, mode);
 }
 
 /* Run fn<float> or fn<bf16> as the model's precision says. */
@@ -675,7 +674,9 @@ extern "C" int gpu_available(char *why, size_t n)
         snprintf(buf, sizeof buf, "no CUDA device");
     } else {
         cudaDeviceProp p;
-        e = cudaGetDeviceProperties(&p, 0);
+        int dev = 0;
+        cudaGetDevice(&dev); /* the rank's GPU under MPI (comm_use_gpu) */
+        e = cudaGetDeviceProperties(&p, dev);
         if (e != cudaSuccess) {
             snprintf(buf, sizeof buf, "no CUDA device: %s", cudaGetErrorString(e));
             cudaGetLastError();
@@ -708,6 +709,8 @@ static void gpu_close(encoder *e)
     cuda_free(g->m);
     cuda_free(g->v);
     cuda_free(g->ranges);
+    cuda_free(e->pooled);
+    cuda_free(e->pooled_grad);
     cuda_free(g->token_mem);
     cuda_free(g->att_mem);
     free(g->h_ids);
@@ -737,7 +740,7 @@ static void gpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64
         const int32_t *chunk_ids = ids + (size_t)b0 * T, *chunk_lens = lens ? lens + b0 : NULL;
         pack(g, &chunk_ids, &chunk_lens, 1, nb, &T, 0, NULL);
         BY_PRECISION(g, forward, g, 0);
-        BY_PRECISION(g, pool, g, g->pooling, nb);
+        BY_PRECISION(g, pool, g, g->pooling, nb, g->pooled);
         if (normalize)
             l2_normalize_rows(g->pooled, nb, H);
         CUDA_CHECK(cudaMemcpy(out + (size_t)b0 * H, g->pooled, (size_t)nb * H * sizeof *out,
@@ -752,36 +755,32 @@ static void need_training(const gpu_model *g, const char *fn)
 }
 
 static void gpu_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
-                        const dropout_keys *keys)
+                        const dropout_keys *keys, float *pooled)
 {
     gpu_model *g = (gpu_model *)e;
     need_training(g, "encoder_forward");
     pack(g, &ids, &lens, 1, B, &T, 1, keys);
     BY_PRECISION(g, forward, g, keys != NULL);
-    BY_PRECISION(g, pool, g, g->pooling, B);
-    /* The buffers may have moved (reserve). */
-    e->pooled = g->pooled;
-    e->pooled_grad = g->d_pooled;
+    BY_PRECISION(g, pool, g, g->pooling, B, pooled);
 }
 
-static void gpu_backward(encoder *e)
+static void gpu_backward(encoder *e, const float *dpooled)
 {
     gpu_model *g = (gpu_model *)e;
     need_training(g, "encoder_backward");
-    BY_PRECISION(g, pool_back, g, g->pooling, g->B);
+    BY_PRECISION(g, pool_back, g, g->pooling, g->B, dpooled);
     BY_PRECISION(g, backward, g);
     CUDA_CHECK(cudaDeviceSynchronize());
 }
 
-static void gpu_copy_pooled(const encoder *e, float *out)
+static void gpu_download_floats(const encoder *, float *host, const float *dev, size_t n)
 {
-    CUDA_CHECK(cudaMemcpy(out, e->pooled, (size_t)e->pooled_rows * e->model->cfg.hidden * 4,
-                          cudaMemcpyDeviceToHost));
+    gpu_download(host, dev, n);
 }
 
-static void gpu_copy_pooled_grad(encoder *e, const float *in)
+static void gpu_upload_floats(encoder *, float *dev, const float *host, size_t n)
 {
-    upload(e->pooled_grad, in, (size_t)e->pooled_rows * e->model->cfg.hidden * 4);
+    upload(dev, host, n * sizeof *host);
 }
 
 static void gpu_zero_grads(encoder *e)
@@ -832,7 +831,7 @@ static void gpu_set(encoder *e, encoder_buffer which, const float *in)
 }
 
 static const encoder_ops gpu_ops = {
-    gpu_close, gpu_embed, gpu_forward, gpu_backward, gpu_copy_pooled, gpu_copy_pooled_grad,
+    gpu_close, gpu_embed, gpu_forward, gpu_backward, gpu_download_floats, gpu_upload_floats,
     gpu_zero_grads, gpu_optimizer_step, gpu_get, gpu_set,
 };
 
@@ -849,7 +848,7 @@ extern "C" encoder *encoder_gpu_open(const bert_model *m, const encoder_settings
     e->ops = &gpu_ops;
     e->model = m;
     e->on_gpu = 1;
-    encoder_init_ranges(e, s);
+    encoder_init_settings(e, s);
     g->c = *c;
     g->pooling = m->pooling;
     g->precision = s->precision;
@@ -872,6 +871,9 @@ extern "C" encoder *encoder_gpu_open(const bert_model *m, const encoder_settings
         CUDA_CHECK(cudaMemset(g->m, 0, g->nparams * 4));
         CUDA_CHECK(cudaMemset(g->v, 0, g->nparams * 4));
         e->grads = g->grads;
+        size_t pooled_bytes = (size_t)e->max_pooled * c->hidden * 4;
+        e->pooled = (float *)cuda_alloc(pooled_bytes, "the pooled embeddings");
+        e->pooled_grad = (float *)cuda_alloc(pooled_bytes, "the pooled gradients");
         adam_range *ar = (adam_range *)xmallocarray(e->nranges, sizeof *ar);
         for (int i = 0; i < e->nranges; i++) {
             ar[i].offset = e->ranges[i].offset;

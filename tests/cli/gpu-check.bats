@@ -33,15 +33,15 @@ gpu_check() {
 @test "gpu check without a GPU: every GPU check a FAIL, a count line, exit 1" {
     run gpu_check --cpu-build
     [ "$status" -eq 1 ]
-    [ "${lines[${#lines[@]} - 1]}" = "gpu-check: 1 passed, 11 failed" ]
+    [ "${lines[${#lines[@]} - 1]}" = "gpu-check: 1 passed, 15 failed" ]
     s=$BATS_TEST_TMPDIR/logs/summary.txt
-    [ "$(tail -1 "$s")" = "gpu-check: 1 passed, 11 failed" ]
+    [ "$(tail -1 "$s")" = "gpu-check: 1 passed, 15 failed" ]
     # The build passes; what needs the GPU fails, the encoder test's GPU
     # part (skipped there) included.
     grep -q '^build (make -j2 all gpu-checks) *PASS' "$s"
     grep -q '^unit test encoder *FAIL  1 skipped: no usable GPU here' "$s"
     for c in "fixtures fp32" "fixtures bf16" "train100 bf16" "train100 fp32" "sts fp32, library" \
-        "sts bf16, library" "bertbase bf16" "bertbase fp32"; do
+        "sts bf16, library" "bertbase bf16" "bertbase fp32" "nccl one rank"; do
         grep -q "^$c.* FAIL  skipped: " "$s" || { echo "no skip-as-FAIL row for $c"; cat "$s"; false; }
     done
     [ "$(grep -c '^sts [a-z0-9]*, wp-tokenize | embed | spearman *FAIL  embed --device cuda exit 1: ' "$s")" -eq 2 ]
@@ -64,7 +64,7 @@ gpu_check() {
     grep -q '^fixtures fp32 (mpnet-tiny, mpnet-head64) *PASS  1/1$' "$s"
     grep -q '^sts fp32, library (tiny) *FAIL  1/1 ok, killed by signal 11$' "$s"
     grep -q '^sts bf16, library (tiny) *FAIL  1/1 ok, killed by signal 11$' "$s"
-    [ "$(tail -1 "$s")" = "gpu-check: 5 passed, 9 failed" ]
+    [ "$(tail -1 "$s")" = "gpu-check: 5 passed, 11 failed" ]
 }
 
 @test "gpu check: a failed build leaves every check a FAIL (did not run), exit 1" {
@@ -73,8 +73,8 @@ gpu_check() {
     [ "$status" -eq 1 ]
     s=$BATS_TEST_TMPDIR/logs/summary.txt
     grep -q '^build (make -j2 all gpu-checks) *FAIL  see build.log$' "$s"
-    [ "$(grep -c ' FAIL  did not run$' "$s")" -eq 13 ]
-    [ "$(tail -1 "$s")" = "gpu-check: 0 passed, 13 failed" ]
+    [ "$(grep -c ' FAIL  did not run$' "$s")" -eq 15 ]
+    [ "$(tail -1 "$s")" = "gpu-check: 0 passed, 17 failed" ]
 }
 
 @test "gpu check: --sanitize adds the compute-sanitizer row, which is not in the table by default" {
@@ -85,7 +85,7 @@ gpu_check() {
     run gpu_check --cpu-build --sanitize
     [ "$status" -eq 1 ]
     grep -q '^compute-sanitizer memcheck, fixtures fp32 *FAIL' "$BATS_TEST_TMPDIR/logs/summary.txt"
-    [ "$(tail -1 "$BATS_TEST_TMPDIR/logs/summary.txt")" = "gpu-check: 1 passed, 12 failed" ]
+    [ "$(tail -1 "$BATS_TEST_TMPDIR/logs/summary.txt")" = "gpu-check: 1 passed, 16 failed" ]
 }
 
 @test "gpu check: an unknown option is a usage error" {

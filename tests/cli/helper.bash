@@ -61,3 +61,13 @@ run_man_examples() {
     check_example || return 1
     echo "ran $ran examples"
 }
+
+# A copy of model directory $1 at $2 with dropout 0.1 (attention and hidden)
+# in its config.json, for tests that need the masks.
+dropout_copy() {
+    mkdir "$2"
+    cp "$1"/* "$2/"
+    sed -i 's/"attention_probs_dropout_prob": 0.0/"attention_probs_dropout_prob": 0.1/;
+            s/"hidden_dropout_prob": 0.0/"hidden_dropout_prob": 0.1/' "$2/config.json"
+    grep -q '"hidden_dropout_prob": 0.1' "$2/config.json"
+}

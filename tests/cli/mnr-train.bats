@@ -37,30 +37,17 @@ setup_file() {
             done
         done
     fi
-    mkdir drop
-    cp "$TINY"/model/* drop/
-    sed -i 's/"attention_probs_dropout_prob": 0.0/"attention_probs_dropout_prob": 0.1/;
-            s/"hidden_dropout_prob": 0.0/"hidden_dropout_prob": 0.1/' drop/config.json
+    dropout_copy "$TINY/model" drop
     head -n 300 "$STS_DEV" >sts300.csv
-    python3 - <<'EOF'
+    PYTHONPATH=$PY python3 - <<'EOF'
 import numpy as np
+from streams import save_rows as save
 
 rng = np.random.default_rng(5)
 
 
 def seq(n):
     return [101] + list(rng.integers(1000, 30000, size=n - 2)) + [102]
-
-
-def save(path, rows, frames=1):
-    T = max(len(s) for r in rows for s in r)
-    a = np.full((len(rows), len(rows[0]), T), -1, dtype="<i4")
-    for i, r in enumerate(rows):
-        for c, s in enumerate(r):
-            a[i, c, : len(s)] = s
-    with open(path, "wb") as f:
-        for part in np.array_split(a, frames):
-            np.save(f, part)
 
 
 # 36 pairs: batches of 8 give 5 steps an epoch (the last one of 4 rows)
@@ -239,7 +226,7 @@ state_field() {
     [ "$status" -eq 0 ]
 }
 
-@test "log: one JSON object per step with step, loss, lr, grad_norm, examples_per_s in %.17g" {
+@test "log: one JSON object per step with step, loss, lr, grad_norm, examples_per_s, ranks in %.17g" {
     need_streams
     train -m "$TINY/model" -o out --batch-size 8 --log log.jsonl "$S/syn.npy" 2>/dev/null
     [ "$(wc -l <log.jsonl)" -eq 5 ]
@@ -248,7 +235,8 @@ import json
 steps = [json.loads(l) for l in open("log.jsonl")]
 assert [s["step"] for s in steps] == [1, 2, 3, 4, 5], steps
 for s in steps:
-    assert set(s) == {"step", "epoch", "loss", "lr", "grad_norm", "examples_per_s"}, s
+    assert list(s) == ["step", "epoch", "loss", "lr", "grad_norm", "examples_per_s", "ranks"], s
+    assert s["ranks"] == 1, s  # one process (several under mpirun: tests/cli/mpi.bats)
     assert s["epoch"] == 1 and s["loss"] > 0 and s["grad_norm"] > 0 and s["examples_per_s"] > 0
 # warmup 0.1 of 5 steps is ceil(0.5) = 1 step: lr 0, then linear decay from 2e-5
 assert [s["lr"] for s in steps] == [0, 2e-5, 2e-5 * 3 / 4, 2e-5 * 2 / 4, 2e-5 / 4], steps

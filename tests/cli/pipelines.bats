@@ -158,6 +158,20 @@ assert len(par[0]) == 1500 and par[0] == one[0], "rows differ"
 EOF
 }
 
+@test "mnr-cached: MNR in large batches through --mini-batch, its row in the table" {
+    run pipe RUN=c BASE="$TINY" PAIRS=256 TRAIN=mnr-cached CACHED_BATCH=64 MINI_BATCH=16 \
+        TRAIN_OPTS="--batch-size 8" table
+    [ "$status" -eq 0 ]
+    r=$BATS_TEST_TMPDIR/runs/c
+    # the cached batch wins over the run's --batch-size: batches of up to 64
+    # rows (fewer where NO_DUPLICATES defers a repeated text), not of 8
+    jq -e '.options | endswith("--batch-size 64 --mini-batch 16")' "$r/train/mnr-cached.json"
+    steps=$(jq -s '[.[] | select(has("loss"))] | length' "$r/train/mnr-cached.log")
+    [ "$steps" -ge 4 ] && [ "$steps" -le 8 ]
+    run cut -f1-5 "$r/table.tsv"
+    [ "${lines[2]}" = "mnr-cached	model	MNR batch 64 cached	256	$steps" ]
+}
+
 @test "a run: base, the three losses, eval in parallel, table.tsv, table.json and the text table" {
     run pipe RUN=t BASE="$TINY" PAIRS=256 TRAIN="mnr mnr-triplets mnr-symmetric" table
     [ "$status" -eq 0 ]

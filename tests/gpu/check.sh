@@ -36,6 +36,14 @@
 #                  wp-tokenize | embed --device cuda | spearman
 #   bertbase       bert-base shape, random weights, 1000 STS-B sentences:
 #                  GPU vs CPU fp32 embeddings, row error 1e-2 (fp32), 2e-2 (bf16)
+#   mini-batch     mnr-train --device cuda --precision fp32 on 256 STS-B dev
+#                  pairs (tiny with dropout 0.1, batch 64, 3 steps): cached
+#                  passes of 16 give the uncached run's losses within 1e-6
+#                  relative
+#   nccl           data parallelism's NCCL path on one GPU, one rank: the
+#                  collectives on GPU buffers, and 5 steps of head64 with the
+#                  gradients through NCCL equal to 5 steps without (several
+#                  ranks need mpirun and GPUs: docs/data-parallel.md)
 set -u
 cd "$(dirname "$0")/../.."
 sanitize=${SANITIZE:-0}
@@ -76,7 +84,9 @@ expected=("$build_name"
     "bertbase bf16 vs CPU fp32 (1000 sentences)"
     "bertbase fp32 vs CPU fp32 (1000 sentences)"
     "sts fp32, wp-tokenize | embed | spearman"
-    "sts bf16, wp-tokenize | embed | spearman")
+    "sts bf16, wp-tokenize | embed | spearman"
+    "mini-batch fp32: cached = uncached losses (tiny)"
+    "nccl one rank (comm_nccl)")
 [ "$sanitize" = 1 ] && expected+=("compute-sanitizer memcheck, fixtures fp32")
 
 rows=()
@@ -257,6 +267,37 @@ for p in fp32 bf16; do
         row "$name" FAIL "spearman $rho (reference 0.494386)"
     fi
 done
+
+# ---- cached MNR (--mini-batch) on the GPU: the uncached run's losses -------
+name="mini-batch fp32: cached = uncached losses (tiny)"
+mkdir -p "$WORK/tiny-drop"
+cp "$tiny"/* "$WORK/tiny-drop/"
+sed -i 's/"attention_probs_dropout_prob": 0.0/"attention_probs_dropout_prob": 0.1/;
+        s/"hidden_dropout_prob": 0.0/"hidden_dropout_prob": 0.1/' "$WORK/tiny-drop/config.json"
+head -n 256 "$csv" | cut -f6,7 | "$O/bin/wp-tokenize" -m "$tiny" >"$WORK/pairs.tok" 2>"$WORK/tool.err"
+mb_status=ok
+for mb in 0 16; do
+    "$O/bin/mnr-train" -m "$WORK/tiny-drop" -o "$WORK/mb$mb" --device cuda --precision fp32 \
+        --batch-size 64 --max-steps 3 --warmup 0 --adam-eps 1e-6 --mini-batch $mb \
+        --log "$WORK/mb$mb.jsonl" "$WORK/pairs.tok" 2>>"$WORK/tool.err" ||
+        mb_status="mnr-train --mini-batch $mb failed: $(tail -1 "$WORK/tool.err")"
+done
+cat "$WORK/tool.err" >>"$LOG"
+if [ "$mb_status" != ok ]; then
+    row "$name" FAIL "$mb_status"
+else
+    loss_of() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
+    diff=$(paste <(loss_of "$WORK/mb0.jsonl") <(loss_of "$WORK/mb16.jsonl") |
+        awk '{ d = ($1 - $2) / $1; if (d < 0) d = -d; if (d > m) m = d; n++ } END { printf "%.3g %d", m, n }')
+    if awk -v e="${diff% *}" -v n="${diff#* }" 'BEGIN { exit !(n == 3 && e <= 1e-6) }'; then
+        row "$name" PASS "losses of 3 steps within ${diff% *} relative"
+    else
+        row "$name" FAIL "losses: max relative difference ${diff% *} over ${diff#* } steps"
+    fi
+fi
+
+# ---- data parallelism: NCCL on one GPU ------------------------------------
+tap "nccl one rank (comm_nccl)" "$C/nccl"
 
 # ---- memory errors (--sanitize only) --------------------------------------
 if [ "$sanitize" = 1 ]; then

@@ -24,6 +24,18 @@ import sys
 import numpy as np
 
 
+def save_rows(path, rows, frames=1):
+    """A token stream of rows (lists of C id lists), -1 padded, in frames."""
+    T = max(len(s) for r in rows for s in r)
+    a = np.full((len(rows), len(rows[0]), T), -1, dtype="<i4")
+    for i, r in enumerate(rows):
+        for c, s in enumerate(r):
+            a[i, c, : len(s)] = s
+    with open(path, "wb") as f:
+        for part in np.array_split(a, frames):
+            np.save(f, part)
+
+
 def read_stream(path):
     frames = []
     with open(path, "rb") as f:

@@ -126,7 +126,7 @@ static void check_against_reference(device_kind device, double tol)
 
     encoder_zero_grads(e);
     for (int k = 0; k < 2; k++) {
-        encoder_forward(e, ids, lens, B, T, &keys);
+        encoder_forward(e, ids, lens, B, T, &keys, 0);
         encoder_read_pooled(e, got);
         encoder_write_pooled_grad(e, dpooled);
         encoder_backward(e);

@@ -59,11 +59,38 @@ static int on_stop(trainer *t)
     return c->stop_at && t->pos.step >= c->stop_at;
 }
 
-static encoder *open_training(const bert_model *m, const train_data *d)
+static train_options options(void);
+
+/* mini_batch 0: one pass of the whole batch; else passes of mini_batch. */
+static encoder *open_cached(const bert_model *m, const train_data *d, int mini_batch)
 {
     encoder_settings s = {.device = DEVICE_CPU, .doing = "testing", .training = 1,
-                          .max_sequences = BATCH * 2, .max_len = d->max_len};
+                          .max_sequences = mini_batch ? mini_batch : BATCH * 2,
+                          .max_pooled = BATCH * 2, .max_len = d->max_len};
     return encoder_open(m, &s);
+}
+
+static encoder *open_training(const bert_model *m, const train_data *d)
+{
+    return open_cached(m, d, 0);
+}
+
+/* The gradients of batch rows[0..BATCH) into grads, with passes of
+ * mini_batch sequences (0: one), and the loss. */
+static double batch_gradients(const bert_model *m, const train_data *d, const int64_t *rows,
+                              int mini_batch, float *grads)
+{
+    train_options o = options();
+    o.mini_batch = mini_batch;
+    encoder *e = open_cached(m, d, mini_batch);
+    loss l = loss_mnr(MNR_DEFAULT_SCALE, 0);
+    trainer t;
+    trainer_init(&t, &o, m, e, &l, d, (train_position){0}, 0);
+    double loss = trainer_forward_backward(&t, rows, BATCH, 1);
+    encoder_get(e, BUF_GRADS, grads);
+    trainer_free(&t);
+    encoder_close(e);
+    return loss;
 }
 
 static train_options options(void)
@@ -163,6 +190,32 @@ int main(void)
        "5 steps, then 7 from the position: bit-identical to 12 in one go (dropout on)");
     trainer_free(&t);
     encoder_close(e);
+
+    /* Cached passes (--mini-batch): the loss and gradients of the whole
+     * batch, with dropout on, up to rounding (the sums are split otherwise):
+     * the loss within 1e-6 relative, each parameter kind's gradient within
+     * 1e-5 of its largest magnitude. */
+    static const int64_t rows[BATCH] = {3, 17, 8, 11};
+    float *whole = xmallocarray(n, sizeof *whole), *cached = xmallocarray(n, sizeof *cached);
+    double whole_loss = batch_gradients(&m, &d, rows, 0, whole);
+    size_t off[P_COUNT + 1];
+    bert_param_offsets(&m.cfg, off);
+    for (int mini = 1; mini <= 5; mini += 2) {
+        double cached_loss = batch_gradients(&m, &d, rows, mini, cached), worst = 0;
+        for (int p = 0; p < P_COUNT; p++) {
+            size_t len = off[p + 1] - off[p];
+            double big = 0;
+            for (size_t i = 0; i < len; i++)
+                big = fmax(big, fabs(whole[off[p] + i]));
+            double diff = max_abs_diff(whole + off[p], cached + off[p], len);
+            worst = fmax(worst, big > 0 ? diff / big : diff);
+        }
+        ok(fabs(cached_loss - whole_loss) <= 1e-6 * fabs(whole_loss) && worst <= 1e-5,
+           "mini-batches of %d sequences: loss %.9g (whole batch %.9g), gradients within %.3g of "
+           "each kind's largest", mini, cached_loss, whole_loss, worst);
+    }
+    free(whole);
+    free(cached);
 
     /* Positions that are not the data's. */
     static const train_position bad[] = {{.step = 4, .epoch = 0, .batch = 5},
