@@ -915,7 +915,8 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         matmul_forward(a, la->qkv, x, weight_at(a, params, o.qkv_w), params + o.qkv_b, N, H, 3 * H);
         attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->relvec, a->max_len, a->start,
                           a->att_start, B, H, heads, limit, a->p_attn, dropout, l);
-        matmul_forward(a, la->ln1_in, la->ctx, weight_at(a, params, o.attn_out_w), params + o.attn_out_b, N, H, H);
+        matmul_forward(a, la->ln1_in, la->ctx, weight_at(a, params, o.attn_out_w),
+                       params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_ATTENTION_OUT);

@@ -75,7 +75,8 @@ __attribute__((unused)) static void make_data(train_data *d)
 
 /* The STEPS steps on device, as mnr-train takes them (the trainer's step):
  * the losses into got. */
-__attribute__((unused)) static void train(const bert_model *m, device_kind device, precision prec, double *got)
+__attribute__((unused)) static void train(const bert_model *m, device_kind device, precision prec,
+                                          double *got)
 {
     train_data data;
     make_data(&data);
@@ -108,8 +109,9 @@ __attribute__((unused)) static double allow_abs(precision p)
 
 /* TAP: every loss in got within rel * |want| + abs of want, and the last
  * below the first; what names the run (e.g. "GPU", P its precision). */
-__attribute__((unused)) static void compare_losses(const double *got, const double *want, double rel, double abs_,
-                           const char *what, const char *P)
+__attribute__((unused)) static void compare_losses(const double *got, const double *want,
+                                                   double rel, double abs_, const char *what,
+                                                   const char *P)
 {
     int worst = 0;
     double worst_excess = -INFINITY;
