@@ -1,10 +1,10 @@
 /* gemm.c - gemm.h: OpenBLAS for fp32, oneDNN's matmul primitive for bf16.
  *
  * oneDNN primitives are made for one shape; each thread keeps the ones it
- * made for the shapes it has seen (an encoder has a handful per batch
- * size), with the memory objects whose data pointers change per call.  The
- * embedding workers each run their own products single-threaded (they call
- * from inside an OpenMP region, where oneDNN's OpenMP does not nest). */
+ * made (token rows in fixed blocks and a padded remainder, see BLOCK_ROWS,
+ * so a handful per layer shape serve every batch).  The embedding workers
+ * each run their own products single-threaded (they call from inside an
+ * OpenMP region, where oneDNN's OpenMP does not nest). */
 #include "gemm.h"
 #include "util.h"
 #include "vmath.h"
