@@ -39,6 +39,15 @@ override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wvla -pthrea
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
 override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
 
+# oneDNN (libdnnl-dev) for --precision bf16 on the CPU, when its header is
+# found (make DNNL= builds without it: bf16 on the CPU then falls back to
+# fp32 with a note, as on a CPU without AVX512_BF16).
+DNNL ?= $(wildcard /usr/include/oneapi/dnnl/dnnl.h)
+ifneq ($(strip $(DNNL)),)
+override CFLAGS  += -DBP_HAVE_DNNL
+override LDLIBS  += -ldnnl
+endif
+
 LIB_SRC  := $(wildcard lib/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
 CMD_SRC  := $(wildcard cmd/*.c)
@@ -177,9 +186,9 @@ bench-ranks: $(TOOLS)
 	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) scripts/bench-ranks.sh
 
 # The machine's matrix-product rate, bench-embed's ceiling.
-$(O)/scripts/sgemm-rate: scripts/sgemm-rate.c
+$(O)/scripts/sgemm-rate: scripts/sgemm-rate.c $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
 # ---- fuzzing: libFuzzer harnesses in tests/fuzz/ (docs/fuzzing.md) ----
 #   make fuzz [FUZZ_TIME=600] [FUZZ_JOBS=1]   each harness FUZZ_TIME seconds

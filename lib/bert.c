@@ -3,16 +3,17 @@
  * layer as in llm.c.  This is the reference the CUDA backend mirrors.
  *
  * Activations are packed (no padding rows, see bert.h).  Dense layers are
- * OpenBLAS matrix products, called outside any parallel region; everything
+ * gemm.h's matrix products (OpenBLAS in fp32, oneDNN in bf16, the precision
+ * being the activations' setting), called outside any parallel region; everything
  * else is plain loops parallelised with OpenMP.  Sums over rows (LayerNorm
  * statistics, bias and LayerNorm gradients, pooling) accumulate in double
  * and are split among threads by column, not by row, so these loops give
  * the same results at any thread count. */
 #include "bert.h"
+#include "gemm.h"
 #include "util.h"
 #include "vmath.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,11 @@ struct bert_acts {
      * heads, 2 max_len - 1] its gradient per sequence and head (training). */
     float *relvec;
     double *drel;
+
+    /* The dense layers' precision, and the parameters already in bf16 (laid
+     * out as the fp32 ones; NULL: converted in each product). */
+    gemm_precision prec;
+    const bf16 *params16;
 };
 
 /* ---- layer kernels ------------------------------------------------------ */
@@ -245,24 +251,36 @@ static void layernorm_backward(float *din, float *dw, float *db, float *xhat, co
     column_sums(db, dout, NULL, n, H);
 }
 
+/* A weight tensor: its fp32 values and, when the activations keep the
+ * parameters in bf16 too, the same offset there. */
+typedef struct {
+    const float *f;
+    const bf16 *h;
+} weight;
+
+static weight weight_at(const bert_acts *a, const float *params, size_t offset)
+{
+    return (weight){params + offset, a->params16 ? a->params16 + offset : NULL};
+}
+
 /* out[n, m] = in[n, k] w[m, k]^T + bias[m]. */
-static void matmul_forward(float *out, const float *in, const float *w, const float *bias,
-                           int n, int k, int m)
+static void matmul_forward(const bert_acts *a, float *out, const float *in, weight w,
+                           const float *bias, int n, int k, int m)
 {
 #pragma omp parallel for schedule(static) if (worth_threads((size_t)n * m))
     for (int r = 0; r < n; r++)
         memcpy(out + (size_t)r * m, bias, m * sizeof *bias);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, in, k, w, k, 1.0f, out, m);
+    gemm(a->prec, 0, 1, n, m, k, in, NULL, k, w.f, w.h, k, 1.0f, out, m);
 }
 
 /* din = dout w (added to din when accumulate, else overwritten);
  * dw += dout^T in; db += column sums of dout. */
-static void matmul_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                            const float *w, int n, int k, int m, int accumulate)
+static void matmul_backward(const bert_acts *a, float *din, float *dw, float *db,
+                            const float *dout, const float *in, weight w, int n, int k, int m,
+                            int accumulate)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, m, 1.0f, dout, m, w, k,
-                accumulate ? 1.0f : 0.0f, din, k);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, k, n, 1.0f, dout, m, in, k, 1.0f, dw, k);
+    gemm(a->prec, 0, 0, n, k, m, dout, NULL, m, w.f, w.h, k, accumulate ? 1.0f : 0.0f, din, k);
+    gemm(a->prec, 1, 0, m, k, n, dout, NULL, m, in, NULL, k, 1.0f, dw, k);
     column_sums(db, dout, NULL, n, m);
 }
 
@@ -727,6 +745,12 @@ void bert_acts_free(bert_acts *a)
     free(a);
 }
 
+void bert_acts_set_precision(bert_acts *a, int bf16_products, const uint16_t *params16)
+{
+    a->prec = bf16_products ? GEMM_BF16 : GEMM_FP32;
+    a->params16 = bf16_products ? params16 : NULL;
+}
+
 int bert_acts_tokens(const bert_acts *a)
 {
     return a->N;
@@ -888,19 +912,22 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         layer_acts *la = &a->layer[l];
         layer_offsets o = layer_at(off, c, l);
         const float *x = a->hidden[l];
-        matmul_forward(la->qkv, x, params + o.qkv_w, params + o.qkv_b, N, H, 3 * H);
+        matmul_forward(a, la->qkv, x, weight_at(a, params, o.qkv_w), params + o.qkv_b, N, H, 3 * H);
         attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->relvec, a->max_len, a->start,
                           a->att_start, B, H, heads, limit, a->p_attn, dropout, l);
-        matmul_forward(la->ln1_in, la->ctx, params + o.attn_out_w, params + o.attn_out_b, N, H, H);
+        matmul_forward(a, la->ln1_in, la->ctx, weight_at(a, params, o.attn_out_w),
+                       params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_ATTENTION_OUT);
         residual_forward(la->ln1_in, x, nH);
         layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in,
                           params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
-        matmul_forward(la->ffn_pre, la->ln1_out, params + o.ffn_in_w, params + o.ffn_in_b, N, H, FF);
+        matmul_forward(a, la->ffn_pre, la->ln1_out, weight_at(a, params, o.ffn_in_w),
+                       params + o.ffn_in_b, N, H, FF);
         gelu_forward(a->gelu, NULL, la->ffn_pre, (size_t)N * FF);
-        matmul_forward(la->ln2_in, a->gelu, params + o.ffn_out_w, params + o.ffn_out_b, N, FF, H);
+        matmul_forward(a, la->ln2_in, a->gelu, weight_at(a, params, o.ffn_out_w),
+                       params + o.ffn_out_b, N, FF, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_FFN_OUT);
@@ -935,11 +962,11 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
             d_ffn_out = a->g2;
         }
         gelu_forward(a->gelu, a->gelu_grad, la->ffn_pre, (size_t)N * FF);
-        matmul_backward(a->dffn, grads + o.ffn_out_w, grads + o.ffn_out_b, d_ffn_out, a->gelu,
-                        params + o.ffn_out_w, N, FF, H, 0);
+        matmul_backward(a, a->dffn, grads + o.ffn_out_w, grads + o.ffn_out_b, d_ffn_out, a->gelu,
+                        weight_at(a, params, o.ffn_out_w), N, FF, H, 0);
         gelu_backward(a->dffn, a->gelu_grad, (size_t)N * FF);
-        matmul_backward(a->g1, grads + o.ffn_in_w, grads + o.ffn_in_b, a->dffn, la->ln1_out,
-                        params + o.ffn_in_w, N, H, FF, 1);
+        matmul_backward(a, a->g1, grads + o.ffn_in_w, grads + o.ffn_in_b, a->dffn, la->ln1_out,
+                        weight_at(a, params, o.ffn_in_w), N, H, FF, 1);
         /* Attention LayerNorm; dh = d ln1_in, which also flows to the layer input. */
         layernorm_backward(dh, grads + o.attn_ln_w, grads + o.attn_ln_b, a->xhat, a->g1,
                            la->ln1_in, la->ln1_mean, la->ln1_rstd, params + o.attn_ln_w, N, H);
@@ -948,15 +975,15 @@ void bert_backward(const bert_config *c, const float *params, float *grads, bert
             dropout_backward(a->g2, dh, la->attn_keep, nH, a->p_hidden);
             d_attn_out = a->g2;
         }
-        matmul_backward(a->g1, grads + o.attn_out_w, grads + o.attn_out_b, d_attn_out, la->ctx,
-                        params + o.attn_out_w, N, H, H, 0);
+        matmul_backward(a, a->g1, grads + o.attn_out_w, grads + o.attn_out_b, d_attn_out,
+                        la->ctx, weight_at(a, params, o.attn_out_w), N, H, H, 0);
         attention_backward(a->dqkv, a->drel, a->g1, la->qkv, la->att, la->att_keep, a->start,
                            a->att_start, a->B, H, c->heads, a->max_len, a->p_attn);
         if (a->drel)
             relative_bias_backward(grads + off[P_REL_BIAS], a->drel, a->start, a->B, c->heads,
                                    a->max_len);
-        matmul_backward(dh, grads + o.qkv_w, grads + o.qkv_b, a->dqkv, a->hidden[l],
-                        params + o.qkv_w, N, H, 3 * H, 1);
+        matmul_backward(a, dh, grads + o.qkv_w, grads + o.qkv_b, a->dqkv, a->hidden[l],
+                        weight_at(a, params, o.qkv_w), N, H, 3 * H, 1);
     }
 
     const float *d_emb_out = dh;

@@ -129,6 +129,14 @@ typedef struct bert_acts bert_acts;
 bert_acts *bert_acts_new(const bert_config *c, int max_sequences, int max_len, int training);
 void bert_acts_free(bert_acts *a);
 
+/* The precision of the dense layers' matrix products: fp32 (0, the default
+ * and the reference) or, with bf16_products, bf16 operands with fp32
+ * accumulation (gemm.h; the caller checks gemm_bf16_available).  params16
+ * (may be NULL: converted in each product) is the parameter buffer already
+ * rounded to bf16 by bf16_from_float, laid out as the fp32 one and kept
+ * current by the caller; everything else stays fp32. */
+void bert_acts_set_precision(bert_acts *a, int bf16_products, const uint16_t *params16);
+
 /* Forward pass.  lens may be NULL: each length is then the number of ids
  * before the first negative one (or T).  dropout NULL means no dropout
  * (evaluation); otherwise hidden_dropout applies after the embedding

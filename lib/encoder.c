@@ -1,6 +1,7 @@
 /* encoder.c - the device-neutral half of encoder.h: option parsing, the
  * choice of device, and the calls that dispatch to an implementation. */
 #include "encoder.h"
+#include "gemm.h"
 #include "gpu.h"
 #include "threads.h"
 #include "util.h"
@@ -89,8 +90,9 @@ encoder *encoder_open(const bert_model *m, const encoder_settings *s)
 {
     if (choose_gpu(s))
         return encoder_gpu_open(m, s);
-    if (s->precision_given && s->precision == PRECISION_BF16)
-        warnx("--precision bf16: the CPU computes in fp32");
+    const char *why;
+    if (s->precision_given && s->precision == PRECISION_BF16 && !gemm_bf16_available(&why))
+        warnx("--precision bf16: computing in fp32 on the CPU (%s)", why);
     return encoder_cpu_open(m, s);
 }
 

@@ -38,8 +38,9 @@ int gpu_available(char *why, size_t n);
 
 typedef struct {
     device_kind device;
-    precision precision;     /* the GPU's; the CPU computes in fp32 */
-    int precision_given;     /* the user asked for it (the CPU then says it ignores bf16) */
+    precision precision;     /* the GPU's; the CPU's only when given (below) */
+    int precision_given;     /* the user asked for it: the CPU computes fp32 unless
+                              * given bf16 (fp32 with a note without AVX512_BF16) */
     const char *doing;       /* "training", "embedding": for the --device auto line */
     int training;            /* keep activations, gradients and moments */
     int batch_size;          /* sequences per forward pass of encoder_embed */

@@ -5,8 +5,14 @@
  * threads, each with its own activations and running its layers on its own
  * core: no thread waits for another between layers, which is where small
  * batches lose most of their time when every layer is split among threads.
- * A single batch uses all threads inside its layers. */
+ * A single batch uses all threads inside its layers.
+ *
+ * In bf16 the model's parameters are also kept rounded to bf16, converted
+ * once when the encoder opens and after every change (optimizer step,
+ * encoder_set), for the dense layers' products; the fp32 ones stay the
+ * master copy that the optimizer updates. */
 #include "encoder.h"
+#include "gemm.h"
 #include "threads.h"
 #include "util.h"
 
@@ -22,6 +28,8 @@ typedef struct {
     int batch_size, workers;
     bert_acts **embed_acts; /* [workers], made on first use */
     float **norms;          /* [workers][batch_size], l2_normalize's divisors */
+    int bf16;               /* the products run in bf16 */
+    bf16 *params16;         /* the model's parameters in bf16 (bf16 only) */
 } cpu_encoder;
 
 static const bert_config *config(const encoder *e)
@@ -29,9 +37,24 @@ static const bert_config *config(const encoder *e)
     return &e->model->cfg;
 }
 
+/* The bf16 copy of the model's parameters, after they changed. */
+static void refresh_bf16(cpu_encoder *c)
+{
+    if (c->bf16)
+        bf16_from_float(c->params16, c->base.params, c->base.model->nparams);
+}
+
+static bert_acts *acts_new(const cpu_encoder *c, int max_sequences, int max_len, int training)
+{
+    bert_acts *a = bert_acts_new(config(&c->base), max_sequences, max_len, training);
+    bert_acts_set_precision(a, c->bf16, c->params16);
+    return a;
+}
+
 static void cpu_close(encoder *e)
 {
     cpu_encoder *c = (cpu_encoder *)e;
+    free(c->params16);
     bert_acts_free(c->train_acts);
     for (int w = 0; c->embed_acts && w < c->workers; w++) {
         bert_acts_free(c->embed_acts[w]);
@@ -74,7 +97,7 @@ static void cpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64
         for (int w = 0; w < c->workers; w++) {
             /* Activations grow to the tokens they are given: unused workers
              * cost next to nothing. */
-            c->embed_acts[w] = bert_acts_new(config(e), c->batch_size, config(e)->max_positions, 0);
+            c->embed_acts[w] = acts_new(c, c->batch_size, config(e)->max_positions, 0);
             c->norms[w] = xmallocarray(c->batch_size, sizeof *c->norms[w]);
         }
     }
@@ -127,9 +150,11 @@ static double cpu_optimizer_step(encoder *e, const adam_config *adam, double lr,
 {
     cpu_encoder *c = (cpu_encoder *)e;
     double norm = clip_grad_norm(e->grads, e->ranges, e->nranges, max_norm);
-    if (isfinite(norm))
+    if (isfinite(norm)) {
         adam_step(adam, e->ranges, e->nranges, e->params, e->grads, c->moment1, c->moment2, step,
                   lr);
+        refresh_bf16(c);
+    }
     return norm;
 }
 
@@ -151,6 +176,8 @@ static void cpu_get(const encoder *e, encoder_buffer which, float *out)
 static void cpu_set(encoder *e, encoder_buffer which, const float *in)
 {
     memcpy(buffer(e, which), in, e->nparams * sizeof *in);
+    if (which == BUF_PARAMS)
+        refresh_bf16((cpu_encoder *)e);
 }
 
 static const encoder_ops cpu_ops = {
@@ -169,8 +196,13 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     encoder_init_settings(e, s);
     c->batch_size = s->batch_size > 0 ? s->batch_size : 32;
     c->workers = threads_count();
+    /* fp32 unless asked: the default bf16 is the GPU's. */
+    c->bf16 = s->precision_given && s->precision == PRECISION_BF16 && gemm_bf16_available(NULL);
+    if (c->bf16)
+        c->params16 = xmallocarray(m->nparams, sizeof *c->params16);
     if (!s->training) {
         e->params = m->params; /* read only */
+        refresh_bf16(c);
         return e;
     }
     if (s->max_sequences < 1 || s->max_len < 1)
@@ -183,6 +215,7 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     c->moment2 = xcalloc(n, sizeof *c->moment2);
     e->pooled = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled);
     e->pooled_grad = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled_grad);
-    c->train_acts = bert_acts_new(&m->cfg, s->max_sequences, s->max_len, 1);
+    c->train_acts = acts_new(c, s->max_sequences, s->max_len, 1);
+    refresh_bf16(c);
     return e;
 }

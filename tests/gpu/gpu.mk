@@ -12,7 +12,7 @@ GPU_CHECKS    := $(GPU_CHECK_SRC:tests/gpu/%.c=$(O)/gpu-checks/%)
 .PHONY: gpu-checks
 gpu-checks: $(GPU_CHECKS)
 
-$(O)/gpu-checks/%: tests/gpu/%.c tests/gpu/gpu_check.h tests/unit/bert_fixture.h tests/tap.h \
+$(O)/gpu-checks/%: tests/gpu/%.c $(wildcard tests/gpu/*.h) tests/unit/bert_fixture.h tests/tap.h \
                    $(LIBA) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)

@@ -125,7 +125,8 @@ __attribute__((unused)) static encoder *open_encoder(const bert_model *m, device
                                                      precision p, int training,
                                                      int max_sequences, int max_len)
 {
-    encoder_settings s = {.device = device, .precision = p, .doing = "checking",
+    encoder_settings s = {.device = device, .precision = p, .precision_given = 1,
+                          .doing = "checking",
                           .training = training, .batch_size = 64,
                           .max_sequences = max_sequences, .max_len = max_len};
     return encoder_open(m, &s);

@@ -1,0 +1,289 @@
+/* gemm.c - gemm.h: OpenBLAS for fp32, oneDNN's matmul primitive for bf16.
+ *
+ * oneDNN primitives are made for one shape; each thread keeps the ones it
+ * made (token rows in fixed blocks and a padded remainder, see BLOCK_ROWS,
+ * so a handful per layer shape serve every batch).  The embedding workers
+ * each run their own products single-threaded (they call from inside an
+ * OpenMP region, where oneDNN's OpenMP does not nest). */
+#include "gemm.h"
+#include "util.h"
+#include "vmath.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+int gemm_bf16_available(const char **why)
+{
+    const char *env = getenv("BERTPIPE_CPU_BF16");
+    if (env && !strcmp(env, "0")) {
+        if (why)
+            *why = "BERTPIPE_CPU_BF16=0";
+        return 0;
+    }
+#ifndef BP_HAVE_DNNL
+    if (why)
+        *why = "built without oneDNN";
+    return 0;
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512bf16"))
+        return 1;
+#endif
+    if (why)
+        *why = "this CPU has no AVX512_BF16";
+    return 0;
+}
+
+MULTIVERSIONED static void to_bf16(bf16 *restrict out, const float *restrict in, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &in[i], sizeof u);
+        uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        out[i] = (bf16)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+    }
+}
+
+void bf16_from_float(bf16 *out, const float *in, size_t n)
+{
+    enum { CHUNK = 1 << 16 };
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i = c * CHUNK;
+        to_bf16(out + i, in + i, n - i < CHUNK ? n - i : CHUNK);
+    }
+}
+
+#ifdef BP_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+/* rows x cols of in (ld apart) packed into out (cols apart). */
+static void pack_bf16(bf16 *out, const float *in, int rows, int cols, int ld)
+{
+    if (ld == cols) {
+        bf16_from_float(out, in, (size_t)rows * cols);
+        return;
+    }
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= 1 << 17)
+    for (int r = 0; r < rows; r++)
+        to_bf16(out + (size_t)r * cols, in + (size_t)r * ld, cols);
+}
+
+static dnnl_engine_t engine;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+static void check(dnnl_status_t s, const char *what)
+{
+    if (s != dnnl_success)
+        die("oneDNN: %s failed (status %d)", what, (int)s);
+}
+
+static void make_engine(void)
+{
+    check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine_create");
+}
+
+/* A primitive for one shape. */
+typedef struct {
+    int ta, tb;
+    dnnl_dim_t M, N, K;
+    int lda, ldb, ldc;
+    float beta;
+    dnnl_primitive_t prim;
+} matmul_entry;
+
+enum { CACHE_SLOTS = 256 };
+
+/* The token count varies from call to call, and a primitive made for each
+ * shape costs about a millisecond (its JIT code); so the rows of the token
+ * dimension go in blocks of BLOCK_ROWS, and the remainder is copied into
+ * zero-padded scratch rows, up to a multiple of PAD_ROWS: a handful of
+ * shapes per layer, each made once per thread.  (oneDNN's primitives with
+ * the row count given at run time go through its JIT GEMM, which measured
+ * 10 to 100 times slower here in training.) */
+enum { BLOCK_ROWS = 256, PAD_ROWS = 32 };
+
+/* Per thread: its stream and its primitives (replaced round-robin). */
+static _Thread_local dnnl_stream_t stream;
+static _Thread_local matmul_entry cache[CACHE_SLOTS];
+static _Thread_local int cache_next;
+static _Thread_local bf16 *scratch_a, *scratch_b, *pad_a, *pad_b;
+static _Thread_local size_t cap_a, cap_b, cap_pad_a, cap_pad_b, cap_pad_c;
+static _Thread_local float *pad_c;
+
+static void *grow(void *buf, size_t *cap, size_t n, size_t size)
+{
+    if (n <= *cap)
+        return buf;
+    free(buf);
+    *cap = n;
+    return xmallocarray(n, size);
+}
+
+/* rows of cols bf16 (ld apart) into out (cols apart), zeros after them up
+ * to padded rows. */
+static void pad_rows(bf16 *out, const bf16 *in, int rows, int padded, int cols, int ld)
+{
+    for (int r = 0; r < rows; r++)
+        memcpy(out + (size_t)r * cols, in + (size_t)r * ld, cols * sizeof *out);
+    memset(out + (size_t)rows * cols, 0, (size_t)(padded - rows) * cols * sizeof *out);
+}
+
+/* An operand of rows x cols (*ld apart) in bf16: x16 when given, else x
+ * converted into the buffer *buf (grown as needed), *ld then cols. */
+static const bf16 *operand(const float *x, const bf16 *x16, int rows, int cols, int *ld,
+                           bf16 **buf, size_t *cap)
+{
+    if (x16)
+        return x16;
+    *buf = grow(*buf, cap, (size_t)rows * cols, sizeof **buf);
+    pack_bf16(*buf, x, rows, cols, *ld);
+    *ld = cols;
+    return *buf;
+}
+
+/* The memory descriptors of e's operands with M and K as given. */
+static void describe(const matmul_entry *e, dnnl_dim_t M, dnnl_dim_t K, dnnl_memory_desc_t *src,
+                     dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst)
+{
+    dnnl_dims_t src_dims = {M, K}, wei_dims = {K, e->N}, dst_dims = {M, e->N};
+    dnnl_dims_t src_strides = {e->ta ? 1 : e->lda, e->ta ? e->lda : 1};
+    dnnl_dims_t wei_strides = {e->tb ? 1 : e->ldb, e->tb ? e->ldb : 1};
+    dnnl_dims_t dst_strides = {e->ldc, 1};
+    check(dnnl_memory_desc_init_by_strides(src, 2, src_dims, dnnl_bf16, src_strides), "src md");
+    check(dnnl_memory_desc_init_by_strides(wei, 2, wei_dims, dnnl_bf16, wei_strides), "wei md");
+    check(dnnl_memory_desc_init_by_strides(dst, 2, dst_dims, dnnl_f32, dst_strides), "dst md");
+}
+
+static void entry_make(matmul_entry *e)
+{
+    dnnl_memory_desc_t src_md, wei_md, dst_md;
+    describe(e, e->M, e->K, &src_md, &wei_md, &dst_md);
+    dnnl_matmul_desc_t desc;
+    check(dnnl_matmul_desc_init(&desc, &src_md, &wei_md, NULL, &dst_md), "matmul_desc_init");
+    dnnl_primitive_attr_t attr;
+    check(dnnl_primitive_attr_create(&attr), "attr_create");
+    if (e->beta != 0) {
+        dnnl_post_ops_t po;
+        check(dnnl_post_ops_create(&po), "post_ops_create");
+        check(dnnl_post_ops_append_sum(po, e->beta), "append_sum");
+        check(dnnl_primitive_attr_set_post_ops(attr, po), "set_post_ops");
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_primitive_desc_t pd;
+    check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "matmul primitive_desc");
+    dnnl_primitive_attr_destroy(attr);
+    check(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
+    dnnl_primitive_desc_destroy(pd);
+}
+
+static matmul_entry *lookup(const matmul_entry *want)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        matmul_entry *e = &cache[i];
+        if (e->prim && e->ta == want->ta && e->tb == want->tb && e->M == want->M &&
+            e->N == want->N && e->K == want->K && e->lda == want->lda && e->ldb == want->ldb &&
+            e->ldc == want->ldc && e->beta == want->beta)
+            return e;
+    }
+    matmul_entry *e = &cache[cache_next];
+    cache_next = (cache_next + 1) % CACHE_SLOTS;
+    if (e->prim)
+        dnnl_primitive_destroy(e->prim);
+    *e = *want;
+    entry_make(e);
+    return e;
+}
+
+/* One product of shape at A, B, C. */
+static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, float *C)
+{
+    matmul_entry *e = lookup(shape);
+    dnnl_memory_desc_t md[3];
+    describe(e, e->M, e->K, &md[0], &md[1], &md[2]);
+    dnnl_memory_t mem[3];
+    void *ptr[3] = {(void *)A, (void *)B, C};
+    for (int i = 0; i < 3; i++)
+        check(dnnl_memory_create(&mem[i], &md[i], engine, ptr[i]), "memory_create");
+    dnnl_exec_arg_t args[3] = {
+        {DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[2]}};
+    check(dnnl_primitive_execute(e->prim, stream, 3, args), "matmul execute");
+    check(dnnl_stream_wait(stream), "stream_wait");
+    for (int i = 0; i < 3; i++)
+        dnnl_memory_destroy(mem[i]);
+}
+
+#endif
+
+void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
+          int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc)
+{
+    if (p == GEMM_FP32) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#ifndef BP_HAVE_DNNL
+    die("gemm: bf16 products need oneDNN, and this build has none");
+#else
+    if (M == 0 || N == 0)
+        return;
+    pthread_once(&engine_once, make_engine);
+    if (!stream)
+        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream_create");
+    A16 = operand(A, A16, ta ? K : M, ta ? M : K, &lda, &scratch_a, &cap_a);
+    B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
+    matmul_entry shape = {ta, tb, M, N, K, lda, ldb, ldc, beta, NULL};
+    if (ta && tb) {
+        run(&shape, A16, B16, C);
+        return;
+    }
+    /* The token dimension: M (rows of A and C), or K (rows of A and B) in a
+     * weight gradient (ta), whose blocks after the first add to C. */
+    int along_k = ta, tokens = along_k ? K : M, done = 0;
+    size_t a_step = lda, b_step = along_k ? ldb : 0, c_step = along_k ? 0 : ldc;
+    for (; done + BLOCK_ROWS <= tokens; done += BLOCK_ROWS) {
+        if (along_k) {
+            shape.K = BLOCK_ROWS;
+            shape.beta = done ? 1.0f : beta;
+        } else {
+            shape.M = BLOCK_ROWS;
+        }
+        run(&shape, A16 + done * a_step, B16 + done * b_step, C + done * c_step);
+    }
+    int rows = tokens - done, padded = (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
+    if (!rows)
+        return;
+    /* A's remaining rows, zero-padded (lda: A's columns, packed). */
+    int a_cols = ta ? M : K;
+    pad_a = grow(pad_a, &cap_pad_a, (size_t)padded * a_cols, sizeof *pad_a);
+    pad_rows(pad_a, A16 + done * a_step, rows, padded, a_cols, lda);
+    shape.lda = a_cols;
+    if (along_k) {
+        /* Zero rows of both operands add nothing to C. */
+        pad_b = grow(pad_b, &cap_pad_b, (size_t)padded * N, sizeof *pad_b);
+        pad_rows(pad_b, B16 + done * b_step, rows, padded, N, ldb);
+        shape.K = padded;
+        shape.ldb = N;
+        shape.beta = done ? 1.0f : beta;
+        run(&shape, pad_a, pad_b, C);
+        return;
+    }
+    /* C's remaining rows through scratch rows (with their old values when
+     * they are added to). */
+    float *c = C + done * c_step;
+    pad_c = grow(pad_c, &cap_pad_c, (size_t)padded * N, sizeof *pad_c);
+    for (int r = 0; r < rows && beta != 0; r++)
+        memcpy(pad_c + (size_t)r * N, c + (size_t)r * ldc, N * sizeof *pad_c);
+    shape.M = padded;
+    shape.ldc = N;
+    run(&shape, pad_a, B16, pad_c);
+    for (int r = 0; r < rows; r++)
+        memcpy(c + (size_t)r * ldc, pad_c + (size_t)r * N, N * sizeof *c);
+#endif
+}

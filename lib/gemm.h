@@ -1,0 +1,35 @@
+/* gemm.h - the CPU encoder's matrix products, with the precision as data:
+ * fp32 through OpenBLAS (the reference), bf16 through oneDNN's matmul
+ * (bf16 operands, fp32 accumulation and result), which reaches the
+ * AVX512_BF16 dot-product instructions (vdpbf16ps) as PyTorch's CPU
+ * autocast does.  docs/cpu-bf16.md says why oneDNN.  A build without oneDNN
+ * (make DNNL=) has fp32 only: gemm_bf16_available() says so. */
+#ifndef BP_GEMM_H
+#define BP_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { GEMM_FP32, GEMM_BF16 } gemm_precision;
+
+/* A bfloat16 number: the top half of a float's bits. */
+typedef uint16_t bf16;
+
+/* 1 when bf16 products can run here: the CPU has AVX512_BF16 and the
+ * environment does not say BERTPIPE_CPU_BF16=0 (which forces the fallback,
+ * so that it can be tested on any machine).  Otherwise 0 and, in why
+ * (may be NULL), a few words on the reason. */
+int gemm_bf16_available(const char **why);
+
+/* out[i] = in[i] rounded to the nearest bf16 (ties to even; NaN stays NaN). */
+void bf16_from_float(bf16 *out, const float *in, size_t n);
+
+/* C[M, N] = op(A) op(B) + beta C, row-major: op(A) is [M, K], A stored
+ * [M, K] (lda apart) or, with ta, [K, M]; op(B) is [K, N], B stored [K, N]
+ * or, with tb, [N, K].  In bf16, A16 and B16 are the operands already
+ * converted (same layout), or NULL to convert A or B here (activations,
+ * converted as they are used); fp32 ignores them. */
+void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
+          int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc);
+
+#endif
