@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # mnr-train under mpirun (docs/data-parallel.md): N ranks with global batch B
 # train as one process with batch B (2 and 4 ranks, shared memory and TCP,
-# the fixture models with dropout 0.1, pairs, triplets, --symmetric, a last
+# the fixture models with dropout 0.1, pairs, triplets, --symmetric, the
+# softmax loss with its labels, a last
 # short batch that leaves ranks without rows, --mini-batch, --eval-sts), the
 # ranks share the work, input from stdin, resuming with another number of
 # ranks, failures of any kind end the job (bad input, a non-finite loss, a
@@ -103,6 +104,14 @@ same_training() {
 @test "2 ranks train as one process: head64 with dropout, triplets, --symmetric, input on stdin" {
     run same_training 2 "" "stdin:$S/head64.triplets.npy" -m "$S/head64.drop" --batch-size 6 \
         --epochs 2 --max-steps 5 --symmetric
+    echo "$output"
+    [ "$status" -eq 0 ]
+}
+
+@test "2 ranks train as one process: the softmax loss, its labels shared by rank 0 (tiny with dropout)" {
+    python3 -c 'import random; r = random.Random(1); print("\n".join(str(r.randrange(3)) for _ in range(36)))' >labels.txt
+    run same_training 2 "" "$S/tiny.pairs.npy" -m "$S/tiny.drop" --loss softmax --labels labels.txt \
+        --batch-size 8 --max-steps 5
     echo "$output"
     [ "$status" -eq 0 ]
 }
