@@ -106,12 +106,14 @@ static double mnr_compute(const loss *l, const loss_batch *b, const float *head,
 
     if (dcol) {
         /* Through the scores to the unit vectors: du_anchors = scale G ud,
-         * du_candidates = scale G^T ua ... */
-        double *du = xmallocarray((size_t)N * H, sizeof *du);
+         * du_candidates = scale G^T ua, over the rows r0 .. r0 + nr - 1
+         * that have scores (G is zero elsewhere: a part of several) ... */
+        double *du = xcalloc((size_t)N * H, sizeof *du);
         double *dua = du, *dud = du + (size_t)B * H;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, D, scale, G, D, ud, H, 0.0,
-                    dua, H);
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, H, B, scale, G, D, ua, H, 0.0,
+        const double *Gr = G + (size_t)r0 * D, *uar = ua + (size_t)r0 * H;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, H, D, scale, Gr, D, ud, H, 0.0,
+                    dua + (size_t)r0 * H, H);
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, H, nr, scale, Gr, D, uar, H, 0.0,
                     dud, H);
         /* ... and through normalize(). */
         for (int r = 0; r < N; r++)
