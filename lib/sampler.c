@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "input.h"
 #include "npy.h"
 #include "rng.h"
 #include "util.h"
@@ -232,31 +233,27 @@ void sampler_plan_kind(const train_data *d, const int64_t *order, int batch_size
 
 void train_data_read_labels(train_data *d, const char *path, int nlabels)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        die("%s: %s", path, strerror(errno));
+    input_set in;
+    char *name = (char *)path;
+    input_init(&in, 1, &name);
     d->labels = xmallocarray(d->rows ? d->rows : 1, sizeof *d->labels);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
     int64_t row = 0;
-    while ((n = getline(&line, &cap, f)) >= 0) {
-        if (n && line[n - 1] == '\n')
-            line[--n] = 0;
+    while ((n = input_getline(&in, &line, &cap)) >= 0) {
         if (n && line[n - 1] == '\r')
             line[--n] = 0;
+        /* "1\0junk" must not read as 1 */
         long v;
-        if (parse_long(line, 0, nlabels - 1, &v) != 0)
-            die("%s:%lld: '%.40s' is not a label from 0 to %d", path, (long long)row + 1, line,
+        if (memchr(line, 0, (size_t)n) || parse_long(line, 0, nlabels - 1, &v) != 0)
+            die("%s:%ld: '%.40s' is not a label from 0 to %d", in.name, in.line, line,
                 nlabels - 1);
         if (row == d->rows)
-            die("%s:%lld: more labels than the %lld training rows", path, (long long)row + 1,
+            die("%s:%ld: more labels than the %lld training rows", in.name, in.line,
                 (long long)d->rows);
         d->labels[row++] = (int32_t)v;
     }
-    if (ferror(f))
-        die("%s: %s", path, strerror(errno));
-    fclose(f);
     free(line);
     if (row != d->rows)
         die("%s:%lld: %lld labels for %lld training rows", path, (long long)row + 1,

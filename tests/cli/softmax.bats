@@ -230,6 +230,11 @@ EOF
     run train "${m[@]}" --loss softmax --labels bad.txt "$S/tiny.npy"
     [ "$status" -eq 1 ]
     [ "$output" = "mnr-train: bad.txt:5: '3' is not a label from 0 to 2" ]
+    # a NUL byte does not end the number early
+    sed '7s/.*/1\x00junk/' lab.txt >nul.txt
+    run train "${m[@]}" --loss softmax --labels nul.txt "$S/tiny.npy"
+    [ "$status" -eq 1 ]
+    [ "$output" = "mnr-train: nul.txt:7: '1' is not a label from 0 to 2" ]
     run train "${m[@]}" --loss softmax --labels missing.txt "$S/tiny.npy"
     [ "$status" -eq 1 ]
     [ "$output" = "mnr-train: missing.txt: No such file or directory" ]
