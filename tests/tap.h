@@ -2,6 +2,7 @@
 #ifndef BP_TAP_H
 #define BP_TAP_H
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,24 @@
 #include <string.h>
 
 static int tap_n, tap_failed;
+
+/* A new directory under $TMPDIR (else /tmp) for the test's files, named
+ * bp-NAME-XXXXXX: its path (malloc'd).  Ends the test on failure. */
+__attribute__((unused)) static char *tap_temp_dir(const char *name)
+{
+    const char *base = getenv("TMPDIR");
+    base = base && *base ? base : "/tmp";
+    size_t n = strlen(base) + strlen(name) + sizeof "/bp--XXXXXX";
+    char *dir = malloc(n);
+    if (!dir)
+        abort();
+    snprintf(dir, n, "%s/bp-%s-XXXXXX", base, name);
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+        exit(1);
+    }
+    return dir;
+}
 
 __attribute__((format(printf, 2, 3), unused)) static int ok(int cond, const char *fmt, ...)
 {

@@ -87,14 +87,15 @@ __attribute__((unused)) static void ref_column_free(ref_column *c)
  * missing (a skip) or the script failed (a failure), both reported. */
 __attribute__((unused)) static char *mpnet_fixtures(void)
 {
-    char tmpl[] = "/tmp/bp-mpnet-XXXXXX";
-    if (!mkdtemp(tmpl))
-        die("mkdtemp: failed");
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "python3 tests/py/mk_mpnet_fixture.py %s 2>&1", tmpl);
-    if (python_reference(cmd))
-        return xstrdup(tmpl);
-    remove_tree(tmpl);
+    char *dir = tap_temp_dir("mpnet");
+    char *cmd = xmalloc(strlen(dir) + 64);
+    sprintf(cmd, "python3 tests/py/mk_mpnet_fixture.py %s 2>&1", dir);
+    int made = python_reference(cmd);
+    free(cmd);
+    if (made)
+        return dir;
+    remove_tree(dir);
+    free(dir);
     return NULL;
 }
 

@@ -73,9 +73,7 @@ static void check_long_sequences(const char *name, const bert_model *m)
         for (int t = 0; t < P; t++)
             col.ids[(size_t)b * P + t] = t < lens[b] ? (int32_t)rng_below(&r, c->vocab_size) : -1;
 
-    char dir[] = "/tmp/bp-bert-XXXXXX";
-    if (!mkdtemp(dir))
-        die("mkdtemp: failed");
+    char *dir = tap_temp_dir("bert");
     char *script = path_join(dir, "hf.py"), *in = path_join(dir, "ids.i32"),
          *out = path_join(dir, "hidden.f32"), *model_dir = fixture_path(name, "model");
     FILE *f = fopen(script, "w");

@@ -20,7 +20,7 @@ static void make_data(train_data *d)
     }
 }
 
-static char dir[] = "/tmp/test-checkpoint-XXXXXX";
+static char *dir;
 
 /* Write state.json with `from` replaced by `to` in the one the test wrote. */
 static void rewrite_state(const char *ckpt, const char *from, const char *to)
@@ -62,8 +62,7 @@ static void refused(const char *ckpt, const char *from, const char *to, const ch
 int main(void)
 {
     util_init("test-checkpoint");
-    if (!mkdtemp(dir))
-        die("mkdtemp failed");
+    dir = tap_temp_dir("checkpoint");
     char *mdir = fixture_path("tiny", "model"), *ckpt = path_join(dir, "out.checkpoint");
     bert_model m;
     model_load(&m, mdir);

@@ -129,9 +129,7 @@ static const char *st_script =
 static void check_against_sentence_transformers(void)
 {
     enum { C = 4, B = 5, H = 7 };
-    char dir[] = "/tmp/bp-loss-XXXXXX";
-    if (!mkdtemp(dir))
-        die("mkdtemp: failed");
+    char *dir = tap_temp_dir("loss");
     char *script = path_join(dir, "mnr.py"), *in = path_join(dir, "emb.f32"),
          *out = path_join(dir, "ref.f64");
     FILE *f = fopen(script, "w");

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char tmp[] = "/tmp/bp-model-XXXXXX";
+static char *tmp;
 static char fixtures[4096];
 
 static char *fixture(const char *rel)
@@ -618,8 +618,7 @@ static void test_minilm(void)
 int main(void)
 {
     util_init("test-model");
-    if (!mkdtemp(tmp))
-        return 1;
+    tmp = tap_temp_dir("model");
     snprintf(fixtures, sizeof fixtures, "%s/fixtures", shared_dir());
 
     test_fixture_layouts("tiny");

@@ -20,7 +20,7 @@ static void catch_die(int status, const char *line)
     longjmp(died, 1);
 }
 
-static char dir[] = "/tmp/bp-npy-XXXXXX";
+static char *dir;
 
 static char *write_tmp(const char *name, const void *p, size_t n)
 {
@@ -61,8 +61,7 @@ static int read_in_child(char *path, char *err, size_t errlen)
 int main(void)
 {
     util_init("test-npy");
-    if (!mkdtemp(dir))
-        return 1;
+    dir = tap_temp_dir("npy");
 
     /* Two frames written, then read back. */
     char *path = path_join(dir, "ok.npy");

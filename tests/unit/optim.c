@@ -203,9 +203,7 @@ static void check_against_torch(void)
     enum { NR = 4, N = 96, S = 6, W = 2, T = 8 };
     const double peak = 0.05, eps = 1e-6, wd = 0.01, max_norm = 1.0;
 
-    char dir[] = "/tmp/bp-optim-XXXXXX";
-    if (!mkdtemp(dir))
-        die("mkdtemp: failed");
+    char *dir = tap_temp_dir("optim");
     char *script = path_join(dir, "adamw.py"), *in = path_join(dir, "in.f32"),
          *out = path_join(dir, "ref.f64");
     FILE *f = fopen(script, "w");

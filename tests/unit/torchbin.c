@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-static char dir[] = "/tmp/bp-torchbin-XXXXXX";
+static char *dir;
 
 static void open_bin(const void *path)
 {
@@ -51,8 +51,7 @@ static void rejected(const char *path, const char *want, const char *what)
 int main(void)
 {
     util_init("test-torchbin");
-    if (!mkdtemp(dir))
-        return 1;
+    dir = tap_temp_dir("torchbin");
     if (sh("python3 -c '' 2>/dev/null") != 0)
         skip_all("python3 not found (tests/py/mkbin.py writes the archives)");
     char st_path[4096], bin[4096];

@@ -123,9 +123,7 @@ int main(void)
     CHECK(wp, "x[CLS]y[cls]", CAP, "special tokens inside words", 101, 1060, 101, 1061, 1031,
           18856, 2015, 1033, 102);
 
-    char dir[] = "/tmp/bp-wordpiece-XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
+    char *dir = tap_temp_dir("wordpiece");
 
     /* Canonical ordering of the marks NFD keeps (U+1D16D class 226, U+1D165
      * class 216); a dropped mark of class 0 (U+034F) separates runs; marks
