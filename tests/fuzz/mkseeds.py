@@ -72,6 +72,10 @@ def main():
     put("config", "tiny", json.dumps(cfg, indent=2))
     put("config", "minimal", json.dumps({k: cfg[k] for k in ("vocab_size", "hidden_size",
             "num_hidden_layers", "num_attention_heads", "intermediate_size")}))
+    mpnet = dict(cfg, architectures=["MPNetForMaskedLM"], model_type="mpnet", pad_token_id=1,
+                 relative_attention_num_buckets=32, layer_norm_eps=1e-5)
+    del mpnet["type_vocab_size"], mpnet["position_embedding_type"]
+    put("config", "mpnet", json.dumps(mpnet, indent=2))
 
     # tokenizer: the first byte picks max_len - 2.
     for name, text in [("hello", "Hello, world!"), ("accents", "Café naïve Ölçü ß"),
