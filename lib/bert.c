@@ -374,90 +374,31 @@ static void residual_forward(float *x, const float *res, size_t n)
         x[i] += res[i];
 }
 
-/* Scores and context values are computed in blocks of ATT_BLOCK columns,
- * ATT_ROWS rows at a time: independent vector accumulators, so that the
- * multiply-adds of the sum over d (or over the keys) overlap. */
-enum { ATT_BLOCK = 16, ATT_ROWS = 4 };
-typedef float block_vec __attribute__((vector_size(ATT_BLOCK * sizeof(float))));
-
-/* Scores of R (1 or ATT_ROWS) query rows q (rows ld apart) against the n
- * keys of kt [d, stride], into P (rows n apart). */
-static inline __attribute__((always_inline)) void score_rows(float *P, const float *q,
-                                                            const float *kt, int R, int n, int d,
-                                                            size_t ld, int stride)
-{
-    for (int j0 = 0; j0 < n; j0 += ATT_BLOCK) {
-        block_vec acc[ATT_ROWS] = {{0}};
-        for (int x = 0; x < d; x++) {
-            block_vec kx;
-            memcpy(&kx, kt + x * stride + j0, sizeof kx);
-            for (int r = 0; r < R; r++)
-                acc[r] += q[r * ld + x] * kx;
-        }
-        int width = n - j0 < ATT_BLOCK ? n - j0 : ATT_BLOCK;
-        for (int r = 0; r < R; r++)
-            memcpy(P + (size_t)r * n + j0, &acc[r], width * sizeof(float));
-    }
-}
-
-/* Context rows c (rows H apart) of R (1 or ATT_ROWS) rows of weights w (rows
- * n apart) over the n value rows v (ld apart), d values each. */
-static inline __attribute__((always_inline)) void context_rows(float *c, const float *w,
-                                                              const float *v, int R, int n, int d,
-                                                              size_t ld, int H)
-{
-    int x0 = 0;
-    for (; x0 + ATT_BLOCK <= d; x0 += ATT_BLOCK) {
-        block_vec acc[ATT_ROWS] = {{0}};
-        for (int j = 0; j < n; j++) {
-            block_vec vj;
-            memcpy(&vj, v + j * ld + x0, sizeof vj);
-            for (int r = 0; r < R; r++)
-                acc[r] += w[(size_t)r * n + j] * vj;
-        }
-        for (int r = 0; r < R; r++)
-            memcpy(c + (size_t)r * H + x0, &acc[r], sizeof acc[r]);
-    }
-    for (int r = 0; r < R && x0 < d; r++) {
-        float *cr = c + (size_t)r * H;
-        memset(cr + x0, 0, (d - x0) * sizeof *cr);
-        for (int j = 0; j < n; j++)
-            axpy(cr + x0, w[(size_t)r * n + j], v + j * ld + x0, d - x0);
-    }
-}
+/* Attention's products are matrix products per sequence and head, each
+ * single-threaded (threads take whole heads), through the matrix library:
+ * near its rate at every length, where hand-written loops fell behind it
+ * as the n^2 part grew. */
 
 /* One head of one sequence of n tokens (q, k, v: rows ld apart): softmax
  * probabilities into P [n, n], the dropout mask into keep and the dropped
  * out probabilities into w [n, n] (when keep is given), the context rows
  * into c (rows H apart).  rel (MPNet; NULL for BERT) is this head's bias by
- * relative position, rel[j - i] added to the score of query i for key j.
- * kt [d, n rounded up to ATT_BLOCK] is scratch. */
-MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *keep, float *kt,
-                                                  float *w, const float *q, const float *k,
-                                                  const float *v, const float *rel, int n, int d,
-                                                  size_t ld, int H, float p_attn, uint64_t key,
-                                                  int h)
+ * relative position, rel[j - i] added to the score of query i for key j. */
+MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *keep, float *w,
+                                                  const float *q, const float *k, const float *v,
+                                                  const float *rel, int n, int d, size_t ld, int H,
+                                                  float p_attn, uint64_t key, int h)
 {
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
-    int stride = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK, i;
-    /* K^T, scaled and zero-padded, so that a block of scores is d
-     * multiply-adds of contiguous vectors. */
-    for (int x = 0; x < d; x++) {
-        for (int j = 0; j < n; j++)
-            kt[x * stride + j] = k[j * ld + x] * scale;
-        for (int j = n; j < stride; j++)
-            kt[x * stride + j] = 0.0f;
-    }
-    for (i = 0; i + ATT_ROWS <= n; i += ATT_ROWS)
-        score_rows(P + (size_t)i * n, q + i * ld, kt, ATT_ROWS, n, d, ld, stride);
-    for (; i < n; i++)
-        score_rows(P + (size_t)i * n, q + i * ld, kt, 1, n, d, ld, stride);
-
-    for (i = 0; i < n; i++) {
+    gemm(GEMM_FP32, 0, 1, n, n, d, q, NULL, (int)ld, k, NULL, (int)ld, 0.0f, P, n);
+    for (int i = 0; i < n; i++) {
         float *row = P + (size_t)i * n, mx = -INFINITY;
         if (rel)
             for (int j = 0; j < n; j++)
-                row[j] += rel[j - i];
+                row[j] = row[j] * scale + rel[j - i];
+        else
+            for (int j = 0; j < n; j++)
+                row[j] *= scale;
         for (int j = 0; j < n; j++)
             mx = row[j] > mx ? row[j] : mx;
         double sum = 0;
@@ -482,12 +423,7 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
             }
         }
     }
-
-    const float *weights = keep ? w : P;
-    for (i = 0; i + ATT_ROWS <= n; i += ATT_ROWS)
-        context_rows(c + (size_t)i * H, weights + (size_t)i * n, v, ATT_ROWS, n, d, ld, H);
-    for (; i < n; i++)
-        context_rows(c + (size_t)i * H, weights + (size_t)i * n, v, 1, n, d, ld, H);
+    gemm(GEMM_FP32, 0, 0, n, d, n, keep ? w : P, NULL, n, v, NULL, (int)ld, 0.0f, c, H);
 }
 
 /* Multi-head self-attention of each sequence over its own tokens.
@@ -504,8 +440,6 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
     size_t ld = 3 * (size_t)H;
 #pragma omp parallel if (worth_threads(att_start[B] * d))
     {
-        int stride = (max_len + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
-        float *kt = xmallocarray((size_t)d * stride, sizeof *kt);
         float *w = p_attn > 0 ? xmallocarray((size_t)max_len * max_len, sizeof *w) : NULL;
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
@@ -517,10 +451,9 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
                                               DROP_ATTENTION)
                                 : 0;
             const float *rel = relvec ? relvec + (size_t)h * (2 * rel_len - 1) + rel_len - 1 : NULL;
-            attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, keep, kt, w, q, q + H,
+            attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, keep, w, q, q + H,
                                    q + 2 * H, rel, n, d, ld, H, p_attn, key, h);
         }
-        free(kt);
         free(w);
     }
 }
@@ -529,41 +462,46 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
  * rows (ld apart, overwritten), from the probabilities P [n, n] and the
  * dropout mask keep (or NULL).  drel (MPNet; NULL for BERT) gets the
  * gradient of the relative position bias: drel[j - i] (overwritten), summed
- * over the scores with that j - i.  dp [n] is scratch. */
+ * over the scores with that j - i.  w and ds [n, n] are scratch. */
 MULTIVERSIONED static void attention_head_backward(float *dq, float *dk, float *dv, double *drel,
                                                    const float *dctx, const float *q,
                                                    const float *k, const float *v, const float *P,
-                                                   const uint8_t *keep, float *dp, int n, int d,
-                                                   size_t ld, int H, float p_attn)
+                                                   const uint8_t *keep, float *w, float *ds, int n,
+                                                   int d, size_t ld, int H, float p_attn)
 {
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
-    for (int i = 0; i < n; i++) {
-        memset(dq + i * ld, 0, d * sizeof *dq);
-        memset(dk + i * ld, 0, d * sizeof *dk);
-        memset(dv + i * ld, 0, d * sizeof *dv);
+    const float *weights = P;
+    if (keep) { /* the dropped out probabilities the context was made of */
+        for (size_t e = 0; e < (size_t)n * n; e++)
+            w[e] = keep[e] ? P[e] * drop_scale : 0.0f;
+        weights = w;
     }
+    gemm(GEMM_FP32, 1, 0, n, d, n, weights, NULL, n, dctx, NULL, H, 0.0f, dv, (int)ld);
+    /* ds = gradient of the weights, then of the scores (scaled) */
+    gemm(GEMM_FP32, 0, 1, n, n, d, dctx, NULL, H, v, NULL, (int)ld, 0.0f, ds, n);
     if (drel)
         for (int x = -(n - 1); x < n; x++)
             drel[x] = 0;
     for (int i = 0; i < n; i++) {
-        const float *row = P + (size_t)i * n, *dc = dctx + (size_t)i * H;
-        const uint8_t *kr = keep ? keep + (size_t)i * n : NULL;
-        double sum = 0;
-        for (int j = 0; j < n; j++) {
-            float pj = kr ? (kr[j] ? row[j] * drop_scale : 0.0f) : row[j];
-            axpy(dv + j * ld, pj, dc, d);
-            float g = dot(dc, v + j * ld, d);
-            dp[j] = kr ? (kr[j] ? g * drop_scale : 0.0f) : g;
-            sum += (double)row[j] * dp[j];
+        const float *row = P + (size_t)i * n;
+        float *dp = ds + (size_t)i * n;
+        if (keep) {
+            const uint8_t *kr = keep + (size_t)i * n;
+            for (int j = 0; j < n; j++)
+                dp[j] = kr[j] ? dp[j] * drop_scale : 0.0f;
         }
+        double sum = 0;
+        for (int j = 0; j < n; j++)
+            sum += (double)row[j] * dp[j];
         for (int j = 0; j < n; j++) {
-            float dscore = row[j] * (dp[j] - (float)sum), ds = dscore * scale;
+            float dscore = row[j] * (dp[j] - (float)sum);
             if (drel)
                 drel[j - i] += dscore;
-            axpy(dq + i * ld, ds, k + j * ld, d);
-            axpy(dk + j * ld, ds, q + i * ld, d);
+            dp[j] = dscore * scale;
         }
     }
+    gemm(GEMM_FP32, 0, 0, n, d, n, ds, NULL, n, k, NULL, (int)ld, 0.0f, dq, (int)ld);
+    gemm(GEMM_FP32, 1, 0, n, d, n, ds, NULL, n, q, NULL, (int)ld, 0.0f, dk, (int)ld);
 }
 
 /* dctx [N, H] -> dqkv [N, 3H] (overwritten).  drel (MPNet; NULL for BERT):
@@ -578,7 +516,8 @@ static void attention_backward(float *dqkv, double *drel, const float *dctx, con
     size_t ld = 3 * (size_t)H;
 #pragma omp parallel if (worth_threads(att_start[B] * d))
     {
-        float *dp = xmalloc(max_len * sizeof *dp);
+        float *w = p_attn > 0 ? xmallocarray((size_t)max_len * max_len, sizeof *w) : NULL;
+        float *ds = xmallocarray((size_t)max_len * max_len, sizeof *ds);
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
             int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
@@ -588,9 +527,10 @@ static void attention_backward(float *dqkv, double *drel, const float *dctx, con
             const uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
             double *dr = drel ? drel + (size_t)bh * (2 * max_len - 1) + max_len - 1 : NULL;
             attention_head_backward(dq, dq + H, dq + 2 * H, dr, dctx + (size_t)start[b] * H + h * d,
-                                    q, q + H, q + 2 * H, P, keep, dp, n, d, ld, H, p_attn);
+                                    q, q + H, q + 2 * H, P, keep, w, ds, n, d, ld, H, p_attn);
         }
-        free(dp);
+        free(w);
+        free(ds);
     }
 }
 
