@@ -106,8 +106,9 @@ float *encoder_grads(encoder *e);
 void encoder_zero_grads(encoder *e);
 
 /* One optimizer update from the gradients: the norm over every trainable
- * range (the model's but the pooler, and the extra ones), clipping to
- * max_grad_norm (<= 0: none), then adam_step with the 1-based step and lr.
+ * range (the model's but the pooler, and the extra ones), then adam_step
+ * with the 1-based step, lr and grad_clip(norm, max_grad_norm) (<= 0: no
+ * clipping; the gradient buffer itself is not scaled).
  * Returns the norm before clipping; a non-finite one updates nothing. */
 double encoder_optimizer_step(encoder *e, const adam_config *adam, double lr,
                               double max_grad_norm, long step);

@@ -1,9 +1,10 @@
 /* optim.h - the optimiser side of a training step, as sentence-transformers
  * runs it through PyTorch and transformers:
  *
- *   norm = clip_grad_norm(grads, ...)           torch.nn.utils.clip_grad_norm_
+ *   norm = grad_norm(grads, ...)                 torch.nn.utils.clip_grad_norm_
  *   lr   = lr_linear_warmup(peak, w, total, k-1) get_linear_schedule_with_warmup
- *   adam_step(&cfg, ..., k, lr)                 torch.optim.AdamW / Adam
+ *   adam_step(&cfg, ..., k, lr, grad_clip(norm, max))
+ *                                                its scaling, torch.optim.AdamW
  *
  * Parameters, gradients and the two moment buffers are flat float arrays with
  * the same indexing (for BERT: the buffer laid out by bert_param_offsets()).
@@ -48,23 +49,24 @@ adam_config adam_defaults(void);
 /* One update of params over the given ranges.  m and v are the first and
  * second moments (zero before the first step), indexed like params; step is
  * the 1-based number of this update (for bias correction) and lr the learning
- * rate it uses.  Per element, as torch does (computed in double, stored as
- * float):
+ * rate it uses; each gradient is first multiplied by clip (grad_clip:
+ * clip_grad_norm_'s scaling, fused here to save a pass over the gradients;
+ * 1 leaves them as they are).  Per element, in float as torch's fused AdamW
+ * computes it for float parameters:
  *     AdamW: p *= 1 - lr*wd               Adam: g += wd*p
- *     m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+ *     m += (1-b1)*(g - m);  v = b2*v + (1-b2)*g*g
  *     p -= lr/(1-b1^step) * m / (sqrt(v)/sqrt(1-b2^step) + eps)          */
 void adam_step(const adam_config *c, const optim_range *r, int nr, float *params,
-               const float *grads, float *m, float *v, long step, double lr);
+               const float *grads, float *m, float *v, long step, double lr, double clip);
 
 /* sqrt of the sum of squares of grads over the ranges, in double. */
 double grad_norm(const float *grads, const optim_range *r, int nr);
 
-/* torch.nn.utils.clip_grad_norm_: computes the total norm over the ranges
- * and, when clip = max_norm / (norm + 1e-6) is below 1, multiplies those
- * gradients by it.  Returns the norm before clipping.  max_norm <= 0
- * disables clipping (the norm is still returned).  A non-finite norm leaves
- * the gradients untouched: the caller decides what to do (stop). */
-double clip_grad_norm(float *grads, const optim_range *r, int nr, double max_norm);
+/* torch.nn.utils.clip_grad_norm_'s factor for gradients of this norm:
+ * max_norm / (norm + 1e-6) when that is below 1, else 1; also 1 when
+ * max_norm <= 0 (no clipping) or the norm is not finite (the caller decides
+ * what to do: stop). */
+double grad_clip(double norm, double max_norm);
 
 /* transformers' get_linear_schedule_with_warmup: the learning rate at 0-based
  * scheduler step s (optimizer update k uses s = k-1):

@@ -52,7 +52,7 @@ struct adam_range {
 };
 
 /* adam_step (optim.h) over the nr ranges r (device array), with the gradients
- * multiplied by clip first when clip < 1 (clip_grad_norm's scaling, fused).
+ * multiplied by clip first (grad_clip: clip_grad_norm_'s scaling, fused).
  * params_bf16, when not NULL, receives the updated weights in bf16. */
 void adam_step_device(const adam_config *c, const adam_range *r, int nr, size_t max_numel,
                       float *params, const float *grads, float *m, float *v, bf16 *params_bf16,

@@ -800,9 +800,8 @@ static double gpu_optimizer_step(encoder *e, const adam_config *adam, double lr,
     double norm = grad_norm_device(g->grads, g->nparams);
     if (!std::isfinite(norm))
         return norm;
-    double clip = max_grad_norm > 0 ? max_grad_norm / (norm + 1e-6) : 1.0;
     adam_step_device(adam, g->ranges, g->nranges, g->max_range, g->params, g->grads, g->m, g->v,
-                     g->params_bf16, step, lr, clip);
+                     g->params_bf16, step, lr, grad_clip(norm, max_grad_norm));
     CUDA_CHECK(cudaDeviceSynchronize());
     return norm;
 }

@@ -32,31 +32,31 @@ double grad_norm_device(const float *g, size_t n)
     return sqrt(total);
 }
 
+/* In float, as adam_step (optim.c) computes them. */
 struct adam_scalars {
-    double b1, b2, eps, step_size, bc2_sqrt, lr_wd, l2_wd, clip;
+    float one_minus_b1, b2, one_minus_b2, eps, step_size, bc2_sqrt, shrink_decay, l2_wd, clip;
     int adamw;
 };
 
-/* blockIdx.y picks the range; blocks along x stride over it. */
+/* blockIdx.y picks the range; blocks along x stride over it.  The update in
+ * float in adam_step's order (torch's fused AdamW). */
 __global__ void adam_kernel(adam_scalars s, const adam_range *ranges, float *params,
                             const float *grads, float *m, float *v, bf16 *params_bf16)
 {
     adam_range r = ranges[blockIdx.y];
-    double shrink = s.adamw && r.decay ? 1 - s.lr_wd : 1;
-    double l2 = !s.adamw && r.decay ? s.l2_wd : 0;
+    float shrink = s.adamw && r.decay ? s.shrink_decay : 1.0f;
+    float l2 = !s.adamw && r.decay ? s.l2_wd : 0.0f;
     GRID_STRIDE(k, (size_t)r.numel) {
         size_t i = r.offset + k;
-        float gi = s.clip < 1 ? (float)(grads[i] * s.clip) : grads[i];
-        double p = params[i] * shrink;
-        double g = gi + l2 * params[i];
-        double mi = s.b1 * m[i] + (1 - s.b1) * g;
-        double vi = s.b2 * v[i] + (1 - s.b2) * g * g;
-        p -= s.step_size * mi / (sqrt(vi) / s.bc2_sqrt + s.eps);
-        m[i] = (float)mi;
-        v[i] = (float)vi;
-        params[i] = (float)p;
+        float g = grads[i] * s.clip + l2 * params[i];
+        float mi = m[i] + s.one_minus_b1 * (g - m[i]);
+        float vi = s.b2 * v[i] + s.one_minus_b2 * g * g;
+        float p = params[i] * shrink - s.step_size * mi / (sqrtf(vi) / s.bc2_sqrt + s.eps);
+        m[i] = mi;
+        v[i] = vi;
+        params[i] = p;
         if (params_bf16)
-            params_bf16[i] = __float2bfloat16((float)p);
+            params_bf16[i] = __float2bfloat16(p);
     }
 }
 
@@ -65,14 +65,15 @@ void adam_step_device(const adam_config *c, const adam_range *r, int nr, size_t 
                       long step, double lr, double clip)
 {
     adam_scalars s;
-    s.b1 = c->beta1;
-    s.b2 = c->beta2;
-    s.eps = c->eps;
-    s.step_size = lr / (1 - pow(c->beta1, (double)step));
-    s.bc2_sqrt = sqrt(1 - pow(c->beta2, (double)step));
-    s.lr_wd = lr * c->weight_decay;
-    s.l2_wd = c->weight_decay;
-    s.clip = clip;
+    s.one_minus_b1 = (float)(1 - c->beta1);
+    s.b2 = (float)c->beta2;
+    s.one_minus_b2 = (float)(1 - c->beta2);
+    s.eps = (float)c->eps;
+    s.step_size = (float)(lr / (1 - pow(c->beta1, (double)step)));
+    s.bc2_sqrt = (float)sqrt(1 - pow(c->beta2, (double)step));
+    s.shrink_decay = (float)(1 - lr * c->weight_decay);
+    s.l2_wd = (float)c->weight_decay;
+    s.clip = (float)clip;
     s.adamw = c->kind == OPTIM_ADAMW;
     unsigned bx = grid_for(max_numel);
     bx = bx > 1024 ? 1024 : bx;

@@ -102,27 +102,44 @@ static void check_clipping(void)
             sq += (double)orig[i] * orig[i];
     double want = sqrt(sq);
 
-    memcpy(g, orig, CLIP_N * sizeof *g);
-    double norm = clip_grad_norm(g, clip_ranges, 3, 1.0);
+    double norm = grad_norm(orig, clip_ranges, 3);
     ok(rel_err(norm, want) <= 1e-13, "norm %.17g, direct %.17g", norm, want);
-    double coef = 1.0 / (want + 1e-6), err = 0;
-    int gap_kept = 1;
-    for (size_t i = 0; i < CLIP_N; i++) {
-        int in = i < 1030 || i >= 1100;
-        if (in)
-            err = fmax(err, fabs(g[i] - orig[i] * coef) / fabs(orig[i] * coef + 1e-30));
-        else if (g[i] != orig[i])
-            gap_kept = 0;
-    }
-    ok(err <= 1e-7, "clipped to 1: gradients scaled by 1/(norm+1e-6) (max relative error %.2e)", err);
-    ok(gap_kept, "gradients outside the ranges untouched");
-    ok(rel_err(grad_norm(g, clip_ranges, 3), 1.0) <= 1e-6, "norm after clipping %.9f",
-       grad_norm(g, clip_ranges, 3));
+    double clip = grad_clip(norm, 1.0);
+    ok(clip == 1.0 / (norm + 1e-6), "clip factor 1/(norm+1e-6) for max_norm 1: %.17g", clip);
+    ok(grad_clip(norm, 2 * want) == 1 && grad_clip(norm, 0) == 1 && grad_clip(INFINITY, 1) == 1 &&
+       grad_clip(NAN, 1) == 1, "factor 1 for max_norm above the norm, max_norm 0, a non-finite norm");
 
-    memcpy(g, orig, CLIP_N * sizeof *g);
-    norm = clip_grad_norm(g, clip_ranges, 3, 2 * want);
-    ok(norm == clip_grad_norm(orig, clip_ranges, 3, 0) && !memcmp(g, orig, CLIP_N * sizeof *g),
-       "max_norm above the norm, and max_norm 0: gradients unchanged, same norm");
+    /* adam_step's clip equals clip_grad_norm_'s scaling (by the factor in
+     * float, as torch's float tensor) done first, bit for bit, and leaves
+     * the gradients and the gap alone. */
+    for (size_t i = 0; i < CLIP_N; i++)
+        g[i] = orig[i] * (float)clip;
+    float *p[2], *m[2], *v[2];
+    for (int k = 0; k < 2; k++) {
+        p[k] = xmallocarray(CLIP_N, sizeof *p[k]);
+        m[k] = xcalloc(CLIP_N, sizeof *m[k]);
+        v[k] = xcalloc(CLIP_N, sizeof *v[k]);
+        for (size_t i = 0; i < CLIP_N; i++)
+            p[k][i] = (float)cos(0.11 * i);
+    }
+    adam_config c = adam_defaults();
+    float *before = xmallocarray(CLIP_N, sizeof *before);
+    memcpy(before, orig, CLIP_N * sizeof *before);
+    adam_step(&c, clip_ranges, 3, p[0], orig, m[0], v[0], 1, 1e-3, clip);
+    adam_step(&c, clip_ranges, 3, p[1], g, m[1], v[1], 1, 1e-3, 1);
+    int same = 1;
+    for (int k = 0; k < 2; k++)
+        same &= !memcmp(k ? m[0] : p[0], k ? m[1] : p[1], CLIP_N * sizeof *p[0]);
+    same &= !memcmp(v[0], v[1], CLIP_N * sizeof *v[0]);
+    ok(same, "adam_step with clip = adam_step on the gradients clipped beforehand, bit for bit");
+    ok(!memcmp(before, orig, CLIP_N * sizeof *orig) && p[0][1050] == (float)cos(0.11 * 1050),
+       "the gradients unchanged, the gap's weights untouched");
+    for (int k = 0; k < 2; k++) {
+        free(p[k]);
+        free(m[k]);
+        free(v[k]);
+    }
+    free(before);
 
     threads_set(1);
     double one = grad_norm(orig, clip_ranges, 3);
@@ -142,10 +159,10 @@ static void check_decay_mask(void)
     for (int i = 0; i < 16; i++)
         p[i] = 1 + i;
     adam_config c = adam_defaults();
-    adam_step(&c, r, 3, p, g, m, v, 1, 0.5);
+    adam_step(&c, r, 3, p, g, m, v, 1, 0.5, 1);
     int good = 1;
     for (int i = 0; i < 16; i++) {
-        float want = i < 4 || i >= 12 ? (float)((1 + i) * (1 - 0.5 * 0.01)) : (float)(1 + i);
+        float want = i < 4 || i >= 12 ? (float)(1 + i) * (float)(1 - 0.5 * 0.01) : (float)(1 + i);
         good &= p[i] == want;
     }
     ok(good, "AdamW with zero gradients: decayed ranges shrink by 1-lr*wd, others and the gap unchanged");
@@ -252,9 +269,9 @@ static void check_against_torch(void)
         double lr_err = 0, norm_err = 0;
         for (int s = 0; s < S; s++) {
             memcpy(g, x + (1 + s) * N, sizeof g);
-            double norm = clip_grad_norm(g, r, NR, max_norm);
+            double norm = grad_norm(g, r, NR);
             double lr = lr_linear_warmup(peak, W, T, s);
-            adam_step(&c, r, NR, p, g, m, v, s + 1, lr);
+            adam_step(&c, r, NR, p, g, m, v, s + 1, lr, grad_clip(norm, max_norm));
             lr_err = fmax(lr_err, rel_err(lr, want[s]));
             norm_err = fmax(norm_err, rel_err(norm, want[S + s]));
         }
