@@ -41,7 +41,12 @@
 # per-batch tokenization, as its data collator does it); pairs/s is the pairs
 # of the timed steps (those after the warmup steps) over their seconds.  The
 # table gives both, and the ratio mnr-train / PyTorch.  OMP_WAIT_POLICY is
-# passed on as set, and printed.  Needs python3 with torch and
+# passed on as set, and printed.
+#
+# A second table sweeps the sequence length (SWEEP_LENGTHS, default 16 32 64
+# 128 256 512; empty: none) with all-MiniLM-L6-v2: pairs of texts that are
+# all cut at that many tokens, SWEEP_WARMUP + SWEEP_STEPS steps (default 1 +
+# 2) of batch 32 a side, in each precision.  Needs python3 with torch and
 # sentence-transformers, jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +56,9 @@ THREADS=${THREADS:-2}
 WARMUP_STEPS=${WARMUP_STEPS:-2}
 STEPS=${STEPS:-10}
 PRECISIONS=${PRECISIONS:-fp32 bf16}
+SWEEP_LENGTHS=${SWEEP_LENGTHS-16 32 64 128 256 512}
+SWEEP_WARMUP=${SWEEP_WARMUP:-1}
+SWEEP_STEPS=${SWEEP_STEPS:-2}
 MPNET=${MPNET:-$PWD/models/all-mpnet-base-v2}
 if [ -z "${SHAPES:-}" ]; then
     SHAPES="minilm-l6 minilm-l12 bert-base"
@@ -100,6 +108,32 @@ echo "training speed, pairs/s: $total steps of batch 32 on each side, the first 
 echo "torch $(python3 -c 'import torch; print(torch.__version__)')," \
     "sentence-transformers $(python3 -c 'import sentence_transformers as s; print(s.__version__)')," \
     "$(mnr-train --version | head -n 1)"
+# measure MODEL STREAM BATCHES PAIRS PREC MAX_LENGTH WARMUP STEPS [FROM... -- ST_FROM...]:
+# both sides on the same batches; prints "ours torch ours_s torch_s".
+measure() {
+    local model=$1 stream=$2 batches=$3 pairs=$4 prec=$5 maxlen=$6 warm=$7 steps=$8
+    shift 8
+    local from=() st_from=() st_prec=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do from+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    st_from=("$@")
+    [ "$prec" = bf16 ] && st_prec=(--bf16)
+    local total=$((warm + steps))
+    mnr-train "${from[@]}" -o "$tmp/out" --no-shuffle --batch-size 32 --lr 2e-5 --max-length "$maxlen" \
+        --max-steps "$total" --threads "$THREADS" --device cpu --precision "$prec" \
+        --log "$tmp/mnr.log" "$stream" 2>/dev/null || die "mnr-train failed ($model, $prec, $maxlen)"
+    rm -rf "$tmp/out"
+    python3 "$ST" train --model "$model" "${st_from[@]}" "${st_prec[@]}" --pairs "$pairs" \
+        --batches "$batches" --log "$tmp/st.log" --lr 2e-5 --max-length "$maxlen" \
+        --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" ||
+        { cat "$tmp/st.err" >&2; die "st_train.py failed ($model, $prec, $maxlen)"; }
+    local ours torch ours_s torch_s
+    read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$batches" --skip "$warm" "$tmp/mnr.log")
+    read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$batches" --skip "$warm" "$tmp/st.log")
+    echo "$ours $torch $ours_s $torch_s"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
 printf '%-11s %-24s %-8s %-5s %10s %10s %6s %9s %9s\n' shape "layers/hidden/heads/ffn" weights \
     prec mnr-train PyTorch ratio mnr_s torch_s
 for shape in $SHAPES; do
@@ -115,24 +149,39 @@ for shape in $SHAPES; do
     *) die "$shape: unknown shape (minilm-l6, minilm-l12, bert-base, mpnet-base)" ;;
     esac
     for prec in $PRECISIONS; do
-        st_prec=()
-        [ "$prec" = bf16 ] && st_prec=(--bf16)
-        mnr-train "${from[@]}" -o "$tmp/out" --no-shuffle --batch-size 32 --lr 2e-5 --max-length 128 \
-            --max-steps "$total" --threads "$THREADS" --device cpu --precision "$prec" \
-            --log "$tmp/$shape.mnr.log" "$stream" 2>/dev/null || die "$shape: mnr-train failed"
-        rm -rf "$tmp/out"
-        python3 "$ST" train --model "$model" "${st_from[@]}" "${st_prec[@]}" --pairs "$tmp/pairs.tsv" \
-            --batches "$batches" --log "$tmp/$shape.st.log" --lr 2e-5 --max-length 128 \
-            --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" ||
-            { cat "$tmp/st.err" >&2; die "$shape: st_train.py failed"; }
-        read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$batches" \
-            --skip "$WARMUP_STEPS" "$tmp/$shape.mnr.log")
-        read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$batches" \
-            --skip "$WARMUP_STEPS" "$tmp/$shape.st.log")
+        result=$(measure "$model" "$stream" "$batches" "$tmp/pairs.tsv" "$prec" 128 "$WARMUP_STEPS" \
+            "$STEPS" "${from[@]}" -- "${st_from[@]}")
+        read -r ours torch ours_s torch_s <<<"$result"
         printf '%-11s %-24s %-8s %-5s %10s %10s %6s %9s %9s\n' "$shape" "$dims" "$weights" "$prec" \
-            "$ours" "$torch" "$(awk -v a="$ours" -v b="$torch" 'BEGIN { printf "%.2f", a / b }')" \
-            "$ours_s" "$torch_s"
+            "$ours" "$torch" "$(ratio "$ours" "$torch")" "$ours_s" "$torch_s"
     done
 done
-echo "pairs/s: rows of the timed steps over their seconds; ratio: mnr-train / PyTorch (goal >= 1.5);" \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+echo "pairs/s: rows of the timed steps over their seconds; ratio: mnr-train / PyTorch (goal >= 2.5" \
+    "in fp32, 1.5 in bf16)"
+
+# The length sweep: all-MiniLM-L6-v2 on pairs of texts that are all cut at
+# LEN tokens (bench_embed.py long: runs of LEN consecutive words of the NLI
+# anchors, each at least one token), so that the
+# attention's n^2 share grows with LEN; SWEEP_WARMUP + SWEEP_STEPS steps of
+# batch 32 a side.
+if [ -n "$SWEEP_LENGTHS" ]; then
+    echo
+    printf '%-8s %-5s %10s %10s %6s %9s %9s\n' tokens prec mnr-train PyTorch ratio mnr_s torch_s
+    cut -f1 "$tmp/pairs.tsv" >"$tmp/words.txt"
+    for len in $SWEEP_LENGTHS; do
+        python3 scripts/bench_embed.py long "$tmp/words.txt" $((64 * (SWEEP_WARMUP + SWEEP_STEPS))) "$len" |
+            paste - - >"$tmp/long.tsv"
+        wp-tokenize -m "$MODEL" --max-length "$len" "$tmp/long.tsv" >"$tmp/long.npy"
+        python3 "$ST" batches --batch-size 32 "$tmp/long.npy" >"$tmp/long-batches.txt"
+        for prec in $PRECISIONS; do
+            result=$(measure "$MODEL" "$tmp/long.npy" "$tmp/long-batches.txt" "$tmp/long.tsv" "$prec" \
+                "$len" "$SWEEP_WARMUP" "$SWEEP_STEPS" -m "$MODEL" --)
+            read -r ours torch ours_s torch_s <<<"$result"
+            printf '%-8s %-5s %10s %10s %6s %9s %9s\n' "$len" "$prec" "$ours" "$torch" \
+                "$(ratio "$ours" "$torch")" "$ours_s" "$torch_s"
+        done
+    done
+    echo "length sweep: all-MiniLM-L6-v2, every text cut at that many tokens, $SWEEP_WARMUP + $SWEEP_STEPS" \
+        "steps of 32 pairs, the first $SWEEP_WARMUP not timed (goal at 256 tokens: >= 2.5 in fp32)"
+fi
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
