@@ -267,10 +267,7 @@ static weight weight_at(const bert_acts *a, const float *params, size_t offset)
 static void matmul_forward(const bert_acts *a, float *out, const float *in, weight w,
                            const float *bias, int n, int k, int m)
 {
-#pragma omp parallel for schedule(static) if (worth_threads((size_t)n * m))
-    for (int r = 0; r < n; r++)
-        memcpy(out + (size_t)r * m, bias, m * sizeof *bias);
-    gemm(a->prec, 0, 1, n, m, k, in, NULL, k, w.f, w.h, k, 1.0f, out, m);
+    gemm_bias(a->prec, n, m, k, in, k, w.f, w.h, k, bias, out, m);
 }
 
 /* din = dout w (added to din when accumulate, else overwritten);

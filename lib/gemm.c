@@ -94,6 +94,7 @@ typedef struct {
     dnnl_dim_t M, N, K;
     int lda, ldb, ldc;
     float beta;
+    int bias; /* an f32 bias row [N] added to every row of C */
     dnnl_primitive_t prim;
 } matmul_entry;
 
@@ -165,7 +166,13 @@ static void entry_make(matmul_entry *e)
     dnnl_memory_desc_t src_md, wei_md, dst_md;
     describe(e, e->M, e->K, &src_md, &wei_md, &dst_md);
     dnnl_matmul_desc_t desc;
-    check(dnnl_matmul_desc_init(&desc, &src_md, &wei_md, NULL, &dst_md), "matmul_desc_init");
+    dnnl_memory_desc_t bias_md;
+    if (e->bias) {
+        dnnl_dims_t bias_dims = {1, e->N};
+        check(dnnl_memory_desc_init_by_tag(&bias_md, 2, bias_dims, dnnl_f32, dnnl_ab), "bias md");
+    }
+    check(dnnl_matmul_desc_init(&desc, &src_md, &wei_md, e->bias ? &bias_md : NULL, &dst_md),
+          "matmul_desc_init");
     dnnl_primitive_attr_t attr;
     check(dnnl_primitive_attr_create(&attr), "attr_create");
     if (e->beta != 0) {
@@ -188,7 +195,7 @@ static matmul_entry *lookup(const matmul_entry *want)
         matmul_entry *e = &cache[i];
         if (e->prim && e->ta == want->ta && e->tb == want->tb && e->M == want->M &&
             e->N == want->N && e->K == want->K && e->lda == want->lda && e->ldb == want->ldb &&
-            e->ldc == want->ldc && e->beta == want->beta)
+            e->ldc == want->ldc && e->beta == want->beta && e->bias == want->bias)
             return e;
     }
     matmul_entry *e = &cache[cache_next];
@@ -200,37 +207,40 @@ static matmul_entry *lookup(const matmul_entry *want)
     return e;
 }
 
-/* One product of shape at A, B, C. */
-static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, float *C)
+/* One product of shape at A, B, C (and bias, when the shape has one). */
+static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, float *C,
+                const float *bias)
 {
     matmul_entry *e = lookup(shape);
-    dnnl_memory_desc_t md[3];
+    dnnl_memory_desc_t md[4];
     describe(e, e->M, e->K, &md[0], &md[1], &md[2]);
-    dnnl_memory_t mem[3];
-    void *ptr[3] = {(void *)A, (void *)B, C};
-    for (int i = 0; i < 3; i++)
+    int nargs = 3;
+    if (e->bias) {
+        dnnl_dims_t bias_dims = {1, e->N};
+        check(dnnl_memory_desc_init_by_tag(&md[3], 2, bias_dims, dnnl_f32, dnnl_ab), "bias md");
+        nargs = 4;
+    }
+    dnnl_memory_t mem[4];
+    void *ptr[4] = {(void *)A, (void *)B, C, (void *)bias};
+    for (int i = 0; i < nargs; i++)
         check(dnnl_memory_create(&mem[i], &md[i], engine, ptr[i]), "memory_create");
-    dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[2]}};
-    check(dnnl_primitive_execute(e->prim, stream, 3, args), "matmul execute");
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]},
+                               {DNNL_ARG_DST, mem[2]}, {DNNL_ARG_BIAS, nargs == 4 ? mem[3] : NULL}};
+    check(dnnl_primitive_execute(e->prim, stream, nargs, args), "matmul execute");
     check(dnnl_stream_wait(stream), "stream_wait");
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < nargs; i++)
         dnnl_memory_destroy(mem[i]);
 }
 
 #endif
 
-void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
-          int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc)
+#ifdef BP_HAVE_DNNL
+/* gemm in bf16, and bias (NULL: none; only without ta) added to every row
+ * of C. */
+static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
+                         int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C,
+                         int ldc, const float *bias)
 {
-    if (p == GEMM_FP32) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-#ifndef BP_HAVE_DNNL
-    die("gemm: bf16 products need oneDNN, and this build has none");
-#else
     if (M == 0 || N == 0)
         return;
     pthread_once(&engine_once, make_engine);
@@ -238,9 +248,9 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
         check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream_create");
     A16 = operand(A, A16, ta ? K : M, ta ? M : K, &lda, &scratch_a, &cap_a);
     B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
-    matmul_entry shape = {ta, tb, M, N, K, lda, ldb, ldc, beta, NULL};
+    matmul_entry shape = {ta, tb, M, N, K, lda, ldb, ldc, beta, bias != NULL, NULL};
     if (ta && tb) {
-        run(&shape, A16, B16, C);
+        run(&shape, A16, B16, C, bias);
         return;
     }
     /* The token dimension: M (rows of A and C), or K (rows of A and B) in a
@@ -254,7 +264,7 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
         } else {
             shape.M = BLOCK_ROWS;
         }
-        run(&shape, A16 + done * a_step, B16 + done * b_step, C + done * c_step);
+        run(&shape, A16 + done * a_step, B16 + done * b_step, C + done * c_step, bias);
     }
     int rows = tokens - done, padded = (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
     if (!rows)
@@ -271,7 +281,7 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
         shape.K = padded;
         shape.ldb = N;
         shape.beta = done ? 1.0f : beta;
-        run(&shape, pad_a, pad_b, C);
+        run(&shape, pad_a, pad_b, C, bias);
         return;
     }
     /* C's remaining rows through scratch rows (with their old values when
@@ -282,8 +292,43 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
         memcpy(pad_c + (size_t)r * N, c + (size_t)r * ldc, N * sizeof *pad_c);
     shape.M = padded;
     shape.ldc = N;
-    run(&shape, pad_a, B16, pad_c);
+    run(&shape, pad_a, B16, pad_c, bias);
     for (int r = 0; r < rows; r++)
         memcpy(c + (size_t)r * ldc, pad_c + (size_t)r * N, N * sizeof *c);
+}
+#endif
+
+void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
+          int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc)
+{
+    if (p == GEMM_FP32) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#ifndef BP_HAVE_DNNL
+    die("gemm: bf16 products need oneDNN, and this build has none");
+#else
+    product_bf16(ta, tb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc, NULL);
+#endif
+}
+
+void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, int lda, const float *B,
+               const bf16 *B16, int ldb, const float *bias, float *C, int ldc)
+{
+    if (p == GEMM_FP32) {
+        /* OpenBLAS has no bias: C starts as it, and the product adds to it. */
+#pragma omp parallel for schedule(static) if ((size_t)M * N >= 1 << 17)
+        for (int r = 0; r < M; r++)
+            memcpy(C + (size_t)r * ldc, bias, N * sizeof *bias);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C,
+                    ldc);
+        return;
+    }
+#ifndef BP_HAVE_DNNL
+    die("gemm: bf16 products need oneDNN, and this build has none");
+#else
+    /* oneDNN adds the bias as it writes C: one pass over C less. */
+    product_bf16(0, 1, M, N, K, A, NULL, lda, B, B16, ldb, 0.0f, C, ldc, bias);
 #endif
 }

@@ -32,4 +32,9 @@ void bf16_from_float(bf16 *out, const float *in, size_t n);
 void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
           int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc);
 
+/* C[M, N] = A[M, K] B[N, K]^T + bias[N] on every row (a dense layer's
+ * forward product); B16 as for gemm. */
+void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, int lda, const float *B,
+               const bf16 *B16, int ldb, const float *bias, float *C, int ldc);
+
 #endif
