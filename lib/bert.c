@@ -376,22 +376,24 @@ static void residual_forward(float *x, const float *res, size_t n)
  * near its rate at every length, where hand-written loops fell behind it
  * as the n^2 part grew. */
 
-/* One head of one sequence of n tokens (q, k, v: rows ld apart): softmax
- * probabilities into P [n, n], the dropout mask into keep and the dropped
- * out probabilities into w [n, n] (when keep is given), the context rows
- * into c (rows H apart).  rel (MPNet; NULL for BERT) is this head's bias by
- * relative position, rel[j - i] added to the score of query i for key j. */
-MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *keep, float *w,
-                                                  const float *q, const float *k, const float *v,
-                                                  const float *rel, int n, int d, size_t ld, int H,
-                                                  float p_attn, uint64_t key, int h)
+/* Queries per block: a block's scores, [ATT_QUERIES, n], stay in the
+ * cache from their product through the softmax to the context's product. */
+enum { ATT_QUERIES = 64 };
+
+/* Scores -> probabilities in place, for the rows of queries i0 .. i0 +
+ * rows - 1 (P's rows, n apart): scaled by 1/sqrt(d), rel added (see
+ * attention_head_forward), softmax; with keep, the dropout mask of those
+ * rows and the dropped out probabilities into w. */
+MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const float *rel,
+                                        int i0, int rows, int n, int d, float p_attn, uint64_t key,
+                                        int h)
 {
     float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
-    gemm(GEMM_FP32, 0, 1, n, n, d, q, NULL, (int)ld, k, NULL, (int)ld, 0.0f, P, n);
     /* Each loop over a row is an explicit simd loop: gcc 12 at -O2 leaves
      * a max reduction or a loop with a remainder scalar. */
-    for (int i = 0; i < n; i++) {
-        float *row = P + (size_t)i * n, mx = -INFINITY;
+    for (int r = 0; r < rows; r++) {
+        int i = i0 + r;
+        float *row = P + (size_t)r * n, mx = -INFINITY;
         const float *rel_i = rel ? rel - i : NULL; /* rel_i[j] = rel[j - i] */
         if (rel_i) {
 #pragma omp simd reduction(max : mx)
@@ -417,8 +419,8 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
         for (int j = 0; j < n; j++)
             row[j] *= inv;
         if (keep) {
-            uint8_t *kr = keep + (size_t)i * n;
-            float *wr = w + (size_t)i * n;
+            uint8_t *kr = keep + (size_t)r * n;
+            float *wr = w + (size_t)r * n;
             uint64_t first = ((uint64_t)h * n + i) * n;
             uint32_t threshold = dropout_threshold(p_attn);
 #pragma omp simd
@@ -429,12 +431,36 @@ MULTIVERSIONED static void attention_head_forward(float *c, float *P, uint8_t *k
             }
         }
     }
-    gemm(GEMM_FP32, 0, 0, n, d, n, keep ? w : P, NULL, n, v, NULL, (int)ld, 0.0f, c, H);
+}
+
+/* One head of one sequence of n tokens (q, k, v: rows ld apart), the
+ * context rows into c (rows H apart).  The softmax probabilities go into P
+ * [n, n] when it is given (training keeps them), else block by block into
+ * scratch [ATT_QUERIES, n]; with keep, the dropout mask into keep [n, n]
+ * and the dropped out probabilities into w [ATT_QUERIES, n].  rel (MPNet;
+ * NULL for BERT) is this head's bias by relative position, rel[j - i]
+ * added to the score of query i for key j. */
+static void attention_head_forward(float *c, float *P, float *scratch, uint8_t *keep, float *w,
+                                   const float *q, const float *k, const float *v,
+                                   const float *rel, int n, int d, size_t ld, int H, float p_attn,
+                                   uint64_t key, int h)
+{
+    for (int i0 = 0; i0 < n; i0 += ATT_QUERIES) {
+        int rows = n - i0 < ATT_QUERIES ? n - i0 : ATT_QUERIES;
+        float *probs = P ? P + (size_t)i0 * n : scratch;
+        gemm(GEMM_FP32, 0, 1, rows, n, d, q + i0 * ld, NULL, (int)ld, k, NULL, (int)ld, 0.0f,
+             probs, n);
+        softmax_rows(probs, keep ? keep + (size_t)i0 * n : NULL, w, rel, i0, rows, n, d, p_attn,
+                     key, h);
+        gemm(GEMM_FP32, 0, 0, rows, d, n, keep ? w : probs, NULL, n, v, NULL, (int)ld, 0.0f,
+             c + (size_t)i0 * H, H);
+    }
 }
 
 /* Multi-head self-attention of each sequence over its own tokens.
  * qkv [N, 3H] -> ctx [N, H]; att keeps the softmax probabilities (before
- * dropout); with p_attn > 0 they are dropped out with the mask att_keep.
+ * dropout; NULL: not kept, as without training); with p_attn > 0 they are
+ * dropped out with the mask att_keep.
  * relvec (MPNet; NULL for BERT): [heads, 2 rel_len - 1] score bias by
  * relative position, j - i = 0 at rel_len - 1. */
 static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const float *qkv,
@@ -446,21 +472,23 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
     size_t ld = 3 * (size_t)H;
 #pragma omp parallel if (worth_threads(att_start[B] * d))
     {
-        float *w = p_attn > 0 ? xmallocarray((size_t)max_len * max_len, sizeof *w) : NULL;
+        float *w = p_attn > 0 ? xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *w) : NULL;
+        float *scratch = att ? NULL : xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *scratch);
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
             int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
             const float *q = qkv + (size_t)start[b] * ld + h * d;
-            float *P = att + att_start[b] + (size_t)h * n * n;
+            float *P = att ? att + att_start[b] + (size_t)h * n * n : NULL;
             uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
             uint64_t key = keep ? dropout_key(dk->seed, dk->step, dk->row[b], dk->column[b], layer,
                                               DROP_ATTENTION)
                                 : 0;
             const float *rel = relvec ? relvec + (size_t)h * (2 * rel_len - 1) + rel_len - 1 : NULL;
-            attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, keep, w, q, q + H,
-                                   q + 2 * H, rel, n, d, ld, H, p_attn, key, h);
+            attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, scratch, keep, w, q,
+                                   q + H, q + 2 * H, rel, n, d, ld, H, p_attn, key, h);
         }
         free(w);
+        free(scratch);
     }
 }
 
@@ -831,7 +859,7 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         a->att_start[b + 1] = a->att_start[b] + (size_t)heads * len * len;
     }
     int N = a->start[B];
-    reserve(a, N, a->att_start[B]);
+    reserve(a, N, a->training ? a->att_start[B] : 0); /* without training, no probabilities kept */
     a->B = B;
     a->N = N;
     int pad = bert_pad_position(c);
@@ -870,8 +898,9 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         layer_offsets o = layer_at(off, c, l);
         const float *x = a->hidden[l];
         matmul_forward(a, la->qkv, x, weight_at(a, params, o.qkv_w), params + o.qkv_b, N, H, 3 * H);
-        attention_forward(la->ctx, la->att, la->att_keep, la->qkv, a->relvec, a->max_len, a->start,
-                          a->att_start, B, H, heads, limit, a->p_attn, dropout, l);
+        attention_forward(la->ctx, a->training ? la->att : NULL, la->att_keep, la->qkv, a->relvec,
+                          a->max_len, a->start, a->att_start, B, H, heads, limit, a->p_attn,
+                          dropout, l);
         matmul_forward(a, la->ln1_in, la->ctx, weight_at(a, params, o.attn_out_w),
                        params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
