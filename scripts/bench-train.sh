@@ -123,16 +123,22 @@ measure() {
         --max-steps "$total" --threads "$THREADS" --device cpu --precision "$prec" \
         --log "$tmp/mnr.log" "$stream" 2>/dev/null || die "mnr-train failed ($model, $prec, $maxlen)"
     rm -rf "$tmp/out"
+    local ours torch=- ours_s torch_s=- status=0
+    read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$batches" --skip "$warm" "$tmp/mnr.log")
     python3 "$ST" train --model "$model" "${st_from[@]}" "${st_prec[@]}" --pairs "$pairs" \
         --batches "$batches" --log "$tmp/st.log" --lr 2e-5 --max-length "$maxlen" \
-        --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" ||
-        { cat "$tmp/st.err" >&2; die "st_train.py failed ($model, $prec, $maxlen)"; }
-    local ours torch ours_s torch_s
-    read -r _ ours _ _ _ _ _ ours_s < <(python3 "$ST" rate --batches "$batches" --skip "$warm" "$tmp/mnr.log")
-    read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$batches" --skip "$warm" "$tmp/st.log")
+        --max-steps "$total" --threads "$THREADS" >/dev/null 2>"$tmp/st.err" || status=$?
+    if [ "$status" -eq 0 ]; then
+        read -r _ torch _ _ _ _ _ torch_s < <(python3 "$ST" rate --batches "$batches" --skip "$warm" \
+            "$tmp/st.log")
+    else # the reference's failure is a result (at 512 tokens it can run out of memory)
+        echo "bench-train: sentence-transformers failed ($(basename "$model"), $prec, $maxlen tokens):" \
+            "exit $status$([ "$status" -eq 137 ] && echo ', killed: out of memory?')" >&2
+        tail -n 3 "$tmp/st.err" >&2
+    fi
     echo "$ours $torch $ours_s $torch_s"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { [ "$2" = - ] && echo - || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 printf '%-11s %-24s %-8s %-5s %10s %10s %6s %9s %9s\n' shape "layers/hidden/heads/ffn" weights \
     prec mnr-train PyTorch ratio mnr_s torch_s
