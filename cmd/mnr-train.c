@@ -580,9 +580,13 @@ int main(int argc, char **argv)
     char ranks_note[64] = "";
     if (comm_is_mpi(cm))
         snprintf(ranks_note, sizeof ranks_note, "; %d rank%s", ranks, ranks == 1 ? "" : "s");
-    warnx("%lld rows of %d columns; steps %ld to %ld of a %ld-step schedule (warmup %ld)%s",
-          (long long)data.rows, data.columns, t.pos.step + 1, t.total_steps, t.schedule_steps,
-          t.warmup, ranks_note);
+    if (t.pos.step < t.total_steps)
+        warnx("%lld rows of %d columns; steps %ld to %ld of a %ld-step schedule (warmup %ld)%s",
+              (long long)data.rows, data.columns, t.pos.step + 1, t.total_steps, t.schedule_steps,
+              t.warmup, ranks_note);
+    else /* resumed at its last step: the model is written (and evaluated) only */
+        warnx("%lld rows of %d columns; no steps left: the checkpoint is at step %ld of %ld%s",
+              (long long)data.rows, data.columns, t.pos.step, t.total_steps, ranks_note);
 
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND};
     sigemptyset(&sa.sa_mask);

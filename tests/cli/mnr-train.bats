@@ -313,6 +313,11 @@ EOF
     run train --resume a.checkpoint -o b5 --max-steps 3 "$S/syn.npy"
     [ "$status" -eq 2 ]
     [[ "$output" == *"--max-steps 3: the checkpoint is at step 4 already"* ]]
+    # resumed at its last step: nothing to train, the checkpoint's model written
+    run --separate-stderr train --resume a.checkpoint -o b6 --max-steps 4 "$S/syn.npy"
+    [ "$status" -eq 0 ]
+    [[ "$stderr" == *"no steps left: the checkpoint is at step 4 of 4"* ]]
+    cmp b6/model.safetensors a/model.safetensors
     # another input
     run train --resume a.checkpoint -o b4 "$S/dup.npy"
     [ "$status" -eq 1 ]
