@@ -408,12 +408,23 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
                 mx = row[j] > mx ? row[j] : mx;
             }
         }
+#pragma omp simd
+        for (int j = 0; j < n; j++)
+            row[j] -= mx;
+    }
+    /* The exponentials over the whole block at once (its rows are n apart):
+     * sentences' rows of a dozen tokens are shorter than the vector width. */
+    size_t block = (size_t)rows * n;
+#pragma omp simd
+    for (size_t k = 0; k < block; k++)
+        P[k] = exp_approx(P[k]);
+    for (int r = 0; r < rows; r++) {
+        int i = i0 + r;
+        float *row = P + (size_t)r * n;
         double sum = 0;
 #pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < n; j++) {
-            row[j] = exp_approx(row[j] - mx);
+        for (int j = 0; j < n; j++)
             sum += row[j];
-        }
         float inv = (float)(1.0 / sum);
 #pragma omp simd
         for (int j = 0; j < n; j++)
