@@ -267,7 +267,7 @@ static weight weight_at(const bert_acts *a, const float *params, size_t offset)
 static void matmul_forward(const bert_acts *a, float *out, const float *in, weight w,
                            const float *bias, int n, int k, int m)
 {
-    gemm_bias(a->prec, n, m, k, in, k, w.f, w.h, k, bias, out, m);
+    gemm_bias(a->prec, n, m, k, in, NULL, k, w.f, w.h, k, bias, out, m);
 }
 
 /* din = dout w (added to din when accumulate, else overwritten);
@@ -323,6 +323,26 @@ static void gelu_backward(float *d, const float *grad, size_t n)
 #pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t i = 0; i < n; i++)
         d[i] *= grad[i];
+}
+
+/* The feed-forward block's two products, out[n, H] = GELU(in[n, H] w_in^T
+ * + b_in) w_out^T + b_out.  Inference in bf16 takes them as two bf16
+ * products, the first applying GELU and rounding to bf16 as it writes (in
+ * the room of the fp32 GELU buffer): no fp32 pass over the [n, FF] values
+ * between them.  Otherwise the values before GELU are kept in pre, as the
+ * backward pass needs them. */
+static void ffn_forward(bert_acts *a, float *out, float *pre, const float *in, weight w_in,
+                        const float *b_in, weight w_out, const float *b_out, int n, int H, int FF)
+{
+    if (a->prec == GEMM_BF16 && !a->training) {
+        bf16 *gelu16 = (bf16 *)a->gelu;
+        gemm_bias_gelu_bf16(n, FF, H, in, H, w_in.f, w_in.h, H, b_in, gelu16, FF);
+        gemm_bias(a->prec, n, H, FF, NULL, gelu16, FF, w_out.f, w_out.h, FF, b_out, out, H);
+        return;
+    }
+    matmul_forward(a, pre, in, w_in, b_in, n, H, FF);
+    gelu_forward(a->gelu, NULL, pre, (size_t)n * FF);
+    matmul_forward(a, out, a->gelu, w_out, b_out, n, FF, H);
 }
 
 /* Inverted dropout in place on x[0..n) with its mask into keep: element i
@@ -920,11 +940,9 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         residual_forward(la->ln1_in, x, nH);
         layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in,
                           params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
-        matmul_forward(a, la->ffn_pre, la->ln1_out, weight_at(a, params, o.ffn_in_w),
-                       params + o.ffn_in_b, N, H, FF);
-        gelu_forward(a->gelu, NULL, la->ffn_pre, (size_t)N * FF);
-        matmul_forward(a, la->ln2_in, a->gelu, weight_at(a, params, o.ffn_out_w),
-                       params + o.ffn_out_b, N, FF, H);
+        ffn_forward(a, la->ln2_in, la->ffn_pre, la->ln1_out, weight_at(a, params, o.ffn_in_w),
+                    params + o.ffn_in_b, weight_at(a, params, o.ffn_out_w), params + o.ffn_out_b,
+                    N, H, FF);
         if (a->p_hidden > 0)
             dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_FFN_OUT);

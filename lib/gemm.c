@@ -95,6 +95,8 @@ typedef struct {
     int lda, ldb, ldc;
     float beta;
     int bias; /* an f32 bias row [N] added to every row of C */
+    int gelu; /* GELU applied to the result (after bias and sum) */
+    int c_bf16; /* C in bf16, else f32 */
     dnnl_primitive_t prim;
 } matmul_entry;
 
@@ -115,7 +117,7 @@ static _Thread_local matmul_entry cache[CACHE_SLOTS];
 static _Thread_local int cache_next;
 static _Thread_local bf16 *scratch_a, *scratch_b, *pad_a, *pad_b;
 static _Thread_local size_t cap_a, cap_b, cap_pad_a, cap_pad_b, cap_pad_c;
-static _Thread_local float *pad_c;
+static _Thread_local char *pad_c;
 
 static void *grow(void *buf, size_t *cap, size_t n, size_t size)
 {
@@ -158,7 +160,9 @@ static void describe(const matmul_entry *e, dnnl_dim_t M, dnnl_dim_t K, dnnl_mem
     dnnl_dims_t dst_strides = {e->ldc, 1};
     check(dnnl_memory_desc_init_by_strides(src, 2, src_dims, dnnl_bf16, src_strides), "src md");
     check(dnnl_memory_desc_init_by_strides(wei, 2, wei_dims, dnnl_bf16, wei_strides), "wei md");
-    check(dnnl_memory_desc_init_by_strides(dst, 2, dst_dims, dnnl_f32, dst_strides), "dst md");
+    check(dnnl_memory_desc_init_by_strides(dst, 2, dst_dims, e->c_bf16 ? dnnl_bf16 : dnnl_f32,
+                                           dst_strides),
+          "dst md");
 }
 
 static void entry_make(matmul_entry *e)
@@ -175,10 +179,14 @@ static void entry_make(matmul_entry *e)
           "matmul_desc_init");
     dnnl_primitive_attr_t attr;
     check(dnnl_primitive_attr_create(&attr), "attr_create");
-    if (e->beta != 0) {
+    if (e->beta != 0 || e->gelu) {
         dnnl_post_ops_t po;
         check(dnnl_post_ops_create(&po), "post_ops_create");
-        check(dnnl_post_ops_append_sum(po, e->beta), "append_sum");
+        if (e->beta != 0)
+            check(dnnl_post_ops_append_sum(po, e->beta), "append_sum");
+        if (e->gelu)
+            check(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f),
+                  "append_eltwise");
         check(dnnl_primitive_attr_set_post_ops(attr, po), "set_post_ops");
         dnnl_post_ops_destroy(po);
     }
@@ -195,7 +203,8 @@ static matmul_entry *lookup(const matmul_entry *want)
         matmul_entry *e = &cache[i];
         if (e->prim && e->ta == want->ta && e->tb == want->tb && e->M == want->M &&
             e->N == want->N && e->K == want->K && e->lda == want->lda && e->ldb == want->ldb &&
-            e->ldc == want->ldc && e->beta == want->beta && e->bias == want->bias)
+            e->ldc == want->ldc && e->beta == want->beta && e->bias == want->bias &&
+            e->gelu == want->gelu && e->c_bf16 == want->c_bf16)
             return e;
     }
     matmul_entry *e = &cache[cache_next];
@@ -208,7 +217,7 @@ static matmul_entry *lookup(const matmul_entry *want)
 }
 
 /* One product of shape at A, B, C (and bias, when the shape has one). */
-static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, float *C,
+static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, void *C,
                 const float *bias)
 {
     matmul_entry *e = lookup(shape);
@@ -236,10 +245,11 @@ static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, float *
 
 #ifdef BP_HAVE_DNNL
 /* gemm in bf16, and bias (NULL: none; only without ta) added to every row
- * of C. */
+ * of C; then, with gelu, GELU of every element.  C is f32, or bf16 with
+ * c_bf16. */
 static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
-                         int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C,
-                         int ldc, const float *bias)
+                         int lda, const float *B, const bf16 *B16, int ldb, float beta, void *C,
+                         int ldc, const float *bias, int gelu, int c_bf16)
 {
     if (M == 0 || N == 0)
         return;
@@ -248,15 +258,19 @@ static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, co
         check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream_create");
     A16 = operand(A, A16, ta ? K : M, ta ? M : K, &lda, &scratch_a, &cap_a);
     B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
-    matmul_entry shape = {ta, tb, M, N, K, lda, ldb, ldc, beta, bias != NULL, NULL};
+    matmul_entry shape = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
+                          .ldc = ldc, .beta = beta, .bias = bias != NULL, .gelu = gelu,
+                          .c_bf16 = c_bf16};
     if (ta && tb) {
         run(&shape, A16, B16, C, bias);
         return;
     }
     /* The token dimension: M (rows of A and C), or K (rows of A and B) in a
      * weight gradient (ta), whose blocks after the first add to C. */
+    size_t c_size = c_bf16 ? sizeof(bf16) : sizeof(float);
+    char *Cb = C;
     int along_k = ta, tokens = along_k ? K : M, done = 0;
-    size_t a_step = lda, b_step = along_k ? ldb : 0, c_step = along_k ? 0 : ldc;
+    size_t a_step = lda, b_step = along_k ? ldb : 0, c_step = along_k ? 0 : ldc * c_size;
     for (; done + BLOCK_ROWS <= tokens; done += BLOCK_ROWS) {
         if (along_k) {
             shape.K = BLOCK_ROWS;
@@ -264,7 +278,7 @@ static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, co
         } else {
             shape.M = BLOCK_ROWS;
         }
-        run(&shape, A16 + done * a_step, B16 + done * b_step, C + done * c_step, bias);
+        run(&shape, A16 + done * a_step, B16 + done * b_step, Cb + done * c_step, bias);
     }
     int rows = tokens - done, padded = (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
     if (!rows)
@@ -286,15 +300,16 @@ static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, co
     }
     /* C's remaining rows through scratch rows (with their old values when
      * they are added to). */
-    float *c = C + done * c_step;
-    pad_c = grow(pad_c, &cap_pad_c, (size_t)padded * N, sizeof *pad_c);
+    char *c = Cb + done * c_step;
+    size_t row_bytes = N * c_size;
+    pad_c = grow(pad_c, &cap_pad_c, (size_t)padded * row_bytes, 1);
     for (int r = 0; r < rows && beta != 0; r++)
-        memcpy(pad_c + (size_t)r * N, c + (size_t)r * ldc, N * sizeof *pad_c);
+        memcpy(pad_c + r * row_bytes, c + r * ldc * c_size, row_bytes);
     shape.M = padded;
     shape.ldc = N;
     run(&shape, pad_a, B16, pad_c, bias);
     for (int r = 0; r < rows; r++)
-        memcpy(c + (size_t)r * ldc, pad_c + (size_t)r * N, N * sizeof *c);
+        memcpy(c + r * ldc * c_size, pad_c + r * row_bytes, row_bytes);
 }
 #endif
 
@@ -309,12 +324,12 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
 #ifndef BP_HAVE_DNNL
     die("gemm: bf16 products need oneDNN, and this build has none");
 #else
-    product_bf16(ta, tb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc, NULL);
+    product_bf16(ta, tb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc, NULL, 0, 0);
 #endif
 }
 
-void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, int lda, const float *B,
-               const bf16 *B16, int ldb, const float *bias, float *C, int ldc)
+void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
+               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc)
 {
     if (p == GEMM_FP32) {
         /* OpenBLAS has no bias: C starts as it, and the product adds to it. */
@@ -329,6 +344,16 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, int lda, c
     die("gemm: bf16 products need oneDNN, and this build has none");
 #else
     /* oneDNN adds the bias as it writes C: one pass over C less. */
-    product_bf16(0, 1, M, N, K, A, NULL, lda, B, B16, ldb, 0.0f, C, ldc, bias);
+    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0);
+#endif
+}
+
+void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, int lda, const float *B,
+                         const bf16 *B16, int ldb, const float *bias, bf16 *C16, int ldc)
+{
+#ifndef BP_HAVE_DNNL
+    die("gemm: bf16 products need oneDNN, and this build has none");
+#else
+    product_bf16(0, 1, M, N, K, A, NULL, lda, B, B16, ldb, 0.0f, C16, ldc, bias, 1, 1);
 #endif
 }

@@ -33,8 +33,16 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
           int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc);
 
 /* C[M, N] = A[M, K] B[N, K]^T + bias[N] on every row (a dense layer's
- * forward product); B16 as for gemm. */
-void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, int lda, const float *B,
-               const bf16 *B16, int ldb, const float *bias, float *C, int ldc);
+ * forward product); A16 and B16 as for gemm. */
+void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
+               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc);
+
+/* C16[M, N] = GELU(A[M, K] B[N, K]^T + bias[N]) rounded to bf16, in bf16
+ * products: a dense layer and its activation in one pass, the result ready
+ * as the next product's operand (inference, where nothing needs the values
+ * before the GELU).  GELU is oneDNN's erf form (gelu_erf).  B16 as for
+ * gemm. */
+void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, int lda, const float *B,
+                         const bf16 *B16, int ldb, const float *bias, bf16 *C16, int ldc);
 
 #endif

@@ -1,0 +1,116 @@
+/* gemm - the dense layers' products of gemm.h against a float64 reference:
+ * gemm_bias in fp32 and bf16, and gemm_bias_gelu_bf16 (bias and GELU
+ * applied by oneDNN, the result rounded to bf16), at row counts below, at
+ * and across the bf16 products' blocks of 256 rows.  The bf16 reference is
+ * computed from the operands rounded to bf16 as the products take them, so
+ * what remains is fp32 accumulation (and, with GELU, the rounding of the
+ * result to bf16: 2^-8 of it).  The bf16 tests skip, saying why, where the
+ * CPU has no AVX512_BF16. */
+#include "../tap.h"
+#include "gemm.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { N = 72, K = 40 };
+
+static double round_bf16(float x)
+{
+    bf16 h;
+    bf16_from_float(&h, &x, 1);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static double gelu(double x)
+{
+    return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+}
+
+/* The worst |got - want| / (allow_rel |want| + allow_abs scale) over C. */
+static double worst(const float *got, const double *want, int M, double scale, double allow_rel,
+                    double allow_abs)
+{
+    double w = 0;
+    for (int i = 0; i < M * N; i++) {
+        double e = fabs(got[i] - want[i]) / (allow_rel * fabs(want[i]) + allow_abs * scale);
+        w = e > w ? e : w;
+    }
+    return w;
+}
+
+int main(void)
+{
+    util_init("gemm");
+    const char *why;
+    int bf16_here = gemm_bf16_available(&why);
+    if (!bf16_here)
+        diag("bf16 products unavailable (%s): fp32 only", why);
+    const int rows[] = {1, 37, 256, 300, 513};
+    float *B = xmallocarray((size_t)N * K, sizeof *B), bias[N];
+    bf16 *B16 = xmallocarray((size_t)N * K, sizeof *B16);
+    uint64_t state = 12345;
+    for (int i = 0; i < N * K; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        B[i] = (float)((double)(state >> 11) / (double)(1ULL << 53) - 0.5);
+    }
+    for (int j = 0; j < N; j++)
+        bias[j] = 0.05f * (float)(j % 7) - 0.15f;
+    bf16_from_float(B16, B, (size_t)N * K);
+    for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+        int M = rows[r];
+        float *A = xmallocarray((size_t)M * K, sizeof *A), *C = xmallocarray((size_t)M * N, sizeof *C);
+        bf16 *C16 = xmallocarray((size_t)M * N, sizeof *C16);
+        double *want = xmallocarray((size_t)M * N, sizeof *want);
+        double *want16 = xmallocarray((size_t)M * N, sizeof *want16);
+        for (int i = 0; i < M * K; i++)
+            A[i] = (float)sin(0.37 * i + M);
+        /* scale: the largest sum of |a| |b| of a result */
+        double scale = 0;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double s = bias[j], s16 = bias[j], mag = 0;
+                for (int k = 0; k < K; k++) {
+                    s += (double)A[i * K + k] * B[j * K + k];
+                    s16 += round_bf16(A[i * K + k]) * round_bf16(B[j * K + k]);
+                    mag += fabs((double)A[i * K + k] * B[j * K + k]);
+                }
+                want[i * N + j] = s;
+                want16[i * N + j] = s16;
+                scale = mag > scale ? mag : scale;
+            }
+
+        gemm_bias(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N);
+        double e = worst(C, want, M, scale, 0, 1e-6);
+        ok(e <= 1, "fp32 gemm_bias, %d rows: within 1e-6 of the largest |a||b| sum (%.3g of it)",
+           M, e);
+        if (!bf16_here) {
+            free(A), free(C), free(C16), free(want), free(want16);
+            continue;
+        }
+        gemm_bias(GEMM_BF16, M, N, K, A, NULL, K, B, B16, K, bias, C, N);
+        e = worst(C, want16, M, scale, 0, 1e-6);
+        ok(e <= 1, "bf16 gemm_bias, %d rows: within 1e-6 of the largest |a||b| sum of the "
+           "bf16 operands' product (%.3g of it)", M, e);
+
+        gemm_bias_gelu_bf16(M, N, K, A, K, B, B16, K, bias, C16, N);
+        for (int i = 0; i < M * N; i++) {
+            uint32_t u = (uint32_t)C16[i] << 16;
+            memcpy(&C[i], &u, sizeof u);
+            want16[i] = gelu(want16[i]);
+        }
+        /* bf16 keeps 8 significant bits: half a unit is 2^-9 of the value */
+        e = worst(C, want16, M, scale, 1.0 / 256, 2e-6);
+        ok(e <= 1, "gemm_bias_gelu_bf16, %d rows: GELU within 2^-8 of the value + 2e-6 of "
+           "the largest |a||b| sum (%.3g of it)", M, e);
+        free(A), free(C), free(C16), free(want), free(want16);
+    }
+    free(B);
+    free(B16);
+    done_testing();
+    return tap_failed ? 1 : 0;
+}
