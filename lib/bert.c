@@ -218,12 +218,27 @@ MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, c
     *rstd = (float)s;
 }
 
-static void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
+/* x += res, one row. */
+MULTIVERSIONED static void residual_row(float *restrict x, const float *restrict res, int H)
+{
+#pragma omp simd
+    for (int j = 0; j < H; j++)
+        x[j] += res[j];
+}
+
+/* out = LayerNorm(in), after in += res (the residual; NULL: none) in place:
+ * each row is added while it is in the cache for its statistics, and the
+ * sum stays in in, the LayerNorm's input that the backward pass needs. */
+static void layernorm_forward(float *out, float *mean, float *rstd, float *in, const float *res,
                               const float *w, const float *b, int n, int H, double eps)
 {
 #pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
-    for (int r = 0; r < n; r++)
-        layernorm_row(out + (size_t)r * H, mean + r, rstd + r, in + (size_t)r * H, w, b, H, eps);
+    for (int r = 0; r < n; r++) {
+        float *x = in + (size_t)r * H;
+        if (res)
+            residual_row(x, res + (size_t)r * H, H);
+        layernorm_row(out + (size_t)r * H, mean + r, rstd + r, x, w, b, H, eps);
+    }
 }
 
 /* din = d LayerNorm / d in (overwritten); dw, db accumulate.  xhat [n, H]
@@ -382,13 +397,6 @@ static void dropout_backward(float *dx, const float *dy, const uint8_t *keep, si
 #pragma omp parallel for schedule(static) if (worth_threads(n))
     for (size_t i = 0; i < n; i++)
         dx[i] = keep[i] ? dy[i] * scale : 0.0f;
-}
-
-static void residual_forward(float *x, const float *res, size_t n)
-{
-#pragma omp parallel for schedule(static) if (worth_threads(n))
-    for (size_t i = 0; i < n; i++)
-        x[i] += res[i];
 }
 
 /* Attention's products are matrix products per sequence and head, each
@@ -911,14 +919,14 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
 
     a->p_hidden = dropout ? c->hidden_dropout : 0;
     a->p_attn = dropout ? c->attn_dropout : 0;
-    size_t off[P_COUNT + 1], nH = (size_t)N * H;
+    size_t off[P_COUNT + 1];
     bert_param_offsets(c, off);
 
     embedding_forward(a->emb, a->ids, a->pos, N, params + off[P_WORD_EMB], params + off[P_POS_EMB],
                       c->type_vocab ? params + off[P_TYPE_EMB] : NULL, H);
     if (a->relvec)
         relative_bias_forward(a->relvec, params + off[P_REL_BIAS], heads, a->max_len);
-    layernorm_forward(a->hidden[0], a->emb_mean, a->emb_rstd, a->emb, params + off[P_EMB_LN_W],
+    layernorm_forward(a->hidden[0], a->emb_mean, a->emb_rstd, a->emb, NULL, params + off[P_EMB_LN_W],
                       params + off[P_EMB_LN_B], N, H, c->ln_eps);
     if (a->p_hidden > 0)
         dropout_forward(a->hidden[0], a->emb_keep, a->start, B, H, a->p_hidden, dropout, 0,
@@ -937,8 +945,7 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         if (a->p_hidden > 0)
             dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_ATTENTION_OUT);
-        residual_forward(la->ln1_in, x, nH);
-        layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in,
+        layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in, x,
                           params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
         ffn_forward(a, la->ln2_in, la->ffn_pre, la->ln1_out, weight_at(a, params, o.ffn_in_w),
                     params + o.ffn_in_b, weight_at(a, params, o.ffn_out_w), params + o.ffn_out_b,
@@ -946,8 +953,7 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         if (a->p_hidden > 0)
             dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_FFN_OUT);
-        residual_forward(la->ln2_in, la->ln1_out, nH);
-        layernorm_forward(a->hidden[l + 1], la->ln2_mean, la->ln2_rstd, la->ln2_in,
+        layernorm_forward(a->hidden[l + 1], la->ln2_mean, la->ln2_rstd, la->ln2_in, la->ln1_out,
                           params + o.ffn_ln_w, params + o.ffn_ln_b, N, H, c->ln_eps);
     }
 }
