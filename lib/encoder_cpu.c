@@ -206,7 +206,7 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     /* fp32 unless asked: the default bf16 is the GPU's. */
     c->bf16 = s->precision_given && s->precision == PRECISION_BF16 && gemm_bf16_available(NULL);
     if (c->bf16)
-        c->params16 = xmallocarray(m->nparams, sizeof *c->params16);
+        c->params16 = xcalloc_prefaulted(m->nparams, sizeof *c->params16);
     if (!s->training) {
         e->params = m->params; /* read only */
         refresh_bf16(c);
@@ -215,11 +215,11 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     if (s->max_sequences < 1 || s->max_len < 1)
         die("encoder: training needs max_sequences and max_len");
     size_t n = e->nparams, H = m->cfg.hidden;
-    e->params = xcalloc(n, sizeof *e->params);
+    e->params = xcalloc_prefaulted(n, sizeof *e->params);
     memcpy(e->params, m->params, m->nparams * sizeof *e->params);
-    e->grads = xcalloc(n, sizeof *e->grads);
-    c->moment1 = xcalloc(n, sizeof *c->moment1);
-    c->moment2 = xcalloc(n, sizeof *c->moment2);
+    e->grads = xcalloc_prefaulted(n, sizeof *e->grads);
+    c->moment1 = xcalloc_prefaulted(n, sizeof *c->moment1);
+    c->moment2 = xcalloc_prefaulted(n, sizeof *c->moment2);
     e->pooled = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled);
     e->pooled_grad = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled_grad);
     c->train_acts = acts_new(c, s->max_sequences, s->max_len, 1);

@@ -386,7 +386,7 @@ void model_load(bert_model *m, const char *dir)
     model_load_meta(m, dir);
     size_t off[P_COUNT + 1];
     m->nparams = bert_param_offsets(&m->cfg, off);
-    m->params = xcalloc(m->nparams, sizeof *m->params); /* zero: a missing pooler stays 0 */
+    m->params = xcalloc_prefaulted(m->nparams, sizeof *m->params); /* zero: a missing pooler stays 0 */
     char *st_path = path_join(m->transformer_dir, "model.safetensors");
     char *bin_path = path_join(m->transformer_dir, "pytorch_model.bin");
     if (file_exists(st_path)) {

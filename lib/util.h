@@ -56,6 +56,10 @@ void print_version(void);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+/* xcalloc for a large buffer about to be written in full (a model's
+ * parameters): its pages mapped in one system call, where a page fault per
+ * 4 KB cost 0.2 s of loading a 400 MB model. */
+void *xcalloc_prefaulted(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 /* Allocation of n * size bytes that dies on overflow. */
