@@ -304,12 +304,12 @@ static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, co
     size_t row_bytes = N * c_size;
     pad_c = grow(pad_c, &cap_pad_c, (size_t)padded * row_bytes, 1);
     for (int r = 0; r < rows && beta != 0; r++)
-        memcpy(pad_c + r * row_bytes, c + r * ldc * c_size, row_bytes);
+        memcpy(pad_c + r * row_bytes, c + (size_t)r * ldc * c_size, row_bytes);
     shape.M = padded;
     shape.ldc = N;
     run(&shape, pad_a, B16, pad_c, bias);
     for (int r = 0; r < rows; r++)
-        memcpy(c + r * ldc * c_size, pad_c + r * row_bytes, row_bytes);
+        memcpy(c + (size_t)r * ldc * c_size, pad_c + r * row_bytes, row_bytes);
 }
 #endif
 
