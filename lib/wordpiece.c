@@ -214,6 +214,11 @@ static void vocab_add(wordpiece *wp, const char *tok, size_t n, int32_t id)
 {
     if (n > UINT32_MAX / 2)
         die("vocabulary token too long");
+    if (n == 0) { /* an empty token matches no piece: only its id counts */
+        if (id >= wp->vocab_size)
+            wp->vocab_size = id + 1;
+        return;
+    }
     uint32_t h = fnv(FNV_BASIS, tok, n);
     uint32_t mask = (1u << wp->bits) - 1;
     for (uint32_t i = slot_index(wp, h);; i = (i + 1) & mask) {
@@ -387,7 +392,18 @@ static void add_token(wordpiece *wp, const char *source, const char *text, int32
         die("%s: added token \"%s\" does not start with ASCII punctuation (not supported)", source,
             text);
     wp->added[wp->n_added++] = (added_token){xstrdup(text), (uint32_t)n, id, normalized};
+    if (id >= wp->vocab_size) /* added tokens may extend the vocabulary */
+        wp->vocab_size = id + 1;
     wp->added_first[c] = 1;
+}
+
+/* A framing token's id in tokenizer.json's post_processor (an integer). */
+static int32_t framing_id(const char *path, json_t *v)
+{
+    json_int_t id = json_integer_value(v);
+    if (id < 0 || id >= INT32_MAX)
+        die("%s: post_processor: token id %" JSON_INTEGER_FORMAT " out of range", path, id);
+    return (int32_t)id;
 }
 
 /* tokenizer.json: refuse what is not BERT's WordPiece pipeline; take its
@@ -439,8 +455,8 @@ static void load_tokenizer_pipeline(wordpiece *wp, const char *path, const char 
                 die("%s: post_processor: cls and sep must be [text, id]", path);
             specials[CLS] = json_string_value(json_array_get(c, 0));
             specials[SEP] = json_string_value(json_array_get(sp, 0));
-            *cls_id = (int32_t)json_integer_value(json_array_get(c, 1));
-            *sep_id = (int32_t)json_integer_value(json_array_get(sp, 1));
+            *cls_id = framing_id(path, json_array_get(c, 1));
+            *sep_id = framing_id(path, json_array_get(sp, 1));
         } else if (ptype && !strcmp(ptype, "TemplateProcessing")) {
             json_t *single = json_object_get(post, "single");
             const char *first = json_string_value(
@@ -461,8 +477,8 @@ static void load_tokenizer_pipeline(wordpiece *wp, const char *path, const char 
                     first, last);
             specials[CLS] = first;
             specials[SEP] = last;
-            *cls_id = (int32_t)json_integer_value(json_array_get(fi, 0));
-            *sep_id = (int32_t)json_integer_value(json_array_get(la, 0));
+            *cls_id = framing_id(path, json_array_get(fi, 0));
+            *sep_id = framing_id(path, json_array_get(la, 0));
         } else {
             die("%s: post_processor \"%s\" is not supported (BertProcessing, RobertaProcessing, "
                 "TemplateProcessing)", path, ptype ? ptype : "?");
@@ -483,9 +499,15 @@ static int32_t special_lookup(const wordpiece *wp, const char *text)
     return lookup(wp, fnv(FNV_BASIS, text, strlen(text)), text, strlen(text), 0);
 }
 
+/* The tokenizer being loaded.  A load that dies under a die handler that
+ * carries on (the fuzz harness's) leaves it here, and the next load frees
+ * it, rather than a few KB abandoned per bad tokenizer. */
+static wordpiece *loading;
+
 wordpiece *wp_load(const char *model_dir, const char *vocab_path)
 {
-    wordpiece *wp = xcalloc(1, sizeof *wp);
+    wp_free(loading);
+    wordpiece *wp = loading = xcalloc(1, sizeof *wp);
     wp->lowercase = wp->strip_accents = 1;
     const char *source = vocab_path;
     char *owned = NULL, *tok_json = NULL;
@@ -537,6 +559,10 @@ wordpiece *wp_load(const char *model_dir, const char *vocab_path)
     if (cls_id < 0 || sep_id < 0 || wp->unk_id < 0)
         die("%s: vocabulary lacks %s, %s or %s", source, specials[CLS] ? specials[CLS] : "cls_token",
             specials[SEP] ? specials[SEP] : "sep_token", specials[UNK] ? specials[UNK] : "unk_token");
+    if (cls_id >= wp->vocab_size || sep_id >= wp->vocab_size) /* post_processor's ids */
+        die("%s: post_processor: id %d of %s is not a token (the vocabulary has ids 0 to %d)",
+            tok_json, cls_id >= wp->vocab_size ? cls_id : sep_id,
+            cls_id >= wp->vocab_size ? specials[CLS] : specials[SEP], wp->vocab_size - 1);
     wp->cls_id = cls_id;
     wp->sep_id = sep_id;
     free(owned);
@@ -547,6 +573,7 @@ wordpiece *wp_load(const char *model_dir, const char *vocab_path)
 
     for (int c = 0; c < 128; c++)
         wp->ascii_map[c] = wp->lowercase && c >= 'A' && c <= 'Z' ? c + 32 : c;
+    loading = NULL;
     return wp;
 }
 

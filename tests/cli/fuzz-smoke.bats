@@ -33,4 +33,5 @@ smoke() {
 @test "fuzz smoke: torch .bin reader" { smoke torchbin; }
 @test "fuzz smoke: config.json" { smoke config; }
 @test "fuzz smoke: WordPiece tokenizer" { smoke wordpiece; }
+@test "fuzz smoke: tokenizer.json" { smoke tokenizer_json; }
 @test "fuzz smoke: nli-filter row parser" { smoke nli; }

@@ -167,6 +167,34 @@ print(shapes)' >shapes
     diff want got
 }
 
+@test "tokenizer.json: framing ids that are not tokens are refused; an empty token is harmless" {
+    mkdir pp
+    python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))
+n = max(t["model"]["vocab"].values()) + 1
+for name, sep in (("over", n), ("negative", -1)):
+    t["post_processor"] = {"type": "BertProcessing", "sep": ["[SEP]", sep], "cls": ["[CLS]", 101]}
+    json.dump(t, open(f"pp/{name}.json", "w"))
+t["post_processor"] = None
+t["model"]["vocab"][""] = n
+json.dump(t, open("pp/empty.json", "w"))
+print(n)' "$TINY/tokenizer.json" >n
+    n=$(cat n)
+    mkdir m
+    cp pp/over.json m/tokenizer.json
+    run -1 wp-tokenize -m m
+    [ "$output" = "wp-tokenize: m/tokenizer.json: post_processor: id $n of [SEP] is not a token (the vocabulary has ids 0 to $((n - 1)))" ]
+    cp pp/negative.json m/tokenizer.json
+    run -1 wp-tokenize -m m
+    [ "$output" = "wp-tokenize: m/tokenizer.json: post_processor: token id -1 out of range" ]
+    cp pp/empty.json m/tokenizer.json
+    printf 'an empty token matches nothing\n' >t.txt
+    wp-tokenize -m m t.txt >empty.npy
+    wp-tokenize -v "$VOCAB" t.txt >vocab.npy
+    cmp empty.npy vocab.npy
+}
+
 @test "rows with different numbers of columns: error naming file and line" {
     printf 'a\tb\nc\td\ne\n' >uneven.tsv
     run -1 wp-tokenize -v "$VOCAB" uneven.tsv

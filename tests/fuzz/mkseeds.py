@@ -86,6 +86,39 @@ def main():
     put("wordpiece", "short", b"\x01hello world again")
     put("wordpiece", "invalid", b"\x20ok \xc3\x28 \xed\xa0\x80")
 
+    # tokenizer.json, alone in a model directory (no vocab.txt)
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>",
+                                         "<pad>", "hello", "world", ",", "!", "caf", "##e", "a",
+                                         "b", "c", "##ing", "日", "本"])}
+    added = [{"id": vocab[t], "content": t, "single_word": False, "lstrip": False,
+              "rstrip": False, "normalized": False, "special": True}
+             for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")]
+    bert = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+            "normalizer": {"type": "BertNormalizer", "clean_text": True,
+                           "handle_chinese_chars": True, "strip_accents": None, "lowercase": True},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {"type": "TemplateProcessing",
+                               "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                                          {"Sequence": {"id": "A", "type_id": 0}},
+                                          {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                               "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                                                  "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+            "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                      "max_input_chars_per_word": 100, "vocab": vocab}}
+    put("tokenizer_json", "bert-template", json.dumps(bert, indent=1, ensure_ascii=False))
+    mpnet_vocab = dict(vocab, **{"<mask>": 20})
+    mpnet_tok = dict(bert, added_tokens=[dict(a, content=t, id=mpnet_vocab[t]) for a, t in
+                                         zip(added, ("<s>", "<pad>", "</s>", "[UNK]", "<mask>"))],
+                     post_processor={"type": "RobertaProcessing", "sep": ["</s>", 6],
+                                     "cls": ["<s>", 5], "trim_offsets": True,
+                                     "add_prefix_space": False},
+                     model=dict(bert["model"], vocab=mpnet_vocab))
+    put("tokenizer_json", "mpnet-roberta", json.dumps(mpnet_tok, ensure_ascii=False))
+    put("tokenizer_json", "minimal", json.dumps({"model": {"vocab": {"[UNK]": 0, "[CLS]": 1,
+                                                                      "[SEP]": 2, "x": 3}}}))
+    put("tokenizer_json", "bpe", json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}}}))
+
     # nli-filter rows
     put("nli", "snli", json.dumps({"gold_label": "entailment", "sentence1": "A man plays.",
                                    "sentence2": "Someone plays.", "annotator_labels": ["entailment"]})
