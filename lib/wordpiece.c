@@ -158,7 +158,8 @@ struct wordpiece {
     added_token added[MAX_ADDED];
     int n_added;
     unsigned char added_first[128]; /* ASCII bytes that start an added token */
-    json_t *json_roots[3];          /* while loading: the files the special tokens' texts are in */
+    json_t *json_roots[3]; /* while loading: tokenizer_config.json, special_tokens_map.json and
+                            * tokenizer.json, which the special tokens' texts point into */
     unsigned char ascii_class[128];
     char ascii_map[128]; /* ASCII after lowercasing (when on) */
 };
@@ -301,10 +302,10 @@ static json_t *load_json(const char *path, size_t flags)
     return j;
 }
 
-/* The vocabulary of a tokenizer.json: model.vocab, an object token -> id. */
-static void load_tokenizer_json(wordpiece *wp, const char *path)
+/* The vocabulary of a tokenizer.json (root, read from path): model.vocab,
+ * an object token -> id. */
+static void load_tokenizer_json(wordpiece *wp, const char *path, json_t *root)
 {
-    json_t *root = load_json(path, 0);
     json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
     if (!json_is_object(vocab))
         die("%s: no model.vocab object", path);
@@ -317,7 +318,6 @@ static void load_tokenizer_json(wordpiece *wp, const char *path)
             die("%s: model.vocab: bad id for token '%s'", path, tok);
         vocab_add(wp, tok, strlen(tok), id);
     }
-    json_decref(root);
 }
 
 /* A special token's text in tokenizer_config.json or special_tokens_map.json:
@@ -408,10 +408,10 @@ static int32_t framing_id(const char *path, json_t *v)
 
 /* tokenizer.json: refuse what is not BERT's WordPiece pipeline; take its
  * added tokens, its [UNK] and its framing (cls and sep texts and ids). */
-static void load_tokenizer_pipeline(wordpiece *wp, const char *path, const char *specials[N_SPECIAL],
-                                    int32_t *cls_id, int32_t *sep_id)
+static void load_tokenizer_pipeline(wordpiece *wp, const char *path, json_t *root,
+                                    const char *specials[N_SPECIAL], int32_t *cls_id,
+                                    int32_t *sep_id)
 {
-    json_t *root = load_json(path, 0);
     json_t *model = json_object_get(root, "model");
     const char *type = json_string_value(json_object_get(model, "type"));
     if (type && strcmp(type, "WordPiece"))
@@ -484,8 +484,6 @@ static void load_tokenizer_pipeline(wordpiece *wp, const char *path, const char 
                 "TemplateProcessing)", path, ptype ? ptype : "?");
         }
     }
-    /* Our specials point into root: it lives as long as the tokenizer. */
-    wp->json_roots[2] = root;
 }
 
 /* Id of a special token's text: an added token's, else the vocabulary's (-1). */
@@ -499,9 +497,10 @@ static int32_t special_lookup(const wordpiece *wp, const char *text)
     return lookup(wp, fnv(FNV_BASIS, text, strlen(text)), text, strlen(text), 0);
 }
 
-/* The tokenizer being loaded.  A load that dies under a die handler that
- * carries on (the fuzz harness's) leaves it here, and the next load frees
- * it, rather than a few KB abandoned per bad tokenizer. */
+/* The tokenizer being loaded, with every JSON tree it has read.  A load
+ * that dies under a die handler that carries on (the fuzz harness's)
+ * leaves it here, and the next load frees it, rather than a few KB
+ * abandoned per bad tokenizer. */
 static wordpiece *loading;
 
 wordpiece *wp_load(const char *model_dir, const char *vocab_path)
@@ -535,14 +534,18 @@ wordpiece *wp_load(const char *model_dir, const char *vocab_path)
             owned = xstrdup(tok_json);
             if (!file_exists(owned))
                 die("%s: no vocab.txt or tokenizer.json", model_dir);
-            load_tokenizer_json(wp, owned);
+            wp->json_roots[2] = load_json(tok_json, 0);
+            load_tokenizer_json(wp, owned, wp->json_roots[2]);
         } else {
             load_vocab_txt(wp, owned);
         }
         source = owned;
         load_tokenizer_config(wp, model_dir, specials, wp->json_roots);
-        if (file_exists(tok_json))
-            load_tokenizer_pipeline(wp, tok_json, specials, &cls_id, &sep_id);
+        if (file_exists(tok_json)) {
+            if (!wp->json_roots[2]) /* read once, for the vocabulary too when it is there */
+                wp->json_roots[2] = load_json(tok_json, 0);
+            load_tokenizer_pipeline(wp, tok_json, wp->json_roots[2], specials, &cls_id, &sep_id);
+        }
     }
     if (!wp->n_added) /* no tokenizer.json: the special tokens are the added ones */
         for (int i = 0; i < N_SPECIAL; i++) {
@@ -585,6 +588,8 @@ void wp_free(wordpiece *wp)
     free(wp->pool);
     for (int i = 0; i < wp->n_added; i++)
         free(wp->added[i].text);
+    for (int i = 0; i < 3; i++) /* a load that died (after one, none) */
+        json_decref(wp->json_roots[i]);
     free(wp);
 }
 
