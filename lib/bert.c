@@ -197,10 +197,14 @@ static void embedding_backward(float *dword, float *dposition, float *dtype, con
     }
 }
 
-/* One row: out = (x - mean) / sqrt(var + eps) * w + b, statistics in double. */
-MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, const float *x,
-                                         const float *w, const float *b, int H, double eps)
+/* One row: x += res (NULL: none), then out = (x - mean) / sqrt(var + eps)
+ * * w + b, statistics in double. */
+MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, float *x,
+                                         const float *res, const float *w, const float *b, int H,
+                                         double eps)
 {
+    if (res)
+        axpy(x, 1.0f, res, H);
     double m = 0, v = 0;
 #pragma omp simd reduction(+ : m)
     for (int j = 0; j < H; j++)
@@ -218,14 +222,6 @@ MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, c
     *rstd = (float)s;
 }
 
-/* x += res, one row. */
-MULTIVERSIONED static void residual_row(float *restrict x, const float *restrict res, int H)
-{
-#pragma omp simd
-    for (int j = 0; j < H; j++)
-        x[j] += res[j];
-}
-
 /* out = LayerNorm(in), after in += res (the residual; NULL: none) in place:
  * each row is added while it is in the cache for its statistics, and the
  * sum stays in in, the LayerNorm's input that the backward pass needs. */
@@ -233,12 +229,9 @@ static void layernorm_forward(float *out, float *mean, float *rstd, float *in, c
                               const float *w, const float *b, int n, int H, double eps)
 {
 #pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
-    for (int r = 0; r < n; r++) {
-        float *x = in + (size_t)r * H;
-        if (res)
-            residual_row(x, res + (size_t)r * H, H);
-        layernorm_row(out + (size_t)r * H, mean + r, rstd + r, x, w, b, H, eps);
-    }
+    for (int r = 0; r < n; r++)
+        layernorm_row(out + (size_t)r * H, mean + r, rstd + r, in + (size_t)r * H,
+                      res ? res + (size_t)r * H : NULL, w, b, H, eps);
 }
 
 /* din = d LayerNorm / d in (overwritten); dw, db accumulate.  xhat [n, H]
