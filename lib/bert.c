@@ -90,15 +90,6 @@ static int worth_threads(size_t elements)
 /* Loops over contiguous elements hand threads chunks of this many. */
 enum { ELEMENT_CHUNK = 8192 };
 
-static inline float dot(const float *a, const float *b, int n)
-{
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
 static inline void axpy(float *y, float alpha, const float *x, int n)
 {
 #pragma omp simd
@@ -205,15 +196,7 @@ MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, f
 {
     if (res)
         axpy(x, 1.0f, res, H);
-    double m = 0, v = 0;
-#pragma omp simd reduction(+ : m)
-    for (int j = 0; j < H; j++)
-        m += x[j];
-    m /= H;
-#pragma omp simd reduction(+ : v)
-    for (int j = 0; j < H; j++)
-        v += (x[j] - m) * (x[j] - m);
-    v /= H;
+    double m = sum_fixed(x, H) / H, v = squared_deviations_fixed(x, m, H) / H;
     double s = 1.0 / sqrt(v + eps);
 #pragma omp simd
     for (int j = 0; j < H; j++)
@@ -442,11 +425,7 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
     for (int r = 0; r < rows; r++) {
         int i = i0 + r;
         float *row = P + (size_t)r * n;
-        double sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < n; j++)
-            sum += row[j];
-        float inv = (float)(1.0 / sum);
+        float inv = (float)(1.0 / sum_fixed(row, n));
 #pragma omp simd
         for (int j = 0; j < n; j++)
             row[j] *= inv;
@@ -558,11 +537,7 @@ MULTIVERSIONED static void attention_head_backward(float *dq, float *dk, float *
             for (int j = 0; j < n; j++)
                 dp[j] = kr[j] ? dp[j] * drop_scale : 0.0f;
         }
-        double sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int j = 0; j < n; j++)
-            sum += (double)row[j] * dp[j];
-        float fsum = (float)sum;
+        float fsum = (float)dot_fixed(row, dp, n);
         if (drel) {
             double *drel_i = drel - i; /* drel_i[j] = drel[j - i] */
 #pragma omp simd

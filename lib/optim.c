@@ -82,11 +82,7 @@ void adam_step(const adam_config *c, const optim_range *r, int nr, float *params
 /* x[0]^2 + ... + x[n-1]^2 in double. */
 MULTIVERSIONED static double sum_of_squares(const float *x, size_t n)
 {
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (size_t i = 0; i < n; i++)
-        s += (double)x[i] * x[i];
-    return s;
+    return dot_fixed(x, x, n);
 }
 
 /* Squares are summed over fixed chunks in parallel, then the chunk sums in

@@ -17,6 +17,70 @@
 #define MULTIVERSIONED
 #endif
 
+/* Sums in double, in a fixed order: eight partial sums, lane l taking
+ * elements l, l + 8, l + 16, ..., added pairwise at the end.  A reduction
+ * clause would let the compiler choose the order, which then differs with
+ * the vector width and between builds (-O1, a sanitizer's); these give the
+ * same bits in every build.  GCC's vector types are elementwise, lowered to
+ * what the target has; always_inline compiles them into the caller's
+ * instruction set. */
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef double f64x8 __attribute__((vector_size(64)));
+
+#define LOAD_F64X8(v, x)                                                                         \
+    do {                                                                                         \
+        f32x8 f_;                                                                                \
+        __builtin_memcpy(&f_, (x), sizeof f_);                                                   \
+        (v) = __builtin_convertvector(f_, f64x8);                                                \
+    } while (0)
+#define LANES_TOTAL(s) ((((s)[0] + (s)[4]) + ((s)[2] + (s)[6])) + (((s)[1] + (s)[5]) + ((s)[3] + (s)[7])))
+
+/* x[0] + ... + x[n-1] */
+__attribute__((always_inline)) static inline double sum_fixed(const float *x, size_t n)
+{
+    f64x8 s = {0}, v;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        LOAD_F64X8(v, x + i);
+        s += v;
+    }
+    for (; i < n; i++)
+        s[i % 8] += x[i];
+    return LANES_TOTAL(s);
+}
+
+/* a[0] b[0] + ... + a[n-1] b[n-1], each product in double */
+__attribute__((always_inline)) static inline double dot_fixed(const float *a, const float *b,
+                                                              size_t n)
+{
+    f64x8 s = {0}, u, v;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        LOAD_F64X8(u, a + i);
+        LOAD_F64X8(v, b + i);
+        s += u * v;
+    }
+    for (; i < n; i++)
+        s[i % 8] += (double)a[i] * b[i];
+    return LANES_TOTAL(s);
+}
+
+/* (x[0] - m)^2 + ... + (x[n-1] - m)^2 */
+__attribute__((always_inline)) static inline double squared_deviations_fixed(const float *x,
+                                                                             double m, size_t n)
+{
+    f64x8 s = {0}, v;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        LOAD_F64X8(v, x + i);
+        v -= m;
+        s += v * v;
+    }
+    for (; i < n; i++)
+        s[i % 8] += (x[i] - m) * (x[i] - m);
+    return LANES_TOTAL(s);
+}
+
 /* exp_approx and erf_approx are static inline, so that they are compiled
  * into each caller's instruction set.  Build with -fno-trapping-math, which
  * lets GCC if-convert the clamps. */

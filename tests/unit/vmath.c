@@ -1,7 +1,9 @@
 /* vmath.h's exp and erf against libm's double exp and erf: the error bounds
  * the header states, over dense grids, in the baseline build and, where the
  * CPU has them, compiled for AVX2 + FMA and AVX-512 as bert.c's kernels are;
- * and the edges (clamped inputs, infinities, NaN, symmetry). */
+ * and the edges (clamped inputs, infinities, NaN, symmetry).  Its
+ * fixed-order sums against the same order written out in scalar code (the
+ * same bits), and against long double in every build. */
 #include "../tap.h"
 #include "vmath.h"
 
@@ -42,6 +44,57 @@ ERROR_SCAN(scan_avx2, __attribute__((target("arch=x86-64-v3"))))
 ERROR_SCAN(scan_avx512, __attribute__((target("arch=x86-64-v4"))))
 #endif
 
+/* The fixed-order sums of x (and y), scalar: lane l sums elements l, l + 8,
+ * ..., the lanes added as LANES_TOTAL adds them. */
+typedef enum { SUM, DOT, DEVIATIONS } sum_kind;
+
+static double fixed_order_reference(sum_kind kind, const float *x, const float *y, double m,
+                                    size_t n)
+{
+    double lane[8] = {0};
+    for (size_t i = 0; i < n; i++) {
+        double t = kind == SUM ? x[i] : kind == DOT ? (double)x[i] * y[i] : (x[i] - m) * (x[i] - m);
+        lane[i % 8] += t;
+    }
+    return LANES_TOTAL(lane);
+}
+
+/* Largest relative difference of the fixed-order sums from long double over
+ * lengths 0 to 40 and 1000, and whether every one equals
+ * fixed_order_reference bit for bit. */
+#define SUM_SCAN(name, attr)                                                                   \
+    attr static double name(const float *x, const float *y, int *exact)                        \
+    {                                                                                          \
+        double worst = 0;                                                                      \
+        *exact = 1;                                                                            \
+        for (size_t n = 0; n <= 1000; n = n < 40 ? n + 1 : 1000) {                             \
+            long double s = 0, d = 0, v = 0;                                                   \
+            for (size_t i = 0; i < n; i++)                                                     \
+                s += x[i], d += (long double)x[i] * y[i];                                      \
+            double m = n ? (double)(s / n) : 0;                                                \
+            for (size_t i = 0; i < n; i++)                                                     \
+                v += ((long double)x[i] - m) * ((long double)x[i] - m);                        \
+            double got[3] = {sum_fixed(x, n), dot_fixed(x, y, n),                              \
+                             squared_deviations_fixed(x, m, n)};                               \
+            long double want[3] = {s, d, v};                                                   \
+            for (int k = 0; k < 3; k++) {                                                      \
+                *exact &= got[k] == fixed_order_reference((sum_kind)k, x, y, m, n);            \
+                long double scale = fabsl(want[k]) > 1 ? fabsl(want[k]) : 1;                   \
+                double rel = (double)(fabsl(got[k] - want[k]) / scale);                        \
+                worst = rel > worst ? rel : worst;                                             \
+            }                                                                                  \
+            if (n == 1000)                                                                     \
+                break;                                                                         \
+        }                                                                                      \
+        return worst;                                                                          \
+    }
+
+SUM_SCAN(sums_baseline, )
+#ifdef X86_CLONES
+SUM_SCAN(sums_avx2, __attribute__((target("arch=x86-64-v3"))))
+SUM_SCAN(sums_avx512, __attribute__((target("arch=x86-64-v4"))))
+#endif
+
 static void check_bounds(const char *build, errors e)
 {
     ok(e.exp_rel < 2e-7, "%s: exp relative error %.3g (at %.6g), bound 2e-7", build, e.exp_rel,
@@ -65,6 +118,30 @@ int main(void)
         check_bounds("x86-64-v4", scan_avx512(POINTS));
     else
         diag("no AVX-512 here: the x86-64-v4 build is not checked");
+#endif
+
+    /* Fixed-order sums: the baseline is the scalar order exactly; with FMA
+     * (x86-64-v3 and v4) a product may be fused into its sum, so there only
+     * the distance from long double is checked. */
+    float x[1000], y[1000];
+    for (int i = 0; i < 1000; i++) {
+        x[i] = (float)sin(i * 0.7) * (i % 7 + 1);
+        y[i] = (float)cos(i * 1.3) / (i % 5 + 1);
+    }
+    int exact;
+    double worst = sums_baseline(x, y, &exact);
+    ok(exact, "baseline: fixed-order sums equal the scalar sums in their order, bit for bit");
+    ok(worst < 1e-13, "baseline: fixed-order sums within %.3g of long double, bound 1e-13", worst);
+#ifdef X86_CLONES
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        worst = sums_avx2(x, y, &exact);
+        ok(worst < 1e-13, "x86-64-v3: fixed-order sums within %.3g of long double", worst);
+    }
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+        worst = sums_avx512(x, y, &exact);
+        ok(worst < 1e-13, "x86-64-v4: fixed-order sums within %.3g of long double", worst);
+    }
 #endif
 
     /* exp: clamped below -87 to a tiny positive number, exact at 0. */
