@@ -54,6 +54,8 @@ struct bert_acts {
     layer_acts *layer;         /* L; without training all alias one set */
     float *gelu;               /* [N, I] GELU output (recomputed for the backward pass,
                                 * with its derivative: cheaper than keeping L copies) */
+    bf16 *normed16;            /* [N, H] without training: the last LayerNorm's output in
+                                * bf16, the next product's operand (bf16 products) */
     float *dhidden, *g1, *g2, *xhat; /* [N, H] backward scratch (training) */
     float *dqkv;               /* [N, 3H] */
     float *dffn;               /* [N, I] */
@@ -189,10 +191,10 @@ static void embedding_backward(float *dword, float *dposition, float *dtype, con
 }
 
 /* One row: x += res (NULL: none), then out = (x - mean) / sqrt(var + eps)
- * * w + b, statistics in double. */
-MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, float *x,
-                                         const float *res, const float *w, const float *b, int H,
-                                         double eps)
+ * * w + b, statistics in double; out16 (NULL: none) gets out in bf16. */
+MULTIVERSIONED static void layernorm_row(float *out, bf16 *out16, float *mean, float *rstd,
+                                         float *x, const float *res, const float *w,
+                                         const float *b, int H, double eps)
 {
     if (res)
         axpy(x, 1.0f, res, H);
@@ -201,20 +203,29 @@ MULTIVERSIONED static void layernorm_row(float *out, float *mean, float *rstd, f
 #pragma omp simd
     for (int j = 0; j < H; j++)
         out[j] = (float)((x[j] - m) * s) * w[j] + b[j];
+    if (out16) {
+#pragma omp simd
+        for (int j = 0; j < H; j++)
+            out16[j] = bf16_round(out[j]);
+    }
     *mean = (float)m;
     *rstd = (float)s;
 }
 
 /* out = LayerNorm(in), after in += res (the residual; NULL: none) in place:
  * each row is added while it is in the cache for its statistics, and the
- * sum stays in in, the LayerNorm's input that the backward pass needs. */
-static void layernorm_forward(float *out, float *mean, float *rstd, float *in, const float *res,
-                              const float *w, const float *b, int n, int H, double eps)
+ * sum stays in in, the LayerNorm's input that the backward pass needs.
+ * out16 (NULL: none) gets out in bf16 too, for the next product: written
+ * while each row is in the cache, not converted in a pass of its own. */
+static void layernorm_forward(float *out, bf16 *out16, float *mean, float *rstd, float *in,
+                              const float *res, const float *w, const float *b, int n, int H,
+                              double eps)
 {
 #pragma omp parallel for schedule(static) if (worth_threads((size_t)n * H))
     for (int r = 0; r < n; r++)
-        layernorm_row(out + (size_t)r * H, mean + r, rstd + r, in + (size_t)r * H,
-                      res ? res + (size_t)r * H : NULL, w, b, H, eps);
+        layernorm_row(out + (size_t)r * H, out16 ? out16 + (size_t)r * H : NULL, mean + r,
+                      rstd + r, in + (size_t)r * H, res ? res + (size_t)r * H : NULL, w, b, H,
+                      eps);
 }
 
 /* din = d LayerNorm / d in (overwritten); dw, db accumulate.  xhat [n, H]
@@ -254,11 +265,12 @@ static weight weight_at(const bert_acts *a, const float *params, size_t offset)
     return (weight){params + offset, a->params16 ? a->params16 + offset : NULL};
 }
 
-/* out[n, m] = in[n, k] w[m, k]^T + bias[m]. */
-static void matmul_forward(const bert_acts *a, float *out, const float *in, weight w,
-                           const float *bias, int n, int k, int m)
+/* out[n, m] = in[n, k] w[m, k]^T + bias[m]; in16 (NULL: none) is in in
+ * bf16, for bf16 products. */
+static void matmul_forward(const bert_acts *a, float *out, const float *in, const bf16 *in16,
+                           weight w, const float *bias, int n, int k, int m)
 {
-    gemm_bias(a->prec, n, m, k, in, NULL, k, w.f, w.h, k, bias, out, m);
+    gemm_bias(a->prec, n, m, k, in, in16, k, w.f, w.h, k, bias, out, m);
 }
 
 /* din = dout w (added to din when accumulate, else overwritten);
@@ -322,18 +334,19 @@ static void gelu_backward(float *d, const float *grad, size_t n)
  * the room of the fp32 GELU buffer): no fp32 pass over the [n, FF] values
  * between them.  Otherwise the values before GELU are kept in pre, as the
  * backward pass needs them. */
-static void ffn_forward(bert_acts *a, float *out, float *pre, const float *in, weight w_in,
-                        const float *b_in, weight w_out, const float *b_out, int n, int H, int FF)
+static void ffn_forward(bert_acts *a, float *out, float *pre, const float *in, const bf16 *in16,
+                        weight w_in, const float *b_in, weight w_out, const float *b_out, int n,
+                        int H, int FF)
 {
     if (a->prec == GEMM_BF16 && !a->training) {
         bf16 *gelu16 = (bf16 *)a->gelu;
-        gemm_bias_gelu_bf16(n, FF, H, in, H, w_in.f, w_in.h, H, b_in, gelu16, FF);
+        gemm_bias_gelu_bf16(n, FF, H, in, in16, H, w_in.f, w_in.h, H, b_in, gelu16, FF);
         gemm_bias(a->prec, n, H, FF, NULL, gelu16, FF, w_out.f, w_out.h, FF, b_out, out, H);
         return;
     }
-    matmul_forward(a, pre, in, w_in, b_in, n, H, FF);
+    matmul_forward(a, pre, in, in16, w_in, b_in, n, H, FF);
     gelu_forward(a->gelu, NULL, pre, (size_t)n * FF);
-    matmul_forward(a, out, a->gelu, w_out, b_out, n, FF, H);
+    matmul_forward(a, out, a->gelu, NULL, w_out, b_out, n, FF, H);
 }
 
 /* Inverted dropout in place on x[0..n) with its mask into keep: element i
@@ -612,6 +625,9 @@ static size_t layout_tokens(bert_acts *a, char *base, size_t n)
         if (a->training || l < 2)
             PLACE(a->hidden[l], n * H);
     PLACE(a->gelu, n * FF);
+    a->normed16 = NULL;
+    if (!a->training)
+        PLACE(a->normed16, n * H);
     for (int l = 0; l < (a->training ? c->layers : 1); l++) {
         layer_acts *la = &a->layer[l];
         PLACE(la->qkv, n * 3 * H);
@@ -894,8 +910,11 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
                       c->type_vocab ? params + off[P_TYPE_EMB] : NULL, H);
     if (a->relvec)
         relative_bias_forward(a->relvec, params + off[P_REL_BIAS], heads, a->max_len);
-    layernorm_forward(a->hidden[0], a->emb_mean, a->emb_rstd, a->emb, NULL, params + off[P_EMB_LN_W],
-                      params + off[P_EMB_LN_B], N, H, c->ln_eps);
+    /* Inference in bf16: each LayerNorm writes its output in bf16 too, the
+     * operand of the product that follows it. */
+    bf16 *normed16 = a->prec == GEMM_BF16 && !a->training ? a->normed16 : NULL;
+    layernorm_forward(a->hidden[0], normed16, a->emb_mean, a->emb_rstd, a->emb, NULL,
+                      params + off[P_EMB_LN_W], params + off[P_EMB_LN_B], N, H, c->ln_eps);
     if (a->p_hidden > 0)
         dropout_forward(a->hidden[0], a->emb_keep, a->start, B, H, a->p_hidden, dropout, 0,
                         DROP_EMBEDDINGS);
@@ -904,25 +923,26 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         layer_acts *la = &a->layer[l];
         layer_offsets o = layer_at(off, c, l);
         const float *x = a->hidden[l];
-        matmul_forward(a, la->qkv, x, weight_at(a, params, o.qkv_w), params + o.qkv_b, N, H, 3 * H);
+        matmul_forward(a, la->qkv, x, normed16, weight_at(a, params, o.qkv_w), params + o.qkv_b,
+                       N, H, 3 * H);
         attention_forward(la->ctx, a->training ? la->att : NULL, la->att_keep, la->qkv, a->relvec,
                           a->max_len, a->start, a->att_start, B, H, heads, limit, a->p_attn,
                           dropout, l);
-        matmul_forward(a, la->ln1_in, la->ctx, weight_at(a, params, o.attn_out_w),
+        matmul_forward(a, la->ln1_in, la->ctx, NULL, weight_at(a, params, o.attn_out_w),
                        params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_ATTENTION_OUT);
-        layernorm_forward(la->ln1_out, la->ln1_mean, la->ln1_rstd, la->ln1_in, x,
+        layernorm_forward(la->ln1_out, normed16, la->ln1_mean, la->ln1_rstd, la->ln1_in, x,
                           params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
-        ffn_forward(a, la->ln2_in, la->ffn_pre, la->ln1_out, weight_at(a, params, o.ffn_in_w),
-                    params + o.ffn_in_b, weight_at(a, params, o.ffn_out_w), params + o.ffn_out_b,
-                    N, H, FF);
+        ffn_forward(a, la->ln2_in, la->ffn_pre, la->ln1_out, normed16,
+                    weight_at(a, params, o.ffn_in_w), params + o.ffn_in_b,
+                    weight_at(a, params, o.ffn_out_w), params + o.ffn_out_b, N, H, FF);
         if (a->p_hidden > 0)
             dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_FFN_OUT);
-        layernorm_forward(a->hidden[l + 1], la->ln2_mean, la->ln2_rstd, la->ln2_in, la->ln1_out,
-                          params + o.ffn_ln_w, params + o.ffn_ln_b, N, H, c->ln_eps);
+        layernorm_forward(a->hidden[l + 1], normed16, la->ln2_mean, la->ln2_rstd, la->ln2_in,
+                          la->ln1_out, params + o.ffn_ln_w, params + o.ffn_ln_b, N, H, c->ln_eps);
     }
 }
 

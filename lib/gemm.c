@@ -40,12 +40,8 @@ int gemm_bf16_available(const char **why)
 MULTIVERSIONED static void to_bf16(bf16 *restrict out, const float *restrict in, size_t n)
 {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &in[i], sizeof u);
-        uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-        out[i] = (bf16)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = bf16_round(in[i]);
 }
 
 void bf16_from_float(bf16 *out, const float *in, size_t n)
@@ -348,12 +344,13 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16
 #endif
 }
 
-void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, int lda, const float *B,
-                         const bf16 *B16, int ldb, const float *bias, bf16 *C16, int ldc)
+void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, const bf16 *A16, int lda,
+                         const float *B, const bf16 *B16, int ldb, const float *bias, bf16 *C16,
+                         int ldc)
 {
 #ifndef BP_HAVE_DNNL
     die("gemm: bf16 products need oneDNN, and this build has none");
 #else
-    product_bf16(0, 1, M, N, K, A, NULL, lda, B, B16, ldb, 0.0f, C16, ldc, bias, 1, 1);
+    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C16, ldc, bias, 1, 1);
 #endif
 }

@@ -21,7 +21,17 @@ typedef uint16_t bf16;
  * (may be NULL), a few words on the reason. */
 int gemm_bf16_available(const char **why);
 
-/* out[i] = in[i] rounded to the nearest bf16 (ties to even; NaN stays NaN). */
+/* x rounded to the nearest bf16 (ties to even; NaN stays NaN, quiet).
+ * Inline, so that the loops calling it vectorise. */
+static inline bf16 bf16_round(float x)
+{
+    uint32_t u;
+    __builtin_memcpy(&u, &x, sizeof u);
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (bf16)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+}
+
+/* out[i] = bf16_round(in[i]). */
 void bf16_from_float(bf16 *out, const float *in, size_t n);
 
 /* C[M, N] = op(A) op(B) + beta C, row-major: op(A) is [M, K], A stored
@@ -40,9 +50,10 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16
 /* C16[M, N] = GELU(A[M, K] B[N, K]^T + bias[N]) rounded to bf16, in bf16
  * products: a dense layer and its activation in one pass, the result ready
  * as the next product's operand (inference, where nothing needs the values
- * before the GELU).  GELU is oneDNN's erf form (gelu_erf).  B16 as for
- * gemm. */
-void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, int lda, const float *B,
-                         const bf16 *B16, int ldb, const float *bias, bf16 *C16, int ldc);
+ * before the GELU).  GELU is oneDNN's erf form (gelu_erf).  A16 and B16 as
+ * for gemm. */
+void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, const bf16 *A16, int lda,
+                         const float *B, const bf16 *B16, int ldb, const float *bias, bf16 *C16,
+                         int ldc);
 
 #endif
