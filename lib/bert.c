@@ -457,6 +457,134 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
     }
 }
 
+/* Sequences of up to SHORT_KEYS tokens in heads of a multiple of 16 up to
+ * SHORT_HEAD_DIM dimensions go through attention_head_short: at a dozen
+ * tokens the library's two products per head cost more in calls and
+ * packing than in arithmetic. */
+enum { SHORT_KEYS = 32, SHORT_HEAD_DIM = 128, SHORT_QUERIES = 8 };
+
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+
+/* The larger of a and b in each lane (vector variables, evaluated twice). */
+#define MAX16(a, b) ((f32x16)((((a) > (b)) & (i32x16)(a)) | (~((a) > (b)) & (i32x16)(b))))
+
+/* The largest of x[0 .. 16 nv) (nv = 1 or 2), by halves of a vector: gcc's
+ * reduction clause ends in a scalar loop over the lanes. */
+__attribute__((always_inline)) static inline float max_lanes(const float *x, int nv)
+{
+    f32x16 v, w;
+    __builtin_memcpy(&v, x, sizeof v);
+    if (nv == 2) {
+        __builtin_memcpy(&w, x + 16, sizeof w);
+        v = MAX16(v, w);
+    }
+    w = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v = MAX16(v, w);
+    w = __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
+    v = MAX16(v, w);
+    w = __builtin_shufflevector(v, v, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1);
+    v = MAX16(v, w);
+    w = __builtin_shufflevector(v, v, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+    v = MAX16(v, w);
+    return v[0];
+}
+
+/* attention_head_forward without dropout for n <= 16 NV tokens (NV = 1 or
+ * 2 vectors of keys, a constant): the keys transposed once per head;
+ * then, SHORT_QUERIES queries at a time, their scores against every key in
+ * registers (independent chains of multiply-adds), the softmax as
+ * softmax_rows computes it, and the context rows, each a register per 16
+ * dimensions.  P, when given, gets the probabilities. */
+__attribute__((always_inline)) static inline void
+attention_head_short_keys(float *c, float *P, const float *q, const float *k, const float *v,
+                          const float *rel, int n, int d, size_t ld, int H, const int NV)
+{
+    f32x16 kt[SHORT_HEAD_DIM][2];
+    float probs[SHORT_QUERIES][SHORT_KEYS] __attribute__((aligned(64)));
+    float pad[SHORT_KEYS] __attribute__((aligned(64))), live[SHORT_KEYS] __attribute__((aligned(64)));
+    float scale = 1.0f / sqrtf((float)d);
+    for (int e = 0; e < d; e++)
+        _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+            kt[e][b] = (f32x16){0};
+    for (int j = 0; j < n; j++)
+        for (int e = 0; e < d; e++)
+            kt[e][j / 16][j % 16] = k[(size_t)j * ld + e];
+    /* Keys past n: a score of -inf, a probability of exactly 0, so that
+     * sums over all 16 NV lanes equal those over n (fixed-order sums: the
+     * same bits). */
+    for (int j = 0; j < 16 * NV; j++) {
+        pad[j] = j < n ? 0.0f : -INFINITY;
+        live[j] = j < n;
+    }
+
+    for (int i0 = 0; i0 < n; i0 += SHORT_QUERIES) {
+        int rows = n - i0 < SHORT_QUERIES ? n - i0 : SHORT_QUERIES;
+        /* Scores; a block past the last query repeats it, unused. */
+        const float *qr[SHORT_QUERIES];
+        _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
+            qr[r] = q + (size_t)(r < rows ? i0 + r : n - 1) * ld;
+        f32x16 acc[SHORT_QUERIES][2];
+        _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
+            _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+                acc[r][b] = (f32x16){0};
+        for (int e = 0; e < d; e++)
+            _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
+                _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+                    acc[r][b] += qr[r][e] * kt[e][b];
+        /* Softmax of each query's row. */
+        for (int r = 0; r < rows; r++) {
+            int i = i0 + r;
+            float *row = probs[r];
+            _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+                __builtin_memcpy(row + 16 * b, &acc[r][b], sizeof acc[r][b]);
+            if (rel) {
+                const float *rel_i = rel - i; /* rel_i[j] = rel[j - i], only j < n */
+                for (int j = 0; j < 16 * NV; j++)
+                    row[j] = j < n ? row[j] * scale + rel_i[j] : -INFINITY;
+            } else {
+#pragma omp simd
+                for (int j = 0; j < 16 * NV; j++)
+                    row[j] = row[j] * scale + pad[j];
+            }
+            float mx = max_lanes(row, NV);
+#pragma omp simd
+            for (int j = 0; j < 16 * NV; j++)
+                row[j] = exp_approx(row[j] - mx) * live[j];
+            float inv = (float)(1.0 / sum_fixed(row, 16 * NV));
+#pragma omp simd
+            for (int j = 0; j < 16 * NV; j++)
+                row[j] *= inv;
+            if (P)
+                __builtin_memcpy(P + (size_t)i * n, row, n * sizeof *row);
+        }
+        /* Context: 16 dimensions at a time for every query of the block. */
+        for (int e0 = 0; e0 < d; e0 += 16) {
+            f32x16 ctx[SHORT_QUERIES];
+            _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
+                ctx[r] = (f32x16){0};
+            for (int j = 0; j < n; j++) {
+                f32x16 vj;
+                __builtin_memcpy(&vj, v + (size_t)j * ld + e0, sizeof vj);
+                _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
+                    ctx[r] += probs[r][j] * vj;
+            }
+            for (int r = 0; r < rows; r++)
+                __builtin_memcpy(c + (size_t)(i0 + r) * H + e0, &ctx[r], sizeof ctx[r]);
+        }
+    }
+}
+
+MULTIVERSIONED static void attention_head_short(float *c, float *P, const float *q, const float *k,
+                                                const float *v, const float *rel, int n, int d,
+                                                size_t ld, int H)
+{
+    if (n <= 16)
+        attention_head_short_keys(c, P, q, k, v, rel, n, d, ld, H, 1);
+    else
+        attention_head_short_keys(c, P, q, k, v, rel, n, d, ld, H, 2);
+}
+
 /* One head of one sequence of n tokens (q, k, v: rows ld apart), the
  * context rows into c (rows H apart).  The softmax probabilities go into P
  * [n, n] when it is given (training keeps them), else block by block into
@@ -469,6 +597,10 @@ static void attention_head_forward(float *c, float *P, float *scratch, uint8_t *
                                    const float *rel, int n, int d, size_t ld, int H, float p_attn,
                                    uint64_t key, int h)
 {
+    if (!keep && n <= SHORT_KEYS && d <= SHORT_HEAD_DIM && d % 16 == 0) {
+        attention_head_short(c, P, q, k, v, rel, n, d, ld, H);
+        return;
+    }
     for (int i0 = 0; i0 < n; i0 += ATT_QUERIES) {
         int rows = n - i0 < ATT_QUERIES ? n - i0 : ATT_QUERIES;
         float *probs = P ? P + (size_t)i0 * n : scratch;
