@@ -501,8 +501,11 @@ attention_head_short_keys(float *c, float *P, const float *q, const float *k, co
                           const float *rel, int n, int d, size_t ld, int H, const int NV)
 {
     f32x16 kt[SHORT_HEAD_DIM][2];
-    float probs[SHORT_QUERIES][SHORT_KEYS] __attribute__((aligned(64)));
-    float pad[SHORT_KEYS] __attribute__((aligned(64))), live[SHORT_KEYS] __attribute__((aligned(64)));
+    /* The context reads every row: those past the last query hold 0 or an
+     * earlier block's probabilities (finite, not stored). */
+    float probs[SHORT_QUERIES][SHORT_KEYS] __attribute__((aligned(64))) = {{0}};
+    float pad[SHORT_KEYS] __attribute__((aligned(64)));
+    float live[SHORT_KEYS] __attribute__((aligned(64)));
     float scale = 1.0f / sqrtf((float)d);
     for (int e = 0; e < d; e++)
         _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
