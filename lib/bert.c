@@ -54,8 +54,9 @@ struct bert_acts {
     layer_acts *layer;         /* L; without training all alias one set */
     float *gelu;               /* [N, I] GELU output (recomputed for the backward pass,
                                 * with its derivative: cheaper than keeping L copies) */
-    bf16 *normed16;            /* [N, H] without training: the last LayerNorm's output in
-                                * bf16, the next product's operand (bf16 products) */
+    bf16 *operand16;           /* [N, H] without training: the next product's operand in
+                                * bf16 (bf16 products), written by what makes it: a
+                                * LayerNorm's output, the attention's context */
     float *dhidden, *g1, *g2, *xhat; /* [N, H] backward scratch (training) */
     float *dqkv;               /* [N, 3H] */
     float *dffn;               /* [N, I] */
@@ -457,6 +458,19 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
     }
 }
 
+/* rows x cols of in (ld apart) rounded to bf16 into out (ld apart). */
+__attribute__((always_inline)) static inline void rows_to_bf16(bf16 *out, const float *in,
+                                                                int rows, int cols, size_t ld)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *x = in + r * ld;
+        bf16 *y = out + r * ld;
+#pragma omp simd
+        for (int e = 0; e < cols; e++)
+            y[e] = bf16_round(x[e]);
+    }
+}
+
 /* Sequences of up to SHORT_KEYS tokens in heads of a multiple of 16 up to
  * SHORT_HEAD_DIM dimensions go through attention_head_short: at a dozen
  * tokens the library's two products per head cost more in calls and
@@ -497,8 +511,9 @@ __attribute__((always_inline)) static inline float max_lanes(const float *x, int
  * softmax_rows computes it, and the context rows, each a register per 16
  * dimensions.  P, when given, gets the probabilities. */
 __attribute__((always_inline)) static inline void
-attention_head_short_keys(float *c, float *P, const float *q, const float *k, const float *v,
-                          const float *rel, int n, int d, size_t ld, int H, const int NV)
+attention_head_short_keys(float *c, bf16 *c16, float *P, const float *q, const float *k,
+                          const float *v, const float *rel, int n, int d, size_t ld, int H,
+                          const int NV)
 {
     f32x16 kt[SHORT_HEAD_DIM][2];
     /* The context reads every row: those past the last query hold 0 or an
@@ -574,34 +589,42 @@ attention_head_short_keys(float *c, float *P, const float *q, const float *k, co
             }
             for (int r = 0; r < rows; r++)
                 __builtin_memcpy(c + (size_t)(i0 + r) * H + e0, &ctx[r], sizeof ctx[r]);
+            if (c16)
+                rows_to_bf16(c16 + (size_t)i0 * H + e0, c + (size_t)i0 * H + e0, rows, 16, H);
         }
     }
 }
 
-MULTIVERSIONED static void attention_head_short(float *c, float *P, const float *q, const float *k,
-                                                const float *v, const float *rel, int n, int d,
-                                                size_t ld, int H)
+MULTIVERSIONED static void attention_head_short(float *c, bf16 *c16, float *P, const float *q,
+                                                const float *k, const float *v, const float *rel,
+                                                int n, int d, size_t ld, int H)
 {
     if (n <= 16)
-        attention_head_short_keys(c, P, q, k, v, rel, n, d, ld, H, 1);
+        attention_head_short_keys(c, c16, P, q, k, v, rel, n, d, ld, H, 1);
     else
-        attention_head_short_keys(c, P, q, k, v, rel, n, d, ld, H, 2);
+        attention_head_short_keys(c, c16, P, q, k, v, rel, n, d, ld, H, 2);
+}
+
+MULTIVERSIONED static void context_to_bf16(bf16 *c16, const float *c, int rows, int d, int H)
+{
+    rows_to_bf16(c16, c, rows, d, H);
 }
 
 /* One head of one sequence of n tokens (q, k, v: rows ld apart), the
- * context rows into c (rows H apart).  The softmax probabilities go into P
+ * context rows into c (rows H apart), and into c16 in bf16 unless it is
+ * NULL.  The softmax probabilities go into P
  * [n, n] when it is given (training keeps them), else block by block into
  * scratch [ATT_QUERIES, n]; with keep, the dropout mask into keep [n, n]
  * and the dropped out probabilities into w [ATT_QUERIES, n].  rel (MPNet;
  * NULL for BERT) is this head's bias by relative position, rel[j - i]
  * added to the score of query i for key j. */
-static void attention_head_forward(float *c, float *P, float *scratch, uint8_t *keep, float *w,
-                                   const float *q, const float *k, const float *v,
+static void attention_head_forward(float *c, bf16 *c16, float *P, float *scratch, uint8_t *keep,
+                                   float *w, const float *q, const float *k, const float *v,
                                    const float *rel, int n, int d, size_t ld, int H, float p_attn,
                                    uint64_t key, int h)
 {
     if (!keep && n <= SHORT_KEYS && d <= SHORT_HEAD_DIM && d % 16 == 0) {
-        attention_head_short(c, P, q, k, v, rel, n, d, ld, H);
+        attention_head_short(c, c16, P, q, k, v, rel, n, d, ld, H);
         return;
     }
     for (int i0 = 0; i0 < n; i0 += ATT_QUERIES) {
@@ -613,16 +636,19 @@ static void attention_head_forward(float *c, float *P, float *scratch, uint8_t *
                      key, h);
         gemm(GEMM_FP32, 0, 0, rows, d, n, keep ? w : probs, NULL, n, v, NULL, (int)ld, 0.0f,
              c + (size_t)i0 * H, H);
+        if (c16)
+            context_to_bf16(c16 + (size_t)i0 * H, c + (size_t)i0 * H, rows, d, H);
     }
 }
 
 /* Multi-head self-attention of each sequence over its own tokens.
- * qkv [N, 3H] -> ctx [N, H]; att keeps the softmax probabilities (before
+ * qkv [N, 3H] -> ctx [N, H], and ctx16 in bf16 (NULL: not); att keeps the softmax probabilities (before
  * dropout; NULL: not kept, as without training); with p_attn > 0 they are
  * dropped out with the mask att_keep.
  * relvec (MPNet; NULL for BERT): [heads, 2 rel_len - 1] score bias by
  * relative position, j - i = 0 at rel_len - 1. */
-static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const float *qkv,
+static void attention_forward(float *ctx, bf16 *ctx16, float *att, uint8_t *att_keep,
+                              const float *qkv,
                               const float *relvec, int rel_len, const int *start,
                               const size_t *att_start, int B, int H, int heads, int max_len,
                               float p_attn, const dropout_keys *dk, int layer)
@@ -643,8 +669,10 @@ static void attention_forward(float *ctx, float *att, uint8_t *att_keep, const f
                                               DROP_ATTENTION)
                                 : 0;
             const float *rel = relvec ? relvec + (size_t)h * (2 * rel_len - 1) + rel_len - 1 : NULL;
-            attention_head_forward(ctx + (size_t)start[b] * H + h * d, P, scratch, keep, w, q,
-                                   q + H, q + 2 * H, rel, n, d, ld, H, p_attn, key, h);
+            attention_head_forward(ctx + (size_t)start[b] * H + h * d,
+                                   ctx16 ? ctx16 + (size_t)start[b] * H + h * d : NULL, P,
+                                   scratch, keep, w, q, q + H, q + 2 * H, rel, n, d, ld, H, p_attn,
+                                   key, h);
         }
         free(w);
         free(scratch);
@@ -760,9 +788,9 @@ static size_t layout_tokens(bert_acts *a, char *base, size_t n)
         if (a->training || l < 2)
             PLACE(a->hidden[l], n * H);
     PLACE(a->gelu, n * FF);
-    a->normed16 = NULL;
+    a->operand16 = NULL;
     if (!a->training)
-        PLACE(a->normed16, n * H);
+        PLACE(a->operand16, n * H);
     for (int l = 0; l < (a->training ? c->layers : 1); l++) {
         layer_acts *la = &a->layer[l];
         PLACE(la->qkv, n * 3 * H);
@@ -1045,10 +1073,10 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
                       c->type_vocab ? params + off[P_TYPE_EMB] : NULL, H);
     if (a->relvec)
         relative_bias_forward(a->relvec, params + off[P_REL_BIAS], heads, a->max_len);
-    /* Inference in bf16: each LayerNorm writes its output in bf16 too, the
-     * operand of the product that follows it. */
-    bf16 *normed16 = a->prec == GEMM_BF16 && !a->training ? a->normed16 : NULL;
-    layernorm_forward(a->hidden[0], normed16, a->emb_mean, a->emb_rstd, a->emb, NULL,
+    /* Inference in bf16: each LayerNorm, and the attention, write their
+     * output in bf16 too, the operand of the product that follows. */
+    bf16 *operand16 = a->prec == GEMM_BF16 && !a->training ? a->operand16 : NULL;
+    layernorm_forward(a->hidden[0], operand16, a->emb_mean, a->emb_rstd, a->emb, NULL,
                       params + off[P_EMB_LN_W], params + off[P_EMB_LN_B], N, H, c->ln_eps);
     if (a->p_hidden > 0)
         dropout_forward(a->hidden[0], a->emb_keep, a->start, B, H, a->p_hidden, dropout, 0,
@@ -1058,25 +1086,25 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         layer_acts *la = &a->layer[l];
         layer_offsets o = layer_at(off, c, l);
         const float *x = a->hidden[l];
-        matmul_forward(a, la->qkv, x, normed16, weight_at(a, params, o.qkv_w), params + o.qkv_b,
+        matmul_forward(a, la->qkv, x, operand16, weight_at(a, params, o.qkv_w), params + o.qkv_b,
                        N, H, 3 * H);
-        attention_forward(la->ctx, a->training ? la->att : NULL, la->att_keep, la->qkv, a->relvec,
-                          a->max_len, a->start, a->att_start, B, H, heads, limit, a->p_attn,
-                          dropout, l);
-        matmul_forward(a, la->ln1_in, la->ctx, NULL, weight_at(a, params, o.attn_out_w),
+        attention_forward(la->ctx, operand16, a->training ? la->att : NULL, la->att_keep, la->qkv,
+                          a->relvec, a->max_len, a->start, a->att_start, B, H, heads, limit,
+                          a->p_attn, dropout, l);
+        matmul_forward(a, la->ln1_in, la->ctx, operand16, weight_at(a, params, o.attn_out_w),
                        params + o.attn_out_b, N, H, H);
         if (a->p_hidden > 0)
             dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_ATTENTION_OUT);
-        layernorm_forward(la->ln1_out, normed16, la->ln1_mean, la->ln1_rstd, la->ln1_in, x,
+        layernorm_forward(la->ln1_out, operand16, la->ln1_mean, la->ln1_rstd, la->ln1_in, x,
                           params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
-        ffn_forward(a, la->ln2_in, la->ffn_pre, la->ln1_out, normed16,
+        ffn_forward(a, la->ln2_in, la->ffn_pre, la->ln1_out, operand16,
                     weight_at(a, params, o.ffn_in_w), params + o.ffn_in_b,
                     weight_at(a, params, o.ffn_out_w), params + o.ffn_out_b, N, H, FF);
         if (a->p_hidden > 0)
             dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
                             DROP_FFN_OUT);
-        layernorm_forward(a->hidden[l + 1], normed16, la->ln2_mean, la->ln2_rstd, la->ln2_in,
+        layernorm_forward(a->hidden[l + 1], operand16, la->ln2_mean, la->ln2_rstd, la->ln2_in,
                           la->ln1_out, params + o.ffn_ln_w, params + o.ffn_ln_b, N, H, c->ln_eps);
     }
 }
