@@ -45,10 +45,10 @@
 # scripts/fetch-model.sh all-mpnet-base-v2 fills),
 # BATCH (default 32, sentence-transformers' default), BASE_SENTENCES,
 # SENTENCES (all-MiniLM-L6-v2's count, default all 14498: less for a quick
-# try), and REPEAT (default 2): the first two tables time each side, embed,
-# wp|embed, encode and sgemm-rate alike, REPEAT times and keep its best (the
-# fastest run; the length sweep runs once), so that one slow run on a shared
-# machine does not decide a ratio.
+# try), and REPEAT (default 2): every side, embed, wp|embed, encode and
+# sgemm-rate alike, the length sweep's too, runs REPEAT times and keeps its
+# best (the fastest run), so that one slow run on a shared machine does not
+# decide a ratio.
 # THREADS defaults to every core.  Needs python3 with numpy, safetensors,
 # torch and sentence-transformers, and GNU time (/usr/bin/time).
 set -euo pipefail
@@ -193,11 +193,11 @@ for len in ${LENGTHS:-16 32 64 128 256 512}; do
     "$BINDIR/wp-tokenize" -m "$MINILM" --max-length "$len" "$tmp/long.txt" >"$tmp/long.tok"
     row=()
     for prec in fp32 bf16; do
-        timed "$tmp/t.sweep" "$BINDIR/embed" -m "$MINILM" --device cpu --precision "$prec" \
+        best_timed "$tmp/t.sweep" "$BINDIR/embed" -m "$MINILM" --device cpu --precision "$prec" \
             --threads "$threads" -b "$BATCH" "$tmp/long.tok"
         read -r es _ <"$tmp/t.sweep"
-        python3 "$here/bench_embed.py" st "$MINILM" "$tmp/long.txt" "$threads" "$BATCH" "$prec" "$len" \
-            >"$tmp/torch.out" 2>"$tmp/torch.err" || { cat "$tmp/torch.err" >&2; exit 1; }
+        best_encode "$tmp/torch.out" "$tmp/torch.err" "$MINILM" "$tmp/long.txt" "$threads" "$BATCH" \
+            "$prec" "$len"
         read -r _ ts _ <"$tmp/torch.out"
         row+=("$(rate "$sweep_n" "$es")" "$(rate "$sweep_n" "$ts")" \
             "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')")
