@@ -35,3 +35,4 @@ smoke() {
 @test "fuzz smoke: WordPiece tokenizer" { smoke wordpiece; }
 @test "fuzz smoke: tokenizer.json" { smoke tokenizer_json; }
 @test "fuzz smoke: nli-filter row parser" { smoke nli; }
+@test "fuzz smoke: mnr-train --labels reader" { smoke labels; }

@@ -126,6 +126,11 @@ def main():
     put("nli", "hf", json.dumps({"premise": "A dog\truns.", "hypothesis": "An animal moves.",
                                  "label": 0}) + "\n")
     put("nli", "tsv", "A man plays.\tSomeone plays.\tentailment\r\nA\tB\t2\nx\ty\t-1\n")
+    # mnr-train --labels files: the first byte is the row count
+    put("labels", "three", b"\x03" + b"0\n1\n2\n")
+    put("labels", "crlf-no-final-newline", b"\x02" + b"2\r\n0")
+    put("labels", "too-few", b"\x05" + b"1\n1\n")
+    put("labels", "bad", b"\x02" + b"1\n+3\n")
 
     # torch .bin, from a tiny safetensors file by tests/py/mkbin.py
     with tempfile.TemporaryDirectory() as tmp:
