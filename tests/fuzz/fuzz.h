@@ -10,6 +10,7 @@
 #ifndef BP_FUZZ_H
 #define BP_FUZZ_H
 
+#include "../tap.h" /* tap_temp_dir */
 #include "util.h"
 
 #include <setjmp.h>
@@ -46,6 +47,22 @@ static void fuzz_init(void)
 {
     util_init("fuzz");
     set_die_handler(fuzz_die);
+}
+
+/* A new temporary directory (tap_temp_dir: under TMPDIR), removed at exit,
+ * for harnesses whose parser reads files. */
+static char *fuzz_dir;
+
+static void fuzz_remove_dir(void)
+{
+    remove_tree(fuzz_dir);
+}
+
+__attribute__((unused)) static char *fuzz_temp_dir(const char *prefix)
+{
+    fuzz_dir = tap_temp_dir(prefix);
+    atexit(fuzz_remove_dir);
+    return fuzz_dir;
 }
 
 /* Run the statement; 1 when it finished, 0 when it died (fuzz_error says

@@ -2,25 +2,17 @@
  * arbitrary bytes: the first byte gives the training rows (0 to 15), the
  * rest is the labels file, read as standard input.  What it accepts is exactly one label in
  * [0, 3) per row; what it refuses, it refuses with one line (fuzz.h). */
-#include "../tap.h" /* tap_temp_dir */
 #include "fuzz.h"
 #include "sampler.h"
 
 enum { LABELS = 3 }; /* as the softmax loss's three NLI classes */
 
-static char *dir, *path;
-
-static void remove_dir(void)
-{
-    remove_tree(dir);
-}
+static char *path;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_init();
-    dir = tap_temp_dir("fuzz-labels");
-    atexit(remove_dir);
-    path = path_join(dir, "labels.txt");
+    path = path_join(fuzz_temp_dir("fuzz-labels"), "labels.txt");
     return 0;
 }
 

@@ -4,22 +4,15 @@
  * 2 to max_len ids in [0, wp_vocab_size), framed by the same first and last
  * ids as the empty text, and the padding id is -1 or in range; what it
  * refuses, it refuses with one line (fuzz.h). */
-#include "../tap.h" /* tap_temp_dir */
 #include "fuzz.h"
 #include "wordpiece.h"
 
 static char *dir, *path;
 
-static void remove_dir(void)
-{
-    remove_tree(dir);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_init();
-    dir = tap_temp_dir("fuzz-tokenizer");
-    atexit(remove_dir);
+    dir = fuzz_temp_dir("fuzz-tokenizer");
     path = path_join(dir, "tokenizer.json");
     return 0;
 }
