@@ -458,19 +458,6 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
     }
 }
 
-/* rows x cols of in (ld apart) rounded to bf16 into out (ld apart). */
-__attribute__((always_inline)) static inline void rows_to_bf16(bf16 *out, const float *in,
-                                                                int rows, int cols, size_t ld)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *x = in + r * ld;
-        bf16 *y = out + r * ld;
-#pragma omp simd
-        for (int e = 0; e < cols; e++)
-            y[e] = bf16_round(x[e]);
-    }
-}
-
 /* Sequences of up to SHORT_KEYS tokens in heads of a multiple of 16 up to
  * SHORT_HEAD_DIM dimensions go through attention_head_short: at a dozen
  * tokens the library's two products per head cost more in calls and
@@ -509,7 +496,8 @@ __attribute__((always_inline)) static inline float max_lanes(const float *x, int
  * then, SHORT_QUERIES queries at a time, their scores against every key in
  * registers (independent chains of multiply-adds), the softmax as
  * softmax_rows computes it, and the context rows, each a register per 16
- * dimensions.  P, when given, gets the probabilities. */
+ * dimensions, written to c, or to c16 in bf16 when it is given.  P, when
+ * given, gets the probabilities. */
 __attribute__((always_inline)) static inline void
 attention_head_short_keys(float *c, bf16 *c16, float *P, const float *q, const float *k,
                           const float *v, const float *rel, int n, int d, size_t ld, int H,
@@ -587,10 +575,18 @@ attention_head_short_keys(float *c, bf16 *c16, float *P, const float *q, const f
                 _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
                     ctx[r] += probs[r][j] * vj;
             }
-            for (int r = 0; r < rows; r++)
-                __builtin_memcpy(c + (size_t)(i0 + r) * H + e0, &ctx[r], sizeof ctx[r]);
-            if (c16)
-                rows_to_bf16(c16 + (size_t)i0 * H + e0, c + (size_t)i0 * H + e0, rows, 16, H);
+            /* In bf16 inference only the bf16 context is read (by the next
+             * product): then the fp32 one is not written. */
+            for (int r = 0; r < rows; r++) {
+                if (!c16) {
+                    __builtin_memcpy(c + (size_t)(i0 + r) * H + e0, &ctx[r], sizeof ctx[r]);
+                    continue;
+                }
+                bf16 *out = c16 + (size_t)(i0 + r) * H + e0;
+#pragma omp simd
+                for (int l = 0; l < 16; l++)
+                    out[l] = bf16_round(ctx[r][l]);
+            }
         }
     }
 }
@@ -605,14 +601,10 @@ MULTIVERSIONED static void attention_head_short(float *c, bf16 *c16, float *P, c
         attention_head_short_keys(c, c16, P, q, k, v, rel, n, d, ld, H, 2);
 }
 
-MULTIVERSIONED static void context_to_bf16(bf16 *c16, const float *c, int rows, int d, int H)
-{
-    rows_to_bf16(c16, c, rows, d, H);
-}
-
 /* One head of one sequence of n tokens (q, k, v: rows ld apart), the
- * context rows into c (rows H apart), and into c16 in bf16 unless it is
- * NULL.  The softmax probabilities go into P
+ * context rows into c (rows H apart), or, when c16 is given, into c16 in
+ * bf16 (c then holds them or not: inference reads only c16).  The softmax
+ * probabilities go into P
  * [n, n] when it is given (training keeps them), else block by block into
  * scratch [ATT_QUERIES, n]; with keep, the dropout mask into keep [n, n]
  * and the dropped out probabilities into w [ATT_QUERIES, n].  rel (MPNet;
@@ -637,12 +629,13 @@ static void attention_head_forward(float *c, bf16 *c16, float *P, float *scratch
         gemm(GEMM_FP32, 0, 0, rows, d, n, keep ? w : probs, NULL, n, v, NULL, (int)ld, 0.0f,
              c + (size_t)i0 * H, H);
         if (c16)
-            context_to_bf16(c16 + (size_t)i0 * H, c + (size_t)i0 * H, rows, d, H);
+            bf16_rows_from_float(c16 + (size_t)i0 * H, H, c + (size_t)i0 * H, H, rows, d);
     }
 }
 
 /* Multi-head self-attention of each sequence over its own tokens.
- * qkv [N, 3H] -> ctx [N, H], and ctx16 in bf16 (NULL: not); att keeps the softmax probabilities (before
+ * qkv [N, 3H] -> ctx [N, H], or ctx16 in bf16 when given (see
+ * attention_head_forward); att keeps the softmax probabilities (before
  * dropout; NULL: not kept, as without training); with p_attn > 0 they are
  * dropped out with the mask att_keep.
  * relvec (MPNet; NULL for BERT): [heads, 2 rel_len - 1] score bias by

@@ -55,20 +55,20 @@ void bf16_from_float(bf16 *out, const float *in, size_t n)
     }
 }
 
-#ifdef BP_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.h>
-
-/* rows x cols of in (ld apart) packed into out (cols apart). */
-static void pack_bf16(bf16 *out, const float *in, int rows, int cols, int ld)
+void bf16_rows_from_float(bf16 *out, size_t ld_out, const float *in, size_t ld_in, int rows,
+                          int cols)
 {
-    if (ld == cols) {
+    if (ld_in == (size_t)cols && ld_out == (size_t)cols) {
         bf16_from_float(out, in, (size_t)rows * cols);
         return;
     }
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols >= 1 << 17)
     for (int r = 0; r < rows; r++)
-        to_bf16(out + (size_t)r * cols, in + (size_t)r * ld, cols);
+        to_bf16(out + r * ld_out, in + r * ld_in, cols);
 }
+
+#ifdef BP_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
 
 static dnnl_engine_t engine;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -141,7 +141,7 @@ static const bf16 *operand(const float *x, const bf16 *x16, int rows, int cols, 
     if (x16)
         return x16;
     *buf = grow(*buf, cap, (size_t)rows * cols, sizeof **buf);
-    pack_bf16(*buf, x, rows, cols, *ld);
+    bf16_rows_from_float(*buf, cols, x, *ld, rows, cols);
     *ld = cols;
     return *buf;
 }

@@ -34,6 +34,11 @@ static inline bf16 bf16_round(float x)
 /* out[i] = bf16_round(in[i]). */
 void bf16_from_float(bf16 *out, const float *in, size_t n);
 
+/* rows x cols of in (rows ld_in apart) rounded to bf16 into out (rows
+ * ld_out apart). */
+void bf16_rows_from_float(bf16 *out, size_t ld_out, const float *in, size_t ld_in, int rows,
+                          int cols);
+
 /* C[M, N] = op(A) op(B) + beta C, row-major: op(A) is [M, K], A stored
  * [M, K] (lda apart) or, with ta, [K, M]; op(B) is [K, N], B stored [K, N]
  * or, with tb, [N, K].  In bf16, A16 and B16 are the operands already
