@@ -1,7 +1,8 @@
 /* mnr-train --labels' reader (lib/sampler.c: train_data_read_labels) on
  * arbitrary bytes: the first byte gives the training rows (0 to 15), the
- * rest is the labels file, read as standard input.  What it accepts is exactly one label in
- * [0, 3) per row; what it refuses, it refuses with one line (fuzz.h). */
+ * rest is the labels file, read as standard input.  What it accepts gives
+ * every row a label in [0, 3); what it refuses, it refuses with one line
+ * (fuzz.h). */
 #include "fuzz.h"
 #include "sampler.h"
 
