@@ -389,10 +389,10 @@ static void dropout_backward(float *dx, const float *dy, const uint8_t *keep, si
         dx[i] = keep[i] ? dy[i] * scale : 0.0f;
 }
 
-/* Attention's products are matrix products per sequence and head, each
- * single-threaded (threads take whole heads), through the matrix library:
- * near its rate at every length, where hand-written loops fell behind it
- * as the n^2 part grew. */
+/* Attention runs per sequence and head, each single-threaded (threads take
+ * whole heads): in attention_head_blocked where it applies (below), else
+ * as two products through the matrix library per block of queries, near
+ * its rate at every length. */
 
 /* Queries per block: a block's scores, [ATT_QUERIES, n], stay in the
  * cache from their product through the softmax to the context's product. */
@@ -458,11 +458,17 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
     }
 }
 
-/* Sequences of up to SHORT_KEYS tokens in heads of a multiple of 16 up to
- * SHORT_HEAD_DIM dimensions go through attention_head_short: at a dozen
- * tokens the library's two products per head cost more in calls and
- * packing than in arithmetic. */
-enum { SHORT_KEYS = 32, SHORT_HEAD_DIM = 128, SHORT_QUERIES = 8 };
+/* Heads of a multiple of 16 dimensions up to BLOCKED_HEAD_DIM, without
+ * attention dropout (inference, and training without it), go through
+ * attention_head_blocked at every length: BLOCKED_QUERIES queries at a time,
+ * their scores against all keys computed in registers and kept in the
+ * first-level cache (a row per query) through the softmax to the context's
+ * product.  The library's two products per head cost more in calls and
+ * packing than in arithmetic at a dozen tokens, and at hundreds its packing
+ * copies (14 %) and the softmax's passes over [64, n] blocks in the
+ * second-level cache (16 %) took as long as its arithmetic (23 %) in bf16
+ * embed (all-MiniLM-L6-v2, 512 tokens; docs/cpu-bf16.md). */
+enum { BLOCKED_HEAD_DIM = 128, BLOCKED_QUERIES = 8, BLOCKED_COPY_VALUES = 64 };
 
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
@@ -470,16 +476,26 @@ typedef int32_t i32x16 __attribute__((vector_size(64)));
 /* The larger of a and b in each lane (vector variables, evaluated twice). */
 #define MAX16(a, b) ((f32x16)((((a) > (b)) & (i32x16)(a)) | (~((a) > (b)) & (i32x16)(b))))
 
-/* The largest of x[0 .. 16 nv) (nv = 1 or 2), by halves of a vector: gcc's
- * reduction clause ends in a scalar loop over the lanes. */
-__attribute__((always_inline)) static inline float max_lanes(const float *x, int nv)
+/* The largest of x[0 .. 16 nv), nv >= 1, by halves of a vector at the end:
+ * gcc's reduction clause ends in a scalar loop over the lanes. */
+__attribute__((always_inline)) static inline float max_lanes(const float *x, size_t nv)
 {
-    f32x16 v, w;
+    f32x16 v, u, w;
     __builtin_memcpy(&v, x, sizeof v);
-    if (nv == 2) {
-        __builtin_memcpy(&w, x + 16, sizeof w);
+    u = v;
+    /* Two chains: the maximum is exact in any order. */
+    size_t b = 1;
+    for (; b + 2 <= nv; b += 2) {
+        __builtin_memcpy(&w, x + 16 * b, sizeof w);
+        v = MAX16(v, w);
+        __builtin_memcpy(&w, x + 16 * (b + 1), sizeof w);
+        u = MAX16(u, w);
+    }
+    if (b < nv) {
+        __builtin_memcpy(&w, x + 16 * b, sizeof w);
         v = MAX16(v, w);
     }
+    v = MAX16(v, u);
     w = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
     v = MAX16(v, w);
     w = __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
@@ -491,123 +507,206 @@ __attribute__((always_inline)) static inline float max_lanes(const float *x, int
     return v[0];
 }
 
-/* attention_head_forward without dropout for n <= 16 NV tokens (NV = 1 or
- * 2 vectors of keys, a constant): the keys transposed once per head;
- * then, SHORT_QUERIES queries at a time, their scores against every key in
- * registers (independent chains of multiply-adds), the softmax as
- * softmax_rows computes it, and the context rows, each a register per 16
- * dimensions, written to c, or to c16 in bf16 when it is given.  P, when
- * given, gets the probabilities. */
-__attribute__((always_inline)) static inline void
-attention_head_short_keys(float *c, bf16 *c16, float *P, const float *q, const float *k,
-                          const float *v, const float *rel, int n, int d, size_t ld, int H,
-                          const int NV)
+/* The scores of the BLOCKED_QUERIES queries qr against the 16 NV keys
+ * (NV = 1 or 2, a constant) of kt's columns (the keys transposed, rows
+ * npad apart) into the same columns of s's rows (npad apart): independent
+ * chains of multiply-adds, one register each. */
+__attribute__((always_inline)) static inline void scores_block(float *s, const float *kt,
+                                                               const float *const *qr, int d,
+                                                               size_t npad, const int NV)
 {
-    f32x16 kt[SHORT_HEAD_DIM][2];
-    /* The context reads every row: those past the last query hold 0 or an
-     * earlier block's probabilities (finite, not stored). */
-    float probs[SHORT_QUERIES][SHORT_KEYS] __attribute__((aligned(64))) = {{0}};
-    float pad[SHORT_KEYS] __attribute__((aligned(64)));
-    float live[SHORT_KEYS] __attribute__((aligned(64)));
-    float scale = 1.0f / sqrtf((float)d);
-    for (int e = 0; e < d; e++)
+    f32x16 acc[BLOCKED_QUERIES][2], kv[2];
+    _Pragma("GCC unroll 8") for (int r = 0; r < BLOCKED_QUERIES; r++)
         _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
-            kt[e][b] = (f32x16){0};
-    for (int j = 0; j < n; j++)
+            acc[r][b] = (f32x16){0};
+    for (int e = 0; e < d; e++) {
+        _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+            __builtin_memcpy(&kv[b], kt + e * npad + 16 * b, sizeof kv[b]);
+        _Pragma("GCC unroll 8") for (int r = 0; r < BLOCKED_QUERIES; r++)
+            _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+                acc[r][b] += qr[r][e] * kv[b];
+    }
+    _Pragma("GCC unroll 8") for (int r = 0; r < BLOCKED_QUERIES; r++)
+        _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+            __builtin_memcpy(s + r * npad + 16 * b, &acc[r][b], sizeof acc[r][b]);
+}
+
+/* The context of the BLOCKED_QUERIES probability rows p (npad apart) over
+ * n values (rows ld apart), dimensions e0 .. e0 + 16 NV - 1 (NV = 1 or 2, a
+ * constant), into out[r] (fp32) or out16[r] (bf16) for the first rows rows. */
+__attribute__((always_inline)) static inline void context_block(float *const *out,
+                                                                bf16 *const *out16, const float *p,
+                                                                const float *v, int n, size_t ld,
+                                                                size_t npad, int rows, int e0,
+                                                                const int NV)
+{
+    f32x16 ctx[BLOCKED_QUERIES][2], vj[2];
+    _Pragma("GCC unroll 8") for (int r = 0; r < BLOCKED_QUERIES; r++)
+        _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+            ctx[r][b] = (f32x16){0};
+    for (int j = 0; j < n; j++) {
+        _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+            __builtin_memcpy(&vj[b], v + (size_t)j * ld + e0 + 16 * b, sizeof vj[b]);
+        _Pragma("GCC unroll 8") for (int r = 0; r < BLOCKED_QUERIES; r++)
+            _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
+                ctx[r][b] += p[r * npad + j] * vj[b];
+    }
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < NV; b++) {
+            if (!out16) {
+                __builtin_memcpy(out[r] + e0 + 16 * b, &ctx[r][b], sizeof ctx[r][b]);
+                continue;
+            }
+            bf16 *o = out16[r] + e0 + 16 * b;
+#pragma omp simd
+            for (int l = 0; l < 16; l++)
+                o[l] = bf16_round(ctx[r][b][l]);
+        }
+}
+
+/* Floats of attention_head_blocked's work for sequences of up to n tokens
+ * in heads of d dimensions, 64 bytes of alignment included. */
+static size_t blocked_work_floats(int n, int d)
+{
+    size_t npad = ((size_t)n + 15) / 16 * 16;
+    return (2 * (size_t)d + BLOCKED_QUERIES + 1) * npad + 16;
+}
+
+/* attention_head_forward without dropout for d a multiple of 16 up to
+ * BLOCKED_HEAD_DIM: the keys transposed once per head (kt, [d, npad], npad =
+ * n rounded up to 16); then, BLOCKED_QUERIES queries at a time, their
+ * scores (rows of s, [BLOCKED_QUERIES, npad]), the softmax as softmax_rows
+ * computes it (keys past n: a score of -inf, a probability of exactly 0, so
+ * that the fixed-order sums over npad equal those over n), and the context,
+ * written to c, or to c16 in bf16 when it is given.  P, when given, gets
+ * the probabilities.  work: blocked_work_floats(n, d) floats.  NPAD: npad
+ * when it is a constant (the loops over a row of a sentence of a dozen
+ * tokens are then unrolled), else 0. */
+__attribute__((always_inline)) static inline void
+attention_head_blocked_npad(float *c, bf16 *c16, float *P, float *work, const float *q,
+                            const float *k, const float *v, const float *rel, int n, int d,
+                            size_t ld, int H, const size_t NPAD)
+{
+    size_t npad = NPAD ? NPAD : ((size_t)n + 15) / 16 * 16;
+    float *kt = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63), *vc = kt + (size_t)d * npad,
+          *s = vc + (size_t)d * npad, *pad = s + BLOCKED_QUERIES * npad;
+    /* Added to the scaled scores: keys past n get -inf. */
+    for (size_t j = 0; j < npad; j++)
+        pad[j] = j < (size_t)n ? 0.0f : -INFINITY;
+    float scale = 1.0f / sqrtf((float)d);
+    /* Keys past n score 0 before the softmax gives them -inf: the last 16
+     * columns zeroed, then the keys written over them, 16 at a time (their
+     * rows stay in the cache over e). */
+    for (int e = 0; e < d; e++)
+        __builtin_memset(kt + e * npad + npad - 16, 0, 16 * sizeof *kt);
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        int keys = n - j0 < 16 ? n - j0 : 16;
         for (int e = 0; e < d; e++)
-            kt[e][j / 16][j % 16] = k[(size_t)j * ld + e];
-    /* Keys past n: a score of -inf, a probability of exactly 0, so that
-     * sums over all 16 NV lanes equal those over n (fixed-order sums: the
-     * same bits). */
-    for (int j = 0; j < 16 * NV; j++) {
-        pad[j] = j < n ? 0.0f : -INFINITY;
-        live[j] = j < n;
+#pragma omp simd
+            for (int j = 0; j < keys; j++)
+                kt[e * npad + j0 + j] = k[(size_t)(j0 + j) * ld + e];
+    }
+    /* The values are read once per block of queries: rows 3H apart leave
+     * the cache between blocks of a long sequence, so those are copied
+     * together first. */
+    const float *vals = v;
+    size_t ldv = ld;
+    if (n > BLOCKED_COPY_VALUES) {
+        for (int j = 0; j < n; j++)
+            memcpy(vc + (size_t)j * d, v + (size_t)j * ld, d * sizeof *vc);
+        vals = vc;
+        ldv = d;
     }
 
-    for (int i0 = 0; i0 < n; i0 += SHORT_QUERIES) {
-        int rows = n - i0 < SHORT_QUERIES ? n - i0 : SHORT_QUERIES;
-        /* Scores; a block past the last query repeats it, unused. */
-        const float *qr[SHORT_QUERIES];
-        _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
+    for (int i0 = 0; i0 < n; i0 += BLOCKED_QUERIES) {
+        int rows = n - i0 < BLOCKED_QUERIES ? n - i0 : BLOCKED_QUERIES;
+        /* Scores; the queries of a block past the last repeat it: their
+         * rows are finite and not stored. */
+        const float *qr[BLOCKED_QUERIES];
+        for (int r = 0; r < BLOCKED_QUERIES; r++)
             qr[r] = q + (size_t)(r < rows ? i0 + r : n - 1) * ld;
-        f32x16 acc[SHORT_QUERIES][2];
-        _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
-            _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
-                acc[r][b] = (f32x16){0};
-        for (int e = 0; e < d; e++)
-            _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
-                _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
-                    acc[r][b] += qr[r][e] * kt[e][b];
+        size_t j0 = 0;
+        for (; j0 + 32 <= npad; j0 += 32)
+            scores_block(s + j0, kt + j0, qr, d, npad, 2);
+        if (j0 < npad)
+            scores_block(s + j0, kt + j0, qr, d, npad, 1);
         /* Softmax of each query's row. */
         for (int r = 0; r < rows; r++) {
             int i = i0 + r;
-            float *row = probs[r];
-            _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
-                __builtin_memcpy(row + 16 * b, &acc[r][b], sizeof acc[r][b]);
+            float *row = s + r * npad;
             if (rel) {
-                const float *rel_i = rel - i; /* rel_i[j] = rel[j - i], only j < n */
-                for (int j = 0; j < 16 * NV; j++)
-                    row[j] = j < n ? row[j] * scale + rel_i[j] : -INFINITY;
+                const float *rel_i = rel - i; /* rel_i[j] = rel[j - i] */
+#pragma omp simd
+                for (int j = 0; j < n; j++)
+                    row[j] = row[j] * scale + rel_i[j];
+#pragma omp simd
+                for (size_t j = npad - 16; j < npad; j++)
+                    row[j] += pad[j];
             } else {
 #pragma omp simd
-                for (int j = 0; j < 16 * NV; j++)
+                for (size_t j = 0; j < npad; j++)
                     row[j] = row[j] * scale + pad[j];
             }
-            float mx = max_lanes(row, NV);
+            float mx = max_lanes(row, npad / 16);
+            /* The exponentials (0 past n) and their sum in sum_fixed's
+             * order in one pass: the sum's chain of additions runs beside
+             * them. */
+            f64x8 sum = {0};
+            for (size_t j0 = 0; j0 < npad; j0 += 16) {
+                float *x = row + j0;
 #pragma omp simd
-            for (int j = 0; j < 16 * NV; j++)
-                row[j] = exp_approx(row[j] - mx) * live[j];
-            float inv = (float)(1.0 / sum_fixed(row, 16 * NV));
+                for (int j = 0; j < 16; j++)
+                    x[j] = j0 + j < (size_t)n ? exp_approx(x[j] - mx) : 0.0f;
+                f32x16 ex;
+                __builtin_memcpy(&ex, x, sizeof ex);
+                sum += __builtin_convertvector(
+                    __builtin_shufflevector(ex, ex, 0, 1, 2, 3, 4, 5, 6, 7), f64x8);
+                sum += __builtin_convertvector(
+                    __builtin_shufflevector(ex, ex, 8, 9, 10, 11, 12, 13, 14, 15), f64x8);
+            }
+            float inv = (float)(1.0 / LANES_TOTAL(sum));
 #pragma omp simd
-            for (int j = 0; j < 16 * NV; j++)
+            for (size_t j = 0; j < npad; j++)
                 row[j] *= inv;
             if (P)
                 __builtin_memcpy(P + (size_t)i * n, row, n * sizeof *row);
         }
-        /* Context: 16 dimensions at a time for every query of the block. */
-        for (int e0 = 0; e0 < d; e0 += 16) {
-            f32x16 ctx[SHORT_QUERIES];
-            _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
-                ctx[r] = (f32x16){0};
-            for (int j = 0; j < n; j++) {
-                f32x16 vj;
-                __builtin_memcpy(&vj, v + (size_t)j * ld + e0, sizeof vj);
-                _Pragma("GCC unroll 8") for (int r = 0; r < SHORT_QUERIES; r++)
-                    ctx[r] += probs[r][j] * vj;
-            }
-            /* In bf16 inference only the bf16 context is read (by the next
-             * product): then the fp32 one is not written. */
-            for (int r = 0; r < rows; r++) {
-                if (!c16) {
-                    __builtin_memcpy(c + (size_t)(i0 + r) * H + e0, &ctx[r], sizeof ctx[r]);
-                    continue;
-                }
-                bf16 *out = c16 + (size_t)(i0 + r) * H + e0;
-#pragma omp simd
-                for (int l = 0; l < 16; l++)
-                    out[l] = bf16_round(ctx[r][l]);
-            }
+        /* Context, 32 dimensions at a time where d allows. */
+        float *out[BLOCKED_QUERIES];
+        bf16 *out16[BLOCKED_QUERIES];
+        for (int r = 0; r < rows; r++) {
+            out[r] = c + (size_t)(i0 + r) * H;
+            out16[r] = c16 ? c16 + (size_t)(i0 + r) * H : NULL;
         }
+        int e0 = 0;
+        for (; e0 + 32 <= d; e0 += 32)
+            context_block(out, c16 ? out16 : NULL, s, vals, n, ldv, npad, rows, e0, 2);
+        if (e0 < d)
+            context_block(out, c16 ? out16 : NULL, s, vals, n, ldv, npad, rows, e0, 1);
     }
 }
 
-MULTIVERSIONED static void attention_head_short(float *c, bf16 *c16, float *P, const float *q,
-                                                const float *k, const float *v, const float *rel,
-                                                int n, int d, size_t ld, int H)
+MULTIVERSIONED static void attention_head_blocked(float *c, bf16 *c16, float *P, float *work,
+                                                  const float *q, const float *k, const float *v,
+                                                  const float *rel, int n, int d, size_t ld, int H)
 {
     if (n <= 16)
-        attention_head_short_keys(c, c16, P, q, k, v, rel, n, d, ld, H, 1);
+        attention_head_blocked_npad(c, c16, P, work, q, k, v, rel, n, d, ld, H, 16);
+    else if (n <= 32)
+        attention_head_blocked_npad(c, c16, P, work, q, k, v, rel, n, d, ld, H, 32);
     else
-        attention_head_short_keys(c, c16, P, q, k, v, rel, n, d, ld, H, 2);
+        attention_head_blocked_npad(c, c16, P, work, q, k, v, rel, n, d, ld, H, 0);
 }
 
 /* One head of one sequence of n tokens (q, k, v: rows ld apart), the
  * context rows into c (rows H apart), or, when c16 is given, into c16 in
  * bf16 (c then holds them or not: inference reads only c16).  The softmax
- * probabilities go into P
- * [n, n] when it is given (training keeps them), else block by block into
- * scratch [ATT_QUERIES, n]; with keep, the dropout mask into keep [n, n]
- * and the dropped out probabilities into w [ATT_QUERIES, n].  rel (MPNet;
+ * probabilities go into P [n, n] when it is given (training keeps them).
+ * Without dropout, heads that attention_head_blocked takes go through it
+ * (scratch: blocked_work_floats(n, d) floats); the others are two products
+ * per block of ATT_QUERIES queries, the scores in P or scratch [ATT_QUERIES,
+ * n], with keep the dropout mask into keep [n, n] and the dropped out
+ * probabilities into w [ATT_QUERIES, n].  rel (MPNet;
  * NULL for BERT) is this head's bias by relative position, rel[j - i]
  * added to the score of query i for key j. */
 static void attention_head_forward(float *c, bf16 *c16, float *P, float *scratch, uint8_t *keep,
@@ -615,8 +714,8 @@ static void attention_head_forward(float *c, bf16 *c16, float *P, float *scratch
                                    const float *rel, int n, int d, size_t ld, int H, float p_attn,
                                    uint64_t key, int h)
 {
-    if (!keep && n <= SHORT_KEYS && d <= SHORT_HEAD_DIM && d % 16 == 0) {
-        attention_head_short(c, c16, P, q, k, v, rel, n, d, ld, H);
+    if (!keep && d <= BLOCKED_HEAD_DIM && d % 16 == 0) {
+        attention_head_blocked(c, c16, P, scratch, q, k, v, rel, n, d, ld, H);
         return;
     }
     for (int i0 = 0; i0 < n; i0 += ATT_QUERIES) {
@@ -651,7 +750,10 @@ static void attention_forward(float *ctx, bf16 *ctx16, float *att, uint8_t *att_
 #pragma omp parallel if (worth_threads(att_start[B] * d))
     {
         float *w = p_attn > 0 ? xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *w) : NULL;
-        float *scratch = att ? NULL : xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *scratch);
+        size_t scratch_floats = (size_t)ATT_QUERIES * max_len;
+        if (scratch_floats < blocked_work_floats(max_len, d))
+            scratch_floats = blocked_work_floats(max_len, d);
+        float *scratch = xmallocarray(scratch_floats, sizeof *scratch);
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
             int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];

@@ -281,11 +281,36 @@ static void check_mpnet(const char *dir)
     check_hubstyle(dir);
 }
 
+/* attention_head_blocked's other head sizes (16, 48 and 128 dimensions;
+ * BERT, and MPNet's relative position bias) at lengths of 1 to 300 tokens
+ * against transformers, on random models it makes now
+ * (tests/py/mk_head_sizes.py). */
+static void check_head_sizes(void)
+{
+    static const char *names[] = {"bert-head16", "bert-head48", "bert-head128", "mpnet-head48"};
+    char *dir = tap_temp_dir("heads");
+    char *cmd = xmalloc(strlen(dir) + 64);
+    sprintf(cmd, "python3 tests/py/mk_head_sizes.py %s 2>&1", dir);
+    if (python_reference(cmd))
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+            char *sub = path_join(dir, names[i]);
+            bert_model m;
+            fixture_model(sub, &m);
+            check_long_sequences(sub, &m);
+            model_free(&m);
+            free(sub);
+        }
+    remove_tree(dir);
+    free(dir);
+    free(cmd);
+}
+
 int main(void)
 {
     util_init("test-bert-forward");
     check_fixture("tiny");
     check_fixture("head64");
     for_each_mpnet_fixture(check_mpnet);
+    check_head_sizes();
     return done_testing();
 }
