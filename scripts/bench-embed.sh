@@ -36,7 +36,9 @@
 # encode with max_seq_length), embed timed on the token stream (no
 # tokenizing, so that the encoders alone are compared) in fp32 and bf16
 # beside encode in fp32 and under bf16 autocast (tokenizing included, as
-# encode does it), and the ratios embed / encode at each precision.
+# encode does it), the ratios embed / encode at each precision, and "fp32
+# bound" as in the first table: OpenBLAS's rate for the dense products of
+# that many rows over encode's fp32 GF/s.
 #
 # Environment: BINDIR (default build/bin), SGEMM_RATE (default
 # build/scripts/sgemm-rate; make bench-embed builds it), SHARED (default ../shared), MINILM
@@ -185,13 +187,14 @@ cat "$tmp/bf16.rows"
 
 # The length sweep.
 echo
-printf '%-8s %6s %12s %12s %12s %12s %10s %10s\n' tokens texts "embed fp32/s" "encode fp32/s" \
-    "embed bf16/s" "encode bf16/s" "fp32 ratio" "bf16 ratio"
+printf '%-8s %6s %12s %12s %12s %12s %10s %10s %10s\n' tokens texts "embed fp32/s" "encode fp32/s" \
+    "embed bf16/s" "encode bf16/s" "fp32 ratio" "bf16 ratio" "fp32 bound"
 sweep_n=${SWEEP_TEXTS:-256}
 for len in ${LENGTHS:-16 32 64 128 256 512}; do
     python3 "$here/bench_embed.py" long "$tmp/sts.txt" "$sweep_n" "$len" >"$tmp/long.txt"
     "$BINDIR/wp-tokenize" -m "$MINILM" --max-length "$len" "$tmp/long.txt" >"$tmp/long.tok"
     row=()
+    fp32_encode=
     for prec in fp32 bf16; do
         best_timed "$tmp/t.sweep" "$BINDIR/embed" -m "$MINILM" --device cpu --precision "$prec" \
             --threads "$threads" -b "$BATCH" "$tmp/long.tok"
@@ -199,9 +202,13 @@ for len in ${LENGTHS:-16 32 64 128 256 512}; do
         best_encode "$tmp/torch.out" "$tmp/torch.err" "$MINILM" "$tmp/long.txt" "$threads" "$BATCH" \
             "$prec" "$len"
         read -r _ ts _ <"$tmp/torch.out"
+        fp32_encode=${fp32_encode:-$ts}
         row+=("$(rate "$sweep_n" "$es")" "$(rate "$sweep_n" "$ts")" \
             "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')")
     done
-    printf '%-8s %6s %12s %12s %12s %12s %10s %10s\n' "$len" "$sweep_n" "${row[0]}" "${row[1]}" \
-        "${row[3]}" "${row[4]}" "${row[2]}" "${row[5]}"
+    read -r _ gflop _ H _ I _ L _ rows < <(python3 "$here/bench_embed.py" work "$MINILM" "$tmp/long.tok" "$BATCH")
+    sgemm=$(best_rate "$threads" "$H" "$I" "$L" "$rows")
+    printf '%-8s %6s %12s %12s %12s %12s %10s %10s %10s\n' "$len" "$sweep_n" "${row[0]}" "${row[1]}" \
+        "${row[3]}" "${row[4]}" "${row[2]}" "${row[5]}" \
+        "$(awk -v s="$sgemm" -v g="$gflop" -v t="$fp32_encode" 'BEGIN { printf "%.2f", s / (g / t) }')"
 done
