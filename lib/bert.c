@@ -398,6 +398,26 @@ static void dropout_backward(float *dx, const float *dy, const uint8_t *keep, si
  * cache from their product through the softmax to the context's product. */
 enum { ATT_QUERIES = 64 };
 
+/* Attention dropout of query i's probability row p [n] in head h: the
+ * mask into keep [n], the kept probabilities, scaled, into w (p itself or
+ * another row); the mask keyed by head, query and key, as dropout.h's. */
+__attribute__((always_inline)) static inline void attention_dropout_row(float *w, uint8_t *keep,
+                                                                        const float *p, int n,
+                                                                        int i, int h,
+                                                                        float p_attn,
+                                                                        uint64_t key)
+{
+    float drop_scale = 1.0f / (1.0f - p_attn);
+    uint64_t first = ((uint64_t)h * n + i) * n;
+    uint32_t threshold = dropout_threshold(p_attn);
+#pragma omp simd
+    for (int j = 0; j < n; j++) {
+        int k = dropout_keep(key, first + j, threshold);
+        keep[j] = (uint8_t)k;
+        w[j] = k ? p[j] * drop_scale : 0.0f;
+    }
+}
+
 /* Scores -> probabilities in place, for the rows of queries i0 .. i0 +
  * rows - 1 (P's rows, n apart): scaled by 1/sqrt(d), rel added (see
  * attention_head_forward), softmax; with keep, the dropout mask of those
@@ -406,7 +426,7 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
                                         int i0, int rows, int n, int d, float p_attn, uint64_t key,
                                         int h)
 {
-    float scale = 1.0f / sqrtf((float)d), drop_scale = 1.0f / (1.0f - p_attn);
+    float scale = 1.0f / sqrtf((float)d);
     /* Each loop over a row is an explicit simd loop: gcc 12 at -O2 leaves
      * a max reduction or a loop with a remainder scalar. */
     for (int r = 0; r < rows; r++) {
@@ -443,24 +463,15 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
 #pragma omp simd
         for (int j = 0; j < n; j++)
             row[j] *= inv;
-        if (keep) {
-            uint8_t *kr = keep + (size_t)r * n;
-            float *wr = w + (size_t)r * n;
-            uint64_t first = ((uint64_t)h * n + i) * n;
-            uint32_t threshold = dropout_threshold(p_attn);
-#pragma omp simd
-            for (int j = 0; j < n; j++) {
-                int k = dropout_keep(key, first + j, threshold);
-                kr[j] = (uint8_t)k;
-                wr[j] = k ? row[j] * drop_scale : 0.0f;
-            }
-        }
+        if (keep)
+            attention_dropout_row(w + (size_t)r * n, keep + (size_t)r * n, row, n, i, h, p_attn,
+                                  key);
     }
 }
 
-/* Heads of a multiple of 16 dimensions up to BLOCKED_HEAD_DIM, without
- * attention dropout (inference, and training without it), go through
- * attention_head_blocked at every length: BLOCKED_QUERIES queries at a time,
+/* Heads of a multiple of 16 dimensions up to BLOCKED_HEAD_DIM, in
+ * inference and in training, go through attention_head_blocked at every
+ * length: BLOCKED_QUERIES queries at a time,
  * their scores against all keys computed in registers and kept in the
  * first-level cache (a row per query) through the softmax to the context's
  * product.  The library's two products per head cost more in calls and
@@ -572,20 +583,21 @@ static size_t blocked_work_floats(int n, int d)
     return (2 * (size_t)d + BLOCKED_QUERIES + 1) * npad + 16;
 }
 
-/* attention_head_forward without dropout for d a multiple of 16 up to
- * BLOCKED_HEAD_DIM: the keys transposed once per head (kt, [d, npad], npad =
+/* attention_head_forward for d a multiple of 16 up to BLOCKED_HEAD_DIM: the keys transposed once per head (kt, [d, npad], npad =
  * n rounded up to 16); then, BLOCKED_QUERIES queries at a time, their
  * scores (rows of s, [BLOCKED_QUERIES, npad]), the softmax as softmax_rows
  * computes it (keys past n: a score of -inf, a probability of exactly 0, so
  * that the fixed-order sums over npad equal those over n), and the context,
  * written to c, or to c16 in bf16 when it is given.  P, when given, gets
- * the probabilities.  work: blocked_work_floats(n, d) floats.  NPAD: npad
+ * the probabilities; with keep, they are dropped out (p_attn, key, head h;
+ * the mask into keep [n, n]) before the context.  work: blocked_work_floats(n, d) floats.  NPAD: npad
  * when it is a constant (the loops over a row of a sentence of a dozen
  * tokens are then unrolled), else 0. */
 __attribute__((always_inline)) static inline void
-attention_head_blocked_npad(float *c, bf16 *c16, float *P, float *work, const float *q,
-                            const float *k, const float *v, const float *rel, int n, int d,
-                            size_t ld, int H, const size_t NPAD)
+attention_head_blocked_npad(float *c, bf16 *c16, float *P, uint8_t *keep, float *work,
+                            const float *q, const float *k, const float *v, const float *rel,
+                            int n, int d, size_t ld, int H, float p_attn, uint64_t key, int h,
+                            const size_t NPAD)
 {
     size_t npad = NPAD ? NPAD : ((size_t)n + 15) / 16 * 16;
     float *kt = (float *)(((uintptr_t)work + 63) & ~(uintptr_t)63), *vc = kt + (size_t)d * npad,
@@ -670,6 +682,10 @@ attention_head_blocked_npad(float *c, bf16 *c16, float *P, float *work, const fl
                 row[j] *= inv;
             if (P)
                 __builtin_memcpy(P + (size_t)i * n, row, n * sizeof *row);
+            /* The context of the dropped out probabilities (P keeps them
+             * before dropout). */
+            if (keep)
+                attention_dropout_row(row, keep + (size_t)i * n, row, n, i, h, p_attn, key);
         }
         /* Context, 32 dimensions at a time where d allows. */
         float *out[BLOCKED_QUERIES];
@@ -686,25 +702,30 @@ attention_head_blocked_npad(float *c, bf16 *c16, float *P, float *work, const fl
     }
 }
 
-MULTIVERSIONED static void attention_head_blocked(float *c, bf16 *c16, float *P, float *work,
-                                                  const float *q, const float *k, const float *v,
-                                                  const float *rel, int n, int d, size_t ld, int H)
+MULTIVERSIONED static void attention_head_blocked(float *c, bf16 *c16, float *P, uint8_t *keep,
+                                                  float *work, const float *q, const float *k,
+                                                  const float *v, const float *rel, int n, int d,
+                                                  size_t ld, int H, float p_attn, uint64_t key,
+                                                  int h)
 {
     if (n <= 16)
-        attention_head_blocked_npad(c, c16, P, work, q, k, v, rel, n, d, ld, H, 16);
+        attention_head_blocked_npad(c, c16, P, keep, work, q, k, v, rel, n, d, ld, H, p_attn,
+                                    key, h, 16);
     else if (n <= 32)
-        attention_head_blocked_npad(c, c16, P, work, q, k, v, rel, n, d, ld, H, 32);
+        attention_head_blocked_npad(c, c16, P, keep, work, q, k, v, rel, n, d, ld, H, p_attn,
+                                    key, h, 32);
     else
-        attention_head_blocked_npad(c, c16, P, work, q, k, v, rel, n, d, ld, H, 0);
+        attention_head_blocked_npad(c, c16, P, keep, work, q, k, v, rel, n, d, ld, H, p_attn,
+                                    key, h, 0);
 }
 
 /* One head of one sequence of n tokens (q, k, v: rows ld apart), the
  * context rows into c (rows H apart), or, when c16 is given, into c16 in
  * bf16 (c then holds them or not: inference reads only c16).  The softmax
  * probabilities go into P [n, n] when it is given (training keeps them).
- * Without dropout, heads that attention_head_blocked takes go through it
- * (scratch: blocked_work_floats(n, d) floats); the others are two products
- * per block of ATT_QUERIES queries, the scores in P or scratch [ATT_QUERIES,
+ * Heads that attention_head_blocked takes go through it (scratch:
+ * blocked_work_floats(n, d) floats); the others are two products per block
+ * of ATT_QUERIES queries, the scores in P or scratch [ATT_QUERIES,
  * n], with keep the dropout mask into keep [n, n] and the dropped out
  * probabilities into w [ATT_QUERIES, n].  rel (MPNet;
  * NULL for BERT) is this head's bias by relative position, rel[j - i]
@@ -714,8 +735,8 @@ static void attention_head_forward(float *c, bf16 *c16, float *P, float *scratch
                                    const float *rel, int n, int d, size_t ld, int H, float p_attn,
                                    uint64_t key, int h)
 {
-    if (!keep && d <= BLOCKED_HEAD_DIM && d % 16 == 0) {
-        attention_head_blocked(c, c16, P, scratch, q, k, v, rel, n, d, ld, H);
+    if (d <= BLOCKED_HEAD_DIM && d % 16 == 0) {
+        attention_head_blocked(c, c16, P, keep, scratch, q, k, v, rel, n, d, ld, H, p_attn, key, h);
         return;
     }
     for (int i0 = 0; i0 < n; i0 += ATT_QUERIES) {
