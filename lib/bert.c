@@ -660,23 +660,10 @@ attention_head_blocked_npad(float *c, bf16 *c16, float *P, uint8_t *keep, float 
                     row[j] = row[j] * scale + pad[j];
             }
             float mx = max_lanes(row, npad / 16);
-            /* The exponentials (0 past n) and their sum in sum_fixed's
-             * order in one pass: the sum's chain of additions runs beside
-             * them. */
-            f64x8 sum = {0};
-            for (size_t j0 = 0; j0 < npad; j0 += 16) {
-                float *x = row + j0;
 #pragma omp simd
-                for (int j = 0; j < 16; j++)
-                    x[j] = j0 + j < (size_t)n ? exp_approx(x[j] - mx) : 0.0f;
-                f32x16 ex;
-                __builtin_memcpy(&ex, x, sizeof ex);
-                sum += __builtin_convertvector(
-                    __builtin_shufflevector(ex, ex, 0, 1, 2, 3, 4, 5, 6, 7), f64x8);
-                sum += __builtin_convertvector(
-                    __builtin_shufflevector(ex, ex, 8, 9, 10, 11, 12, 13, 14, 15), f64x8);
-            }
-            float inv = (float)(1.0 / LANES_TOTAL(sum));
+            for (size_t j = 0; j < npad; j++)
+                row[j] = j < (size_t)n ? exp_approx(row[j] - mx) : 0.0f; /* 0 past n */
+            float inv = (float)(1.0 / sum_fixed(row, npad));
 #pragma omp simd
             for (size_t j = 0; j < npad; j++)
                 row[j] *= inv;
