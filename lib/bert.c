@@ -577,6 +577,12 @@ __attribute__((always_inline)) static inline void context_block(float *const *ou
 
 /* Floats of attention_head_blocked's work for sequences of up to n tokens
  * in heads of d dimensions, 64 bytes of alignment included. */
+/* Whether attention_head_blocked takes heads of d dimensions. */
+static int blocked_takes(int d)
+{
+    return d <= BLOCKED_HEAD_DIM && d % 16 == 0;
+}
+
 static size_t blocked_work_floats(int n, int d)
 {
     size_t npad = ((size_t)n + 15) / 16 * 16;
@@ -722,7 +728,7 @@ static void attention_head_forward(float *c, bf16 *c16, float *P, float *scratch
                                    const float *rel, int n, int d, size_t ld, int H, float p_attn,
                                    uint64_t key, int h)
 {
-    if (d <= BLOCKED_HEAD_DIM && d % 16 == 0) {
+    if (blocked_takes(d)) {
         attention_head_blocked(c, c16, P, keep, scratch, q, k, v, rel, n, d, ld, H, p_attn, key, h);
         return;
     }
@@ -757,11 +763,14 @@ static void attention_forward(float *ctx, bf16 *ctx16, float *att, uint8_t *att_
     size_t ld = 3 * (size_t)H;
 #pragma omp parallel if (worth_threads(att_start[B] * d))
     {
-        float *w = p_attn > 0 ? xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *w) : NULL;
-        size_t scratch_floats = (size_t)ATT_QUERIES * max_len;
-        if (scratch_floats < blocked_work_floats(max_len, d))
-            scratch_floats = blocked_work_floats(max_len, d);
-        float *scratch = xmallocarray(scratch_floats, sizeof *scratch);
+        /* What attention_head_forward's path for these heads needs. */
+        int blocked = blocked_takes(d);
+        float *w = !blocked && p_attn > 0
+                       ? xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *w)
+                       : NULL;
+        float *scratch = blocked ? xmallocarray(blocked_work_floats(max_len, d), sizeof *scratch)
+                         : att   ? NULL
+                                 : xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *scratch);
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
             int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
