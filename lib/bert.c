@@ -330,19 +330,21 @@ static void gelu_backward(float *d, const float *grad, size_t n)
 }
 
 /* The feed-forward block's two products, out[n, H] = GELU(in[n, H] w_in^T
- * + b_in) w_out^T + b_out.  Inference in bf16 takes them as two bf16
- * products, the first applying GELU and rounding to bf16 as it writes (in
- * the room of the fp32 GELU buffer): no fp32 pass over the [n, FF] values
- * between them.  Otherwise the values before GELU are kept in pre, as the
- * backward pass needs them. */
+ * + b_in) w_out^T + b_out.  Inference, where the build has the fused
+ * product, applies GELU as the first product writes its result (in bf16,
+ * rounded to bf16, the second product's operand, in the room of the fp32
+ * GELU buffer): no pass of its own over the [n, FF] values.  Otherwise the
+ * values before GELU are kept in pre, as the backward pass needs them. */
 static void ffn_forward(bert_acts *a, float *out, float *pre, const float *in, const bf16 *in16,
                         weight w_in, const float *b_in, weight w_out, const float *b_out, int n,
                         int H, int FF)
 {
-    if (a->prec == GEMM_BF16 && !a->training) {
-        bf16 *gelu16 = (bf16 *)a->gelu;
-        gemm_bias_gelu_bf16(n, FF, H, in, in16, H, w_in.f, w_in.h, H, b_in, gelu16, FF);
-        gemm_bias(a->prec, n, H, FF, NULL, gelu16, FF, w_out.f, w_out.h, FF, b_out, out, H);
+    if (!a->training && gemm_fuses_gelu()) {
+        int bf16_products = a->prec == GEMM_BF16;
+        gemm_bias_gelu(a->prec, n, FF, H, in, in16, H, w_in.f, w_in.h, H, b_in, a->gelu, FF);
+        gemm_bias(a->prec, n, H, FF, bf16_products ? NULL : a->gelu,
+                  bf16_products ? (const bf16 *)a->gelu : NULL, FF, w_out.f, w_out.h, FF, b_out,
+                  out, H);
         return;
     }
     matmul_forward(a, pre, in, in16, w_in, b_in, n, H, FF);

@@ -1,4 +1,4 @@
-/* gemm.c - gemm.h: OpenBLAS for fp32, oneDNN's matmul primitive for bf16.
+/* gemm.c - gemm.h: OpenBLAS and oneDNN's matmul primitive.
  *
  * oneDNN primitives are made for one shape; each thread keeps the ones it
  * made (token rows in fixed blocks and a padded remainder, see BLOCK_ROWS,
@@ -93,6 +93,7 @@ typedef struct {
     int bias; /* an f32 bias row [N] added to every row of C */
     int gelu; /* GELU applied to the result (after bias and sum) */
     int c_bf16; /* C in bf16, else f32 */
+    int f32; /* A and B in f32, else bf16 */
     dnnl_primitive_t prim;
 } matmul_entry;
 
@@ -111,7 +112,8 @@ enum { BLOCK_ROWS = 256, PAD_ROWS = 32 };
 static _Thread_local dnnl_stream_t stream;
 static _Thread_local matmul_entry cache[CACHE_SLOTS];
 static _Thread_local int cache_next;
-static _Thread_local bf16 *scratch_a, *scratch_b, *pad_a, *pad_b;
+static _Thread_local bf16 *scratch_a, *scratch_b;
+static _Thread_local char *pad_a, *pad_b;
 static _Thread_local size_t cap_a, cap_b, cap_pad_a, cap_pad_b, cap_pad_c;
 static _Thread_local char *pad_c;
 
@@ -124,13 +126,15 @@ static void *grow(void *buf, size_t *cap, size_t n, size_t size)
     return xmallocarray(n, size);
 }
 
-/* rows of cols bf16 (ld apart) into out (cols apart), zeros after them up
- * to padded rows. */
-static void pad_rows(bf16 *out, const bf16 *in, int rows, int padded, int cols, int ld)
+/* rows of cols elements of size bytes (ld elements apart) into out (cols
+ * apart), zeros after them up to padded rows. */
+static void pad_rows(char *out, const char *in, int rows, int padded, int cols, int ld,
+                     size_t size)
 {
+    size_t row = cols * size;
     for (int r = 0; r < rows; r++)
-        memcpy(out + (size_t)r * cols, in + (size_t)r * ld, cols * sizeof *out);
-    memset(out + (size_t)rows * cols, 0, (size_t)(padded - rows) * cols * sizeof *out);
+        memcpy(out + r * row, in + (size_t)r * ld * size, row);
+    memset(out + rows * row, 0, (size_t)(padded - rows) * row);
 }
 
 /* An operand of rows x cols (*ld apart) in bf16: x16 when given, else x
@@ -154,8 +158,9 @@ static void describe(const matmul_entry *e, dnnl_dim_t M, dnnl_dim_t K, dnnl_mem
     dnnl_dims_t src_strides = {e->ta ? 1 : e->lda, e->ta ? e->lda : 1};
     dnnl_dims_t wei_strides = {e->tb ? 1 : e->ldb, e->tb ? e->ldb : 1};
     dnnl_dims_t dst_strides = {e->ldc, 1};
-    check(dnnl_memory_desc_init_by_strides(src, 2, src_dims, dnnl_bf16, src_strides), "src md");
-    check(dnnl_memory_desc_init_by_strides(wei, 2, wei_dims, dnnl_bf16, wei_strides), "wei md");
+    dnnl_data_type_t operands = e->f32 ? dnnl_f32 : dnnl_bf16;
+    check(dnnl_memory_desc_init_by_strides(src, 2, src_dims, operands, src_strides), "src md");
+    check(dnnl_memory_desc_init_by_strides(wei, 2, wei_dims, operands, wei_strides), "wei md");
     check(dnnl_memory_desc_init_by_strides(dst, 2, dst_dims, e->c_bf16 ? dnnl_bf16 : dnnl_f32,
                                            dst_strides),
           "dst md");
@@ -200,7 +205,7 @@ static matmul_entry *lookup(const matmul_entry *want)
         if (e->prim && e->ta == want->ta && e->tb == want->tb && e->M == want->M &&
             e->N == want->N && e->K == want->K && e->lda == want->lda && e->ldb == want->ldb &&
             e->ldc == want->ldc && e->beta == want->beta && e->bias == want->bias &&
-            e->gelu == want->gelu && e->c_bf16 == want->c_bf16)
+            e->gelu == want->gelu && e->c_bf16 == want->c_bf16 && e->f32 == want->f32)
             return e;
     }
     matmul_entry *e = &cache[cache_next];
@@ -213,7 +218,7 @@ static matmul_entry *lookup(const matmul_entry *want)
 }
 
 /* One product of shape at A, B, C (and bias, when the shape has one). */
-static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, void *C,
+static void run(const matmul_entry *shape, const void *A, const void *B, void *C,
                 const float *bias)
 {
     matmul_entry *e = lookup(shape);
@@ -240,33 +245,33 @@ static void run(const matmul_entry *shape, const bf16 *A, const bf16 *B, void *C
 #endif
 
 #ifdef BP_HAVE_DNNL
-/* gemm in bf16, and bias (NULL: none; only without ta) added to every row
- * of C; then, with gelu, GELU of every element.  C is f32, or bf16 with
- * c_bf16. */
-static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
-                         int lda, const float *B, const bf16 *B16, int ldb, float beta, void *C,
-                         int ldc, const float *bias, int gelu, int c_bf16)
+/* C[M, N] = op(A) op(B) + beta C through oneDNN, A and B in f32 (f32) or
+ * bf16, and bias (NULL: none; only without ta) added to every row of C;
+ * then, with gelu, GELU of every element.  C is f32, or bf16 with c_bf16. */
+static void product(int f32, int ta, int tb, int M, int N, int K, const void *A, int lda,
+                    const void *B, int ldb, float beta, void *C, int ldc, const float *bias,
+                    int gelu, int c_bf16)
 {
     if (M == 0 || N == 0)
         return;
     pthread_once(&engine_once, make_engine);
     if (!stream)
         check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream_create");
-    A16 = operand(A, A16, ta ? K : M, ta ? M : K, &lda, &scratch_a, &cap_a);
-    B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
     matmul_entry shape = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
                           .ldc = ldc, .beta = beta, .bias = bias != NULL, .gelu = gelu,
-                          .c_bf16 = c_bf16};
+                          .c_bf16 = c_bf16, .f32 = f32};
     if (ta && tb) {
-        run(&shape, A16, B16, C, bias);
+        run(&shape, A, B, C, bias);
         return;
     }
     /* The token dimension: M (rows of A and C), or K (rows of A and B) in a
      * weight gradient (ta), whose blocks after the first add to C. */
-    size_t c_size = c_bf16 ? sizeof(bf16) : sizeof(float);
+    size_t size = f32 ? sizeof(float) : sizeof(bf16), c_size = c_bf16 ? sizeof(bf16) : sizeof(float);
+    const char *Ab = A, *Bb = B;
     char *Cb = C;
     int along_k = ta, tokens = along_k ? K : M, done = 0;
-    size_t a_step = lda, b_step = along_k ? ldb : 0, c_step = along_k ? 0 : ldc * c_size;
+    size_t a_step = lda * size, b_step = along_k ? ldb * size : 0,
+           c_step = along_k ? 0 : ldc * c_size;
     for (; done + BLOCK_ROWS <= tokens; done += BLOCK_ROWS) {
         if (along_k) {
             shape.K = BLOCK_ROWS;
@@ -274,20 +279,20 @@ static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, co
         } else {
             shape.M = BLOCK_ROWS;
         }
-        run(&shape, A16 + done * a_step, B16 + done * b_step, Cb + done * c_step, bias);
+        run(&shape, Ab + done * a_step, Bb + done * b_step, Cb + done * c_step, bias);
     }
     int rows = tokens - done, padded = (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
     if (!rows)
         return;
     /* A's remaining rows, zero-padded (lda: A's columns, packed). */
     int a_cols = ta ? M : K;
-    pad_a = grow(pad_a, &cap_pad_a, (size_t)padded * a_cols, sizeof *pad_a);
-    pad_rows(pad_a, A16 + done * a_step, rows, padded, a_cols, lda);
+    pad_a = grow(pad_a, &cap_pad_a, (size_t)padded * a_cols * size, 1);
+    pad_rows(pad_a, Ab + done * a_step, rows, padded, a_cols, lda, size);
     shape.lda = a_cols;
     if (along_k) {
         /* Zero rows of both operands add nothing to C. */
-        pad_b = grow(pad_b, &cap_pad_b, (size_t)padded * N, sizeof *pad_b);
-        pad_rows(pad_b, B16 + done * b_step, rows, padded, N, ldb);
+        pad_b = grow(pad_b, &cap_pad_b, (size_t)padded * N * size, 1);
+        pad_rows(pad_b, Bb + done * b_step, rows, padded, N, ldb, size);
         shape.K = padded;
         shape.ldb = N;
         shape.beta = done ? 1.0f : beta;
@@ -303,9 +308,21 @@ static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, co
         memcpy(pad_c + r * row_bytes, c + (size_t)r * ldc * c_size, row_bytes);
     shape.M = padded;
     shape.ldc = N;
-    run(&shape, pad_a, B16, pad_c, bias);
+    run(&shape, pad_a, B, pad_c, bias);
     for (int r = 0; r < rows; r++)
         memcpy(c + (size_t)r * ldc * c_size, pad_c + r * row_bytes, row_bytes);
+}
+
+/* product in bf16, A and B converted here unless A16 and B16 are given. */
+static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
+                         int lda, const float *B, const bf16 *B16, int ldb, float beta, void *C,
+                         int ldc, const float *bias, int gelu, int c_bf16)
+{
+    if (M == 0 || N == 0)
+        return;
+    A16 = operand(A, A16, ta ? K : M, ta ? M : K, &lda, &scratch_a, &cap_a);
+    B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
+    product(0, ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, bias, gelu, c_bf16);
 }
 #endif
 
@@ -328,12 +345,16 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16
                const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc)
 {
     if (p == GEMM_FP32) {
+#ifdef BP_HAVE_DNNL
+        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 0, 0);
+#else
         /* OpenBLAS has no bias: C starts as it, and the product adds to it. */
 #pragma omp parallel for schedule(static) if ((size_t)M * N >= 1 << 17)
         for (int r = 0; r < M; r++)
             memcpy(C + (size_t)r * ldc, bias, N * sizeof *bias);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C,
                     ldc);
+#endif
         return;
     }
 #ifndef BP_HAVE_DNNL
@@ -344,13 +365,24 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16
 #endif
 }
 
-void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, const bf16 *A16, int lda,
-                         const float *B, const bf16 *B16, int ldb, const float *bias, bf16 *C16,
-                         int ldc)
+int gemm_fuses_gelu(void)
+{
+#ifdef BP_HAVE_DNNL
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
+                    const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc)
 {
 #ifndef BP_HAVE_DNNL
-    die("gemm: bf16 products need oneDNN, and this build has none");
+    die("gemm: products with GELU need oneDNN, and this build has none");
 #else
-    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C16, ldc, bias, 1, 1);
+    if (p == GEMM_FP32)
+        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 1, 0);
+    else
+        product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 1, 1);
 #endif
 }

@@ -1,9 +1,13 @@
 /* gemm.h - the CPU encoder's matrix products, with the precision as data:
- * fp32 through OpenBLAS (the reference), bf16 through oneDNN's matmul
- * (bf16 operands, fp32 accumulation and result), which reaches the
- * AVX512_BF16 dot-product instructions (vdpbf16ps) as PyTorch's CPU
- * autocast does.  docs/cpu-bf16.md says why oneDNN.  A build without oneDNN
- * (make DNNL=) has fp32 only: gemm_bf16_available() says so. */
+ * bf16 through oneDNN's matmul (bf16 operands, fp32 accumulation and
+ * result), which reaches the AVX512_BF16 dot-product instructions
+ * (vdpbf16ps) as PyTorch's CPU autocast does; fp32 through OpenBLAS, except
+ * the dense layers' forward products (gemm_bias, gemm_bias_gelu), which go
+ * through oneDNN's fp32 matmul too when the build has it: faster on this
+ * project's CPU, with the bias and GELU applied as it writes the result.
+ * docs/cpu-bf16.md says why oneDNN, and what it measured.  A build without
+ * oneDNN (make DNNL=) has fp32 only, all of it through OpenBLAS:
+ * gemm_bf16_available() says so. */
 #ifndef BP_GEMM_H
 #define BP_GEMM_H
 
@@ -52,13 +56,15 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
 void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
                const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc);
 
-/* C16[M, N] = GELU(A[M, K] B[N, K]^T + bias[N]) rounded to bf16, in bf16
- * products: a dense layer and its activation in one pass, the result ready
- * as the next product's operand (inference, where nothing needs the values
- * before the GELU).  GELU is oneDNN's erf form (gelu_erf).  A16 and B16 as
- * for gemm. */
-void gemm_bias_gelu_bf16(int M, int N, int K, const float *A, const bf16 *A16, int lda,
-                         const float *B, const bf16 *B16, int ldb, const float *bias, bf16 *C16,
-                         int ldc);
+/* 1 when this build has gemm_bias_gelu (oneDNN), else 0. */
+int gemm_fuses_gelu(void);
+
+/* C[M, N] = GELU(A[M, K] B[N, K]^T + bias[N]): a dense layer and its
+ * activation in one pass, for inference, where nothing needs the values
+ * before the GELU.  C is bf16 in GEMM_BF16 (the next product's operand, as
+ * the product rounds it) and float in GEMM_FP32.  GELU is oneDNN's erf form
+ * (gelu_erf).  A16 and B16 as for gemm.  Only where gemm_fuses_gelu(). */
+void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
+                    const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc);
 
 #endif

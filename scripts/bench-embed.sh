@@ -18,9 +18,10 @@
 # The matrix products bound both: GF/s columns give each side's useful
 # arithmetic rate (real tokens only, scripts/bench_embed.py work), "sgemm"
 # the rate of the model's dense products on this machine (scripts/sgemm-rate.c:
-# OpenBLAS, one thread per core, each on its own weights, as embed runs),
+# fp32 through gemm_bias as embed runs them, oneDNN's fp32 matmul or, built
+# without oneDNN, OpenBLAS; one thread per core, each on its own weights),
 # and "bound" = sgemm / torch's GF/s, the best ratio an fp32 encoder on
-# OpenBLAS could reach here.
+# that product library could reach here.
 #
 # A second table does the same in bf16 (docs/cpu-bf16.md): embed
 # --precision bf16 beside encode() under torch.autocast("cpu",
@@ -37,8 +38,8 @@
 # tokenizing, so that the encoders alone are compared) in fp32 and bf16
 # beside encode in fp32 and under bf16 autocast (tokenizing included, as
 # encode does it), the ratios embed / encode at each precision, and "fp32
-# bound" as in the first table: OpenBLAS's rate for the dense products of
-# that many rows over encode's fp32 GF/s.
+# bound" as in the first table: sgemm-rate's fp32 rate for the dense
+# products of that many rows over encode's fp32 GF/s.
 #
 # Environment: BINDIR (default build/bin), SGEMM_RATE (default
 # build/scripts/sgemm-rate; make bench-embed builds it), SHARED (default ../shared), MINILM

@@ -1,11 +1,12 @@
-/* sgemm-rate - the matrix-product rate this machine gives a BERT encoder,
- * in fp32 (OpenBLAS) or bf16 (gemm.h's oneDNN products, weights converted
- * beforehand and the input converted in every call, as bert.c does): the
- * ceiling for embed's speed, printed by bench-embed.sh.
+/* sgemm-rate - the matrix-product rate this machine gives a BERT encoder's
+ * dense layers through gemm.h's gemm_bias, as bert.c runs them: fp32
+ * (oneDNN's fp32 matmul, or OpenBLAS in a build without oneDNN) or bf16
+ * (oneDNN, weights converted beforehand and the input converted in every
+ * call): the ceiling for embed's speed, printed by bench-embed.sh.
  *
  *   sgemm-rate THREADS HIDDEN INTERMEDIATE LAYERS ROWS [fp32|bf16]
  *
- * Each of THREADS threads runs single-threaded OpenBLAS products of the
+ * Each of THREADS threads runs single-threaded products of the
  * encoder's dense shapes (ROWS x HIDDEN times the query/key/value,
  * attention-output, intermediate and output weights of LAYERS layers, each
  * its own weights, as embed's threads do with whole batches) for about two
@@ -66,7 +67,8 @@ int main(int argc, char **argv)
     double t0 = now(), t1 = t0;
 #pragma omp parallel num_threads(threads) reduction(+ : passes_total)
     {
-        float *in = filled((size_t)rows * FF), *out = filled((size_t)rows * 3 * FF);
+        float *in = filled((size_t)rows * FF), *out = filled((size_t)rows * 3 * FF),
+              *bias = filled((size_t)3 * (H > FF ? H : FF));
         float **w = malloc(4 * (size_t)L * sizeof *w);
         bf16 **w16 = malloc(4 * (size_t)L * sizeof *w16);
         for (int i = 0; i < 4 * L; i++) {
@@ -81,9 +83,9 @@ int main(int argc, char **argv)
         long passes = 0;
         do {
             for (int i = 0; i < 4 * L; i++)
-                gemm(prec, 0, 1, rows, shapes[i % 4][1], shapes[i % 4][0], in, NULL,
-                     shapes[i % 4][0], w[i], w16[i], shapes[i % 4][0], 0.0f, out,
-                     shapes[i % 4][1]);
+                gemm_bias(prec, rows, shapes[i % 4][1], shapes[i % 4][0], in, NULL,
+                          shapes[i % 4][0], w[i], w16[i], shapes[i % 4][0], bias, out,
+                          shapes[i % 4][1]);
             passes++;
         } while (now() - t0 < 2.0);
         passes_total += passes;
@@ -98,6 +100,7 @@ int main(int argc, char **argv)
         free(w16);
         free(in);
         free(out);
+        free(bias);
     }
     printf("%.1f\n", passes_total * flop_per_pass / (t1 - t0) / 1e9);
     return 0;

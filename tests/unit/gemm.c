@@ -1,6 +1,6 @@
 /* gemm - the dense layers' products of gemm.h against a float64 reference:
- * gemm_bias in fp32 and bf16, and gemm_bias_gelu_bf16 (bias and GELU
- * applied by oneDNN, the result rounded to bf16), at row counts below, at
+ * gemm_bias in fp32 and bf16, and gemm_bias_gelu (bias and GELU applied by
+ * oneDNN; in bf16 the result rounded to bf16), at row counts below, at
  * and across the bf16 products' blocks of 256 rows.  The bf16 reference is
  * computed from the operands rounded to bf16 as the products take them, so
  * what remains is fp32 accumulation (and, with GELU, the rounding of the
@@ -88,6 +88,18 @@ int main(void)
         double e = worst(C, want, M, scale, 0, 1e-6);
         ok(e <= 1, "fp32 gemm_bias, %d rows: within 1e-6 of the largest |a||b| sum (%.3g of it)",
            M, e);
+        if (gemm_fuses_gelu()) {
+            gemm_bias_gelu(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N);
+            double *want_gelu = xmallocarray((size_t)M * N, sizeof *want_gelu);
+            for (int i = 0; i < M * N; i++)
+                want_gelu[i] = gelu(want[i]);
+            e = worst(C, want_gelu, M, scale, 1e-6, 1e-6);
+            free(want_gelu);
+            ok(e <= 1, "fp32 gemm_bias_gelu, %d rows: within 1e-6 of the value + 1e-6 of the "
+               "largest |a||b| sum (%.3g of it)", M, e);
+        } else {
+            diag("built without oneDNN: no gemm_bias_gelu");
+        }
         if (!bf16_here) {
             free(A), free(C), free(C16), free(want), free(want16);
             continue;
@@ -100,7 +112,7 @@ int main(void)
         /* A given in bf16 here (gemm_bias above converted it itself) */
         bf16 *A16 = xmallocarray((size_t)M * K, sizeof *A16);
         bf16_from_float(A16, A, (size_t)M * K);
-        gemm_bias_gelu_bf16(M, N, K, NULL, A16, K, B, B16, K, bias, C16, N);
+        gemm_bias_gelu(GEMM_BF16, M, N, K, NULL, A16, K, B, B16, K, bias, C16, N);
         free(A16);
         for (int i = 0; i < M * N; i++) {
             uint32_t u = (uint32_t)C16[i] << 16;
@@ -109,7 +121,7 @@ int main(void)
         }
         /* bf16 keeps 8 significant bits: half a unit is 2^-9 of the value */
         e = worst(C, want16, M, scale, 1.0 / 256, 2e-6);
-        ok(e <= 1, "gemm_bias_gelu_bf16, %d rows: GELU within 2^-8 of the value + 2e-6 of "
+        ok(e <= 1, "bf16 gemm_bias_gelu, %d rows: GELU within 2^-8 of the value + 2e-6 of "
            "the largest |a||b| sum (%.3g of it)", M, e);
         free(A), free(C), free(C16), free(want), free(want16);
     }
