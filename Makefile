@@ -72,7 +72,10 @@ override LDLIBS += -Wl,--as-needed $(filter -L% -l% -Wl%,$(MPI_SHOW))
 endif
 endif
 
-# CUDA backend: compiled only when nvcc is found; never needed for the CPU build.
+# CUDA backend: compiled only when nvcc is found; never needed for the CPU
+# build.  It is a shared object that the tools open only when they look for
+# a GPU (lib/cuda_backend.h): they link none of CUDA's libraries, and export
+# the few functions it calls back (lib/cuda/host-symbols.list).
 ifneq ($(strip $(NVCC)),)
 CU_SRC   := $(wildcard lib/cuda/*.cu)
 endif
@@ -80,21 +83,24 @@ ifneq ($(strip $(CU_SRC)),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCCFLAGS ?= -O2 -g -std=c++17 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
-override NVCCFLAGS += -Ilib -Xcompiler -Wall
+override NVCCFLAGS += -Ilib -Xcompiler -Wall -Xcompiler -fPIC
 CU_OBJ   := $(CU_SRC:%.cu=$(O)/%.o)
-override CFLAGS   += -DBP_HAVE_CUDA -I$(CUDA_HOME)/include
-override LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+CUDA_BACKEND := $(O)/lib/bertpipe/libbertpipe-cuda.so
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+HOST_SYMBOLS := $(shell sed -n 's/^ *\([a-z_0-9]*\);$$/\1/p' lib/cuda/host-symbols.list)
+override CFLAGS   += -DBP_HAVE_CUDA
+override LDLIBS   += -ldl -Wl,--dynamic-list=lib/cuda/host-symbols.list \
+                     $(HOST_SYMBOLS:%=-Wl,--undefined=%)
 # NCCL for the collectives of several GPU ranks (lib/cuda/comm_nccl.cu),
 # when the toolkit has it.
 ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h),)
-override CFLAGS   += -DBP_HAVE_NCCL
 override NVCCFLAGS += -DBP_HAVE_NCCL
-override LDLIBS   += -lnccl
+CUDA_LIBS += -lnccl
 endif
 endif
 
 .PHONY: all check check-models install clean
-all: $(TOOLS) $(UNIT)
+all: $(TOOLS) $(UNIT) $(CUDA_BACKEND)
 
 $(O)/lib/%.o: lib/%.c $(wildcard lib/*.h) Makefile
 	@mkdir -p $(@D)
@@ -104,9 +110,15 @@ $(O)/lib/cuda/%.o: lib/cuda/%.cu $(wildcard lib/*.h lib/cuda/*.cuh lib/cuda/*.h)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -c -o $@ $<
 
-$(LIBA): $(LIB_OBJ) $(CU_OBJ)
+# (A new host-symbols.list links every program again, through the library.)
+$(LIBA): $(LIB_OBJ) $(if $(CU_SRC),lib/cuda/host-symbols.list)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(AR) rcs $@ $(LIB_OBJ)
+
+$(CUDA_BACKEND): $(CU_OBJ) lib/cuda/backend.map
+	@mkdir -p $(@D)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,--version-script=lib/cuda/backend.map -o $@ $(CU_OBJ) \
+	    $(CUDA_LIBS)
 
 $(O)/bin/%: cmd/%.c $(LIBA) $(wildcard lib/*.h)
 	@mkdir -p $(@D)
@@ -156,9 +168,11 @@ check-models: all
 	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) PATH=$(abspath $(O)/bin):$$PATH OMP_WAIT_POLICY=passive \
 	    prove --exec '' $(PROVEFLAGS) $(MODEL_TESTS)
 
-install: $(TOOLS)
+install: $(TOOLS) $(CUDA_BACKEND)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	$(if $(CUDA_BACKEND),install -d $(DESTDIR)$(PREFIX)/lib/bertpipe && \
+	    install -m 755 $(CUDA_BACKEND) $(DESTDIR)$(PREFIX)/lib/bertpipe)
 	for m in $(MAN); do \
 	    s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s && \
 	    install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s || exit 1; done

@@ -207,7 +207,8 @@ comm_stats comm_get_stats(const comm *c)
     return c ? c->stats : (comm_stats){0};
 }
 
-#ifndef BP_HAVE_NCCL
+#ifndef BP_HAVE_CUDA
+/* (lib/cuda_backend.c has it in a build with CUDA) */
 int comm_nccl_init(comm *c)
 {
     return -1;

@@ -2,7 +2,6 @@
  * choice of device, and the calls that dispatch to an implementation. */
 #include "encoder.h"
 #include "gemm.h"
-#include "gpu.h"
 #include "threads.h"
 #include "util.h"
 
@@ -34,36 +33,6 @@ int device_parse(const char *s, device_kind *d)
         *d = (device_kind)i;
     return i < 0 ? -1 : 0;
 }
-
-#ifndef BP_HAVE_CUDA
-int gpu_available(char *why, size_t n)
-{
-    if (why && n)
-        snprintf(why, n, "built without CUDA");
-    return 0;
-}
-
-encoder *encoder_gpu_open(const bert_model *m, const encoder_settings *s)
-{
-    die("--device cuda: built without CUDA");
-}
-
-/* gpu.h's extras: no GPU encoder exists to call them with. */
-void gpu_encoder_hidden(const encoder *e, int layer, float *out)
-{
-    die("gpu_encoder_hidden: built without CUDA");
-}
-
-void gpu_download(float *dst, const float *device_src, size_t n)
-{
-    die("gpu_download: built without CUDA");
-}
-
-double gpu_loss_on_host_data(const loss *l, const loss_batch *b, float *const *dcol)
-{
-    die("gpu_loss_on_host_data: built without CUDA");
-}
-#endif
 
 /* 1 for the GPU, 0 for the CPU, saying so for auto. */
 static int choose_gpu(const encoder_settings *s)

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "cuda_backend.h"
 #include "rng.h"
 #include "util.h"
 
@@ -128,11 +129,7 @@ static double mnr_compute(const loss *l, const loss_batch *b, const float *head,
     return loss;
 }
 
-#ifdef BP_HAVE_CUDA
-/* lib/cuda/loss.cu */
-double mnr_compute_gpu(const loss *l, const loss_batch *b, const float *head, float *const *dcol,
-                       float *dhead);
-#else
+#ifndef BP_HAVE_CUDA
 #define mnr_compute_gpu NULL
 #endif
 
