@@ -104,3 +104,18 @@ host_symbols() {
         --threads 1 "$S/tiny.tok"
     [ "$stderr" = "embed: --device auto: embedding on the CPU (cannot use the CUDA backend $S/driver/libcuda.so.1: it is from another build of bertpipe; 1 thread)" ]
 }
+
+@test "cuda backend: make install puts it where the installed tools look" {
+    need_numpy
+    O=$(dirname "$BINDIR")
+    make -C "$ROOT" -s install O="$O" PREFIX=/opt/bp DESTDIR="$PWD/root" >install.out 2>&1 ||
+        { cat install.out; false; }
+    [ -x root/opt/bp/bin/embed ] && [ -f root/opt/bp/lib/bertpipe/libbertpipe-cuda.so ]
+    export LD_LIBRARY_PATH=$S/driver${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    run -1 root/opt/bp/bin/embed -m "$TINY/model" --device cuda "$S/tiny.tok"
+    [[ "$output" == "embed: --device cuda: no CUDA device: "* && "$output" != *"CUDA backend"* ]]
+    # without it, the installed tools say so
+    rm root/opt/bp/lib/bertpipe/libbertpipe-cuda.so
+    run -1 root/opt/bp/bin/embed -m "$TINY/model" --device cuda "$S/tiny.tok"
+    [[ "$output" == "embed: --device cuda: cannot load the CUDA backend: "*"libbertpipe-cuda.so: "* ]]
+}
