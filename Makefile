@@ -86,9 +86,15 @@ NVCCFLAGS ?= -O2 -g -std=c++17 -gencode arch=compute_90,code=sm_90 \
 override NVCCFLAGS += -Ilib -Xcompiler -Wall -Xcompiler -fPIC
 CU_OBJ   := $(CU_SRC:%.cu=$(O)/%.o)
 CUDA_BACKEND := $(O)/lib/bertpipe/libbertpipe-cuda.so
+# The backend's libraries (make CUDA_LIBS=... for a cuBLAS elsewhere; the
+# tools' LDLIBS do not reach its link).
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 HOST_SYMBOLS := $(shell sed -n 's/^ *\([a-z_0-9]*\);$$/\1/p' lib/cuda/host-symbols.list)
-override CFLAGS   += -DBP_HAVE_CUDA
+# What a tool and the backend it opens must agree on: a checksum of the
+# library's headers and the host symbols, compared when it is opened.
+CUDA_ABI := $(shell cat lib/*.h lib/cuda/host-symbols.list | cksum | cut -d' ' -f1)
+override CFLAGS   += -DBP_HAVE_CUDA -DBP_CUDA_ABI='"$(CUDA_ABI)"'
+override NVCCFLAGS += -DBP_CUDA_ABI='"$(CUDA_ABI)"'
 override LDLIBS   += -ldl -Wl,--dynamic-list=lib/cuda/host-symbols.list \
                      $(HOST_SYMBOLS:%=-Wl,--undefined=%)
 # NCCL for the collectives of several GPU ranks (lib/cuda/comm_nccl.cu),
@@ -185,19 +191,19 @@ clean:
 PIPELINE_TARGETS := demo full real-run data base train-mnr train-mnr-triplets train-mnr-symmetric \
                     eval table eval-suite
 .PHONY: $(PIPELINE_TARGETS)
-$(PIPELINE_TARGETS): $(TOOLS)
+$(PIPELINE_TARGETS): $(TOOLS) $(CUDA_BACKEND)
 	$(MAKE) -C pipelines $@ BINDIR=$(abspath $(O)/bin)
 
 # Speed against the reference stack, printed side by side (see each script).
 .PHONY: bench-tokenize bench-embed bench-train bench-mini-batch
-bench-tokenize bench-embed bench-train bench-mini-batch: $(TOOLS) $(O)/scripts/sgemm-rate
+bench-tokenize bench-embed bench-train bench-mini-batch: $(TOOLS) $(CUDA_BACKEND) $(O)/scripts/sgemm-rate
 	BINDIR=$(abspath $(O)/bin) SGEMM_RATE=$(abspath $(O)/scripts/sgemm-rate) SHARED=$(SHARED) \
 	    scripts/$@.sh
 
 # Data parallelism's overhead on this machine: 1 process of 2 threads, 1 of
 # 1 thread, 2 MPI ranks of 1 thread (docs/data-parallel.md).
 .PHONY: bench-ranks
-bench-ranks: $(TOOLS)
+bench-ranks: $(TOOLS) $(CUDA_BACKEND)
 	BINDIR=$(abspath $(O)/bin) SHARED=$(SHARED) scripts/bench-ranks.sh
 
 # The machine's matrix-product rate, bench-embed's ceiling.

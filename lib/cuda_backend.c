@@ -68,9 +68,17 @@ static void backend_load(void)
     }
     const cuda_backend *b = dlsym(h, "bertpipe_cuda_backend");
     const size_t layout[] = CUDA_BACKEND_LAYOUT;
-    if (!b || strcmp(b->version, BP_VERSION) || memcmp(b->layout, layout, sizeof layout)) {
+    if (!b) {
+        snprintf(backend_error, sizeof backend_error,
+                 "cannot use the CUDA backend %s: it is from another build of bertpipe (%s)", path,
+                 dlerror());
+    } else if (strcmp(b->abi, BP_CUDA_ABI) || memcmp(b->layout, layout, sizeof layout)) {
         snprintf(backend_error, sizeof backend_error,
                  "cannot use the CUDA backend %s: it is from another build of bertpipe", path);
+        b = NULL;
+    }
+    if (!b) {
+        dlclose(h);
         return;
     }
     backend = b;

@@ -19,8 +19,13 @@
 #include "encoder.h"
 #include "loss.h"
 
-/* The sizes of the structures the two sides share, compared when the
- * backend is opened, so that one from another build is refused. */
+/* What the two sides must agree on, compared when the backend is opened,
+ * so that one from another build is refused: BP_CUDA_ABI, a checksum of the
+ * library's headers (Makefile), and the sizes of the structures they
+ * share. */
+#ifndef BP_CUDA_ABI
+#define BP_CUDA_ABI "unknown"
+#endif
 #define CUDA_BACKEND_LAYOUT                                                                      \
     {sizeof(cuda_backend), sizeof(encoder), sizeof(encoder_settings), sizeof(bert_model),      \
      sizeof(loss), sizeof(loss_batch), sizeof(comm)}
@@ -28,7 +33,7 @@ enum { CUDA_BACKEND_LAYOUT_SIZES = 7 };
 
 typedef struct cuda_backend cuda_backend;
 struct cuda_backend {
-    const char *version;                      /* BP_VERSION of the build that made it */
+    const char *abi;                          /* BP_CUDA_ABI of the build that made it */
     size_t layout[CUDA_BACKEND_LAYOUT_SIZES]; /* CUDA_BACKEND_LAYOUT there */
     int (*gpu_available)(char *why, size_t n);
     encoder *(*encoder_gpu_open)(const bert_model *m, const encoder_settings *s);

@@ -8,7 +8,7 @@ extern "C" {
 }
 
 extern "C" const cuda_backend bertpipe_cuda_backend = {
-    BP_VERSION,
+    BP_CUDA_ABI,
     CUDA_BACKEND_LAYOUT,
     gpu_available,
     encoder_gpu_open,

@@ -14,17 +14,19 @@ ROOT=$BATS_TEST_DIRNAME/../..
 STREAMS=$BATS_TEST_DIRNAME/../py/streams.py
 TINY=$FIXTURES/tiny
 
+BACKEND=$BINDIR/../lib/bertpipe/libbertpipe-cuda.so
+
 setup_file() {
+    [ -f "$BACKEND" ] || return 0
     cd "$BATS_FILE_TMPDIR"
     mkdir driver
     printf 'int bertpipe_driver_stand_in;\n' >stand-in.c
-    ${CC:-cc} -shared -fPIC -o driver/libcuda.so.1 stand-in.c
+    ${CC:-cc} -shared -fPIC -o driver/libcuda.so.1 stand-in.c 2>/dev/null || rm -rf driver
     python3 -c 'import numpy, safetensors' 2>/dev/null || return 0
     python3 "$STREAMS" fixture "$TINY/reference.safetensors" tiny.tok tiny.want
 }
 
 setup() {
-    BACKEND=$BINDIR/../lib/bertpipe/libbertpipe-cuda.so
     [ -f "$BACKEND" ] || skip "built without CUDA (no $BACKEND)"
     if nvidia-smi -L >/dev/null 2>&1; then
         skip "a GPU is present: run tests/gpu/check.sh"
@@ -35,6 +37,12 @@ setup() {
 
 need_numpy() {
     [ -f "$S/tiny.tok" ] || skip "python3 with numpy and safetensors is not installed"
+}
+
+# The stand-in driver on the library path (built in setup_file).
+need_stand_in() {
+    [ -f "$S/driver/libcuda.so.1" ] || skip "no C compiler (${CC:-cc}) to build a stand-in libcuda.so.1"
+    export LD_LIBRARY_PATH=$S/driver${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 }
 
 # The functions of lib/cuda/host-symbols.list, one a line, sorted.
@@ -67,11 +75,9 @@ host_symbols() {
 
 @test "cuda backend: no driver, no backend loaded: auto says why, cuda is one line" {
     need_numpy
-    # (a machine with libcuda.so.1 and no GPU reaches the runtime instead)
-    if ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 '; then
-        skip "this machine has a CUDA driver library"
-    fi
     run --separate-stderr -0 embed -m "$TINY/model" --threads 1 "$S/tiny.tok"
+    # (a machine with libcuda.so.1 and no GPU reaches the runtime instead)
+    [[ "$stderr" == *"no CUDA driver"* ]] || skip "this machine has a CUDA driver library: $stderr"
     [[ "$stderr" == "embed: --device auto: embedding on the CPU (no CUDA device: no CUDA driver (libcuda.so.1: "*"; 1 thread)" ]]
     run -1 embed -m "$TINY/model" --device cuda "$S/tiny.tok"
     [ "${#lines[@]}" -eq 1 ]
@@ -80,7 +86,7 @@ host_symbols() {
 
 @test "cuda backend: with a driver library, embed and mnr-train open the backend and report the runtime's answer" {
     need_numpy
-    export LD_LIBRARY_PATH=$S/driver${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    need_stand_in
     run --separate-stderr -0 embed -m "$TINY/model" --threads 1 "$S/tiny.tok"
     [[ "$stderr" == "embed: --device auto: embedding on the CPU (no CUDA device: "*"; 1 thread)" ]]
     [[ "$stderr" != *"no CUDA driver"* && "$stderr" != *"CUDA backend"* ]]
@@ -95,23 +101,34 @@ host_symbols() {
 
 @test "cuda backend: one that is missing or from elsewhere is one line; auto falls back to the CPU" {
     need_numpy
-    export LD_LIBRARY_PATH=$S/driver${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    need_stand_in
     BERTPIPE_CUDA_BACKEND=$PWD/none.so run -1 embed -m "$TINY/model" --device cuda "$S/tiny.tok"
     [ "${#lines[@]}" -eq 1 ]
     [[ "$output" == "embed: --device cuda: cannot load the CUDA backend: $PWD/none.so: "* ]]
     # a shared object without the table
     BERTPIPE_CUDA_BACKEND=$S/driver/libcuda.so.1 run --separate-stderr -0 embed -m "$TINY/model" \
         --threads 1 "$S/tiny.tok"
-    [ "$stderr" = "embed: --device auto: embedding on the CPU (cannot use the CUDA backend $S/driver/libcuda.so.1: it is from another build of bertpipe; 1 thread)" ]
+    [[ "$stderr" == "embed: --device auto: embedding on the CPU (cannot use the CUDA backend $S/driver/libcuda.so.1: it is from another build of bertpipe ("*"undefined symbol: bertpipe_cuda_backend); 1 thread)" ]]
+    # the backend of a build whose headers differ: its checksum (Makefile's
+    # CUDA_ABI) changed in place
+    abi=$(cat "$ROOT"/lib/*.h "$ROOT/lib/cuda/host-symbols.list" | cksum | cut -d' ' -f1)
+    other=$(printf '%s' "$abi" | tr 0-9 1-90)
+    [ "$(grep -c -a "$abi" "$BACKEND")" -eq 1 ]
+    sed "s/$abi/$other/" "$BACKEND" >other.so
+    BERTPIPE_CUDA_BACKEND=$PWD/other.so run -1 embed -m "$TINY/model" --device cuda "$S/tiny.tok"
+    [ "$output" = "embed: --device cuda: cannot use the CUDA backend $PWD/other.so: it is from another build of bertpipe" ]
 }
 
 @test "cuda backend: make install puts it where the installed tools look" {
     need_numpy
+    nvcc=${NVCC:-$(command -v nvcc)}
+    [ -n "$nvcc" ] || skip "no nvcc on the PATH or in \$NVCC to tell make install about the backend"
     O=$(dirname "$BINDIR")
-    make -C "$ROOT" -s install O="$O" PREFIX=/opt/bp DESTDIR="$PWD/root" >install.out 2>&1 ||
-        { cat install.out; false; }
+    # (everything is built: this only copies)
+    make -C "$ROOT" -s install O="$O" NVCC="$nvcc" PREFIX=/opt/bp DESTDIR="$PWD/root" \
+        >install.out 2>&1 || { cat install.out; false; }
     [ -x root/opt/bp/bin/embed ] && [ -f root/opt/bp/lib/bertpipe/libbertpipe-cuda.so ]
-    export LD_LIBRARY_PATH=$S/driver${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    need_stand_in
     run -1 root/opt/bp/bin/embed -m "$TINY/model" --device cuda "$S/tiny.tok"
     [[ "$output" == "embed: --device cuda: no CUDA device: "* && "$output" != *"CUDA backend"* ]]
     # without it, the installed tools say so

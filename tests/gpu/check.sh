@@ -188,8 +188,8 @@ fi
 build() {
     make -f Makefile -f tests/gpu/gpu.mk O="$O" PKG_CONFIG="$pkgconf" -j"$J" "$@" \
         >>"$LOGDIR/build.log" 2>&1 || return 1
-    [ "$cpu_build" = 1 ] || [ -f "$O/lib/cuda/gpu.o" ] ||
-        { echo "no $O/lib/cuda/gpu.o: built without nvcc" >>"$LOGDIR/build.log"; return 1; }
+    [ "$cpu_build" = 1 ] || [ -f "$O/lib/bertpipe/libbertpipe-cuda.so" ] ||
+        { echo "no $O/lib/bertpipe/libbertpipe-cuda.so: built without nvcc" >>"$LOGDIR/build.log"; return 1; }
 }
 : >"$LOGDIR/build.log"
 for tool in make cc; do

@@ -10,7 +10,7 @@ GPU_CHECK_SRC := $(wildcard tests/gpu/*.c)
 GPU_CHECKS    := $(GPU_CHECK_SRC:tests/gpu/%.c=$(O)/gpu-checks/%)
 
 .PHONY: gpu-checks
-gpu-checks: $(GPU_CHECKS)
+gpu-checks: $(GPU_CHECKS) $(CUDA_BACKEND)
 
 $(O)/gpu-checks/%: tests/gpu/%.c $(wildcard tests/gpu/*.h) tests/unit/bert_fixture.h tests/tap.h \
                    $(LIBA) $(wildcard lib/*.h)
