@@ -271,7 +271,7 @@ static weight weight_at(const bert_acts *a, const float *params, size_t offset)
 static void matmul_forward(const bert_acts *a, float *out, const float *in, const bf16 *in16,
                            weight w, const float *bias, int n, int k, int m)
 {
-    gemm_bias(a->prec, n, m, k, in, in16, k, w.f, w.h, k, bias, out, m);
+    gemm_bias(a->prec, n, m, k, in, in16, k, w.f, w.h, k, bias, out, m, 1);
 }
 
 /* din = dout w (added to din when accumulate, else overwritten);
@@ -341,10 +341,10 @@ static void ffn_forward(bert_acts *a, float *out, float *pre, const float *in, c
 {
     if (!a->training && gemm_fuses_gelu()) {
         int bf16_products = a->prec == GEMM_BF16;
-        gemm_bias_gelu(a->prec, n, FF, H, in, in16, H, w_in.f, w_in.h, H, b_in, a->gelu, FF);
+        gemm_bias_gelu(a->prec, n, FF, H, in, in16, H, w_in.f, w_in.h, H, b_in, a->gelu, FF, 1);
         gemm_bias(a->prec, n, H, FF, bf16_products ? NULL : a->gelu,
                   bf16_products ? (const bf16 *)a->gelu : NULL, FF, w_out.f, w_out.h, FF, b_out,
-                  out, H);
+                  out, H, 1);
         return;
     }
     matmul_forward(a, pre, in, in16, w_in, b_in, n, H, FF);
@@ -972,6 +972,9 @@ static void reserve(bert_acts *a, int n, size_t natt)
     if (n > a->cap_tokens) {
         int cap = a->cap_tokens + a->cap_tokens / 4;
         cap = cap < n ? n : cap > max_tokens ? max_tokens : cap;
+        /* Every [tokens, width] buffer has the rows to spare that gemm_bias
+         * may use (GEMM_ROW_ROOM). */
+        cap = (cap + GEMM_ROW_ROOM - 1) / GEMM_ROW_ROOM * GEMM_ROW_ROOM;
         free(a->token_mem);
         a->token_mem = xmalloc(layout_tokens(a, NULL, cap));
         layout_tokens(a, a->token_mem, cap);

@@ -106,7 +106,13 @@ enum { CACHE_SLOTS = 256 };
  * shapes per layer, each made once per thread.  (oneDNN's primitives with
  * the row count given at run time go through its JIT GEMM, which measured
  * 10 to 100 times slower here in training.) */
-enum { BLOCK_ROWS = 256, PAD_ROWS = 32 };
+enum { BLOCK_ROWS = 256, PAD_ROWS = GEMM_ROW_ROOM };
+
+/* rows rounded up to the padding's multiple */
+static int round_rows(int rows)
+{
+    return (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
+}
 
 /* Per thread: its stream and its primitives (replaced round-robin). */
 static _Thread_local dnnl_stream_t stream;
@@ -138,13 +144,14 @@ static void pad_rows(char *out, const char *in, int rows, int padded, int cols, 
 }
 
 /* An operand of rows x cols (*ld apart) in bf16: x16 when given, else x
- * converted into the buffer *buf (grown as needed), *ld then cols. */
-static const bf16 *operand(const float *x, const bf16 *x16, int rows, int cols, int *ld,
+ * converted into the buffer *buf (grown as needed, to room rows if more),
+ * *ld then cols. */
+static const bf16 *operand(const float *x, const bf16 *x16, int rows, int cols, int room, int *ld,
                            bf16 **buf, size_t *cap)
 {
     if (x16)
         return x16;
-    *buf = grow(*buf, cap, (size_t)rows * cols, sizeof **buf);
+    *buf = grow(*buf, cap, (size_t)(room > rows ? room : rows) * cols, sizeof **buf);
     bf16_rows_from_float(*buf, cols, x, *ld, rows, cols);
     *ld = cols;
     return *buf;
@@ -250,7 +257,7 @@ static void run(const matmul_entry *shape, const void *A, const void *B, void *C
  * then, with gelu, GELU of every element.  C is f32, or bf16 with c_bf16. */
 static void product(int f32, int ta, int tb, int M, int N, int K, const void *A, int lda,
                     const void *B, int ldb, float beta, void *C, int ldc, const float *bias,
-                    int gelu, int c_bf16)
+                    int gelu, int c_bf16, int room)
 {
     if (M == 0 || N == 0)
         return;
@@ -281,9 +288,16 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
         }
         run(&shape, Ab + done * a_step, Bb + done * b_step, Cb + done * c_step, bias);
     }
-    int rows = tokens - done, padded = (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
+    int rows = tokens - done, padded = round_rows(rows);
     if (!rows)
         return;
+    if (room && !along_k) {
+        /* A and C have rows to spare: the padded rows in place, whatever
+         * they hold (each result row depends on its own row of A only). */
+        shape.M = padded;
+        run(&shape, Ab + done * a_step, B, Cb + done * c_step, bias);
+        return;
+    }
     /* A's remaining rows, zero-padded (lda: A's columns, packed). */
     int a_cols = ta ? M : K;
     pad_a = grow(pad_a, &cap_pad_a, (size_t)padded * a_cols * size, 1);
@@ -316,13 +330,15 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
 /* product in bf16, A and B converted here unless A16 and B16 are given. */
 static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
                          int lda, const float *B, const bf16 *B16, int ldb, float beta, void *C,
-                         int ldc, const float *bias, int gelu, int c_bf16)
+                         int ldc, const float *bias, int gelu, int c_bf16, int room)
 {
     if (M == 0 || N == 0)
         return;
-    A16 = operand(A, A16, ta ? K : M, ta ? M : K, &lda, &scratch_a, &cap_a);
-    B16 = operand(B, B16, tb ? N : K, tb ? K : N, &ldb, &scratch_b, &cap_b);
-    product(0, ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, bias, gelu, c_bf16);
+    /* (A converted here has room for the padded rows too) */
+    A16 = operand(A, A16, ta ? K : M, ta ? M : K, room && !ta ? round_rows(M) : 0, &lda,
+                  &scratch_a, &cap_a);
+    B16 = operand(B, B16, tb ? N : K, tb ? K : N, 0, &ldb, &scratch_b, &cap_b);
+    product(0, ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, bias, gelu, c_bf16, room);
 }
 #endif
 
@@ -337,16 +353,17 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
 #ifndef BP_HAVE_DNNL
     die("gemm: bf16 products need oneDNN, and this build has none");
 #else
-    product_bf16(ta, tb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc, NULL, 0, 0);
+    product_bf16(ta, tb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc, NULL, 0, 0, 0);
 #endif
 }
 
 void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
-               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc)
+               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
+               int room)
 {
     if (p == GEMM_FP32) {
 #ifdef BP_HAVE_DNNL
-        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 0, 0);
+        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 0, 0, room);
 #else
         /* OpenBLAS has no bias: C starts as it, and the product adds to it. */
 #pragma omp parallel for schedule(static) if ((size_t)M * N >= 1 << 17)
@@ -361,7 +378,7 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16
     die("gemm: bf16 products need oneDNN, and this build has none");
 #else
     /* oneDNN adds the bias as it writes C: one pass over C less. */
-    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0);
+    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0, room);
 #endif
 }
 
@@ -375,14 +392,15 @@ int gemm_fuses_gelu(void)
 }
 
 void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
-                    const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc)
+                    const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc,
+                    int room)
 {
 #ifndef BP_HAVE_DNNL
     die("gemm: products with GELU need oneDNN, and this build has none");
 #else
     if (p == GEMM_FP32)
-        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 1, 0);
+        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 1, 0, room);
     else
-        product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 1, 1);
+        product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 1, 1, room);
 #endif
 }

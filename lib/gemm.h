@@ -51,10 +51,18 @@ void bf16_rows_from_float(bf16 *out, size_t ld_out, const float *in, size_t ld_i
 void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
           int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc);
 
+/* The rows a caller may give gemm_bias and gemm_bias_gelu to spare (room):
+ * M rounded up to a multiple of GEMM_ROW_ROOM. */
+enum { GEMM_ROW_ROOM = 32 };
+
 /* C[M, N] = A[M, K] B[N, K]^T + bias[N] on every row (a dense layer's
- * forward product); A16 and B16 as for gemm. */
+ * forward product); A16 and B16 as for gemm.  With room, A (or A16) and C
+ * have rows up to M rounded up to GEMM_ROW_ROOM, which the product may read
+ * and write (their values do not matter, and change), so that oneDNN's
+ * products for a fixed number of rows need no padded copies. */
 void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
-               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc);
+               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
+               int room);
 
 /* 1 when this build has gemm_bias_gelu (oneDNN), else 0. */
 int gemm_fuses_gelu(void);
@@ -63,8 +71,10 @@ int gemm_fuses_gelu(void);
  * activation in one pass, for inference, where nothing needs the values
  * before the GELU.  C is bf16 in GEMM_BF16 (the next product's operand, as
  * the product rounds it) and float in GEMM_FP32.  GELU is oneDNN's erf form
- * (gelu_erf).  A16 and B16 as for gemm.  Only where gemm_fuses_gelu(). */
+ * (gelu_erf).  A16, B16 and room as for gemm_bias.  Only where
+ * gemm_fuses_gelu(). */
 void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
-                    const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc);
+                    const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc,
+                    int room);
 
 #endif

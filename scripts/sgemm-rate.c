@@ -85,7 +85,7 @@ int main(int argc, char **argv)
             for (int i = 0; i < 4 * L; i++)
                 gemm_bias(prec, rows, shapes[i % 4][1], shapes[i % 4][0], in, NULL,
                           shapes[i % 4][0], w[i], w16[i], shapes[i % 4][0], bias, out,
-                          shapes[i % 4][1]);
+                          shapes[i % 4][1], 0);
             passes++;
         } while (now() - t0 < 2.0);
         passes_total += passes;

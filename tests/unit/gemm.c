@@ -43,6 +43,34 @@ static double worst(const float *got, const double *want, int M, double scale, d
     return w;
 }
 
+/* With room (gemm.h), the same bits as without, whatever the spare rows
+ * of A hold (NaN here): the padded rows computed in place instead of in
+ * copies. */
+static void check_room(gemm_precision p, int gelu, int M, const float *A, const float *B,
+                       const bf16 *B16, const float *bias)
+{
+    int R = (M + GEMM_ROW_ROOM - 1) / GEMM_ROW_ROOM * GEMM_ROW_ROOM;
+    size_t c_size = p == GEMM_BF16 && gelu ? sizeof(bf16) : sizeof(float);
+    float *spare = xmallocarray((size_t)R * K, sizeof *spare);
+    memcpy(spare, A, (size_t)M * K * sizeof *A);
+    for (size_t i = (size_t)M * K; i < (size_t)R * K; i++)
+        spare[i] = NAN;
+    char *want = xmallocarray((size_t)M * N, c_size), *got = xmallocarray((size_t)R * N, c_size);
+    if (gelu) {
+        gemm_bias_gelu(p, M, N, K, A, NULL, K, B, B16, K, bias, want, N, 0);
+        gemm_bias_gelu(p, M, N, K, spare, NULL, K, B, B16, K, bias, got, N, 1);
+    } else {
+        gemm_bias(p, M, N, K, A, NULL, K, B, B16, K, bias, (float *)want, N, 0);
+        gemm_bias(p, M, N, K, spare, NULL, K, B, B16, K, bias, (float *)got, N, 1);
+    }
+    ok(memcmp(got, want, (size_t)M * N * c_size) == 0,
+       "%s gemm_bias%s, %d rows: with rows to spare (NaN in them), the same bits",
+       p == GEMM_BF16 ? "bf16" : "fp32", gelu ? "_gelu" : "", M);
+    free(spare);
+    free(want);
+    free(got);
+}
+
 int main(void)
 {
     util_init("gemm");
@@ -84,12 +112,14 @@ int main(void)
                 scale = mag > scale ? mag : scale;
             }
 
-        gemm_bias(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N);
+        gemm_bias(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0);
         double e = worst(C, want, M, scale, 0, 1e-6);
         ok(e <= 1, "fp32 gemm_bias, %d rows: within 1e-6 of the largest |a||b| sum (%.3g of it)",
            M, e);
+        check_room(GEMM_FP32, 0, M, A, B, NULL, bias);
         if (gemm_fuses_gelu()) {
-            gemm_bias_gelu(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N);
+            check_room(GEMM_FP32, 1, M, A, B, NULL, bias);
+            gemm_bias_gelu(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0);
             double *want_gelu = xmallocarray((size_t)M * N, sizeof *want_gelu);
             for (int i = 0; i < M * N; i++)
                 want_gelu[i] = gelu(want[i]);
@@ -104,15 +134,17 @@ int main(void)
             free(A), free(C), free(C16), free(want), free(want16);
             continue;
         }
-        gemm_bias(GEMM_BF16, M, N, K, A, NULL, K, B, B16, K, bias, C, N);
+        gemm_bias(GEMM_BF16, M, N, K, A, NULL, K, B, B16, K, bias, C, N, 0);
         e = worst(C, want16, M, scale, 0, 1e-6);
         ok(e <= 1, "bf16 gemm_bias, %d rows: within 1e-6 of the largest |a||b| sum of the "
            "bf16 operands' product (%.3g of it)", M, e);
 
+        check_room(GEMM_BF16, 0, M, A, B, B16, bias);
+        check_room(GEMM_BF16, 1, M, A, B, B16, bias);
         /* A given in bf16 here (gemm_bias above converted it itself) */
         bf16 *A16 = xmallocarray((size_t)M * K, sizeof *A16);
         bf16_from_float(A16, A, (size_t)M * K);
-        gemm_bias_gelu(GEMM_BF16, M, N, K, NULL, A16, K, B, B16, K, bias, C16, N);
+        gemm_bias_gelu(GEMM_BF16, M, N, K, NULL, A16, K, B, B16, K, bias, C16, N, 0);
         free(A16);
         for (int i = 0; i < M * N; i++) {
             uint32_t u = (uint32_t)C16[i] << 16;
