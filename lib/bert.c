@@ -473,8 +473,7 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
 
 /* Heads of a multiple of 16 dimensions up to BLOCKED_HEAD_DIM, in
  * inference and in training, go through attention_head_blocked at every
- * length: BLOCKED_QUERIES queries at a time,
- * their scores against all keys computed in registers and kept in the
+ * length: BLOCKED_QUERIES queries at a time, their scores against all keys computed in registers and kept in the
  * first-level cache (a row per query) through the softmax to the context's
  * product.  The library's two products per head cost more in calls and
  * packing than in arithmetic at a dozen tokens, and at hundreds its packing
@@ -577,28 +576,30 @@ __attribute__((always_inline)) static inline void context_block(float *const *ou
         }
 }
 
-/* Floats of attention_head_blocked's work for sequences of up to n tokens
- * in heads of d dimensions, 64 bytes of alignment included. */
 /* Whether attention_head_blocked takes heads of d dimensions. */
 static int blocked_takes(int d)
 {
     return d <= BLOCKED_HEAD_DIM && d % 16 == 0;
 }
 
+/* Floats of attention_head_blocked's work for sequences of up to n tokens
+ * in heads of d dimensions, 64 bytes of alignment included. */
 static size_t blocked_work_floats(int n, int d)
 {
     size_t npad = ((size_t)n + 15) / 16 * 16;
     return (2 * (size_t)d + BLOCKED_QUERIES + 1) * npad + 16;
 }
 
-/* attention_head_forward for d a multiple of 16 up to BLOCKED_HEAD_DIM: the keys transposed once per head (kt, [d, npad], npad =
- * n rounded up to 16); then, BLOCKED_QUERIES queries at a time, their
- * scores (rows of s, [BLOCKED_QUERIES, npad]), the softmax as softmax_rows
- * computes it (keys past n: a score of -inf, a probability of exactly 0, so
- * that the fixed-order sums over npad equal those over n), and the context,
- * written to c, or to c16 in bf16 when it is given.  P, when given, gets
- * the probabilities; with keep, they are dropped out (p_attn, key, head h;
- * the mask into keep [n, n]) before the context.  work: blocked_work_floats(n, d) floats.  NPAD: npad
+/* attention_head_forward for d a multiple of 16 up to BLOCKED_HEAD_DIM:
+ * the keys transposed once per head (kt, [d, npad], npad = n rounded up to
+ * 16); then, BLOCKED_QUERIES queries at a time, their scores (rows of s,
+ * [BLOCKED_QUERIES, npad]), the softmax as softmax_rows computes it (keys
+ * past n: a score of -inf, a probability of exactly 0, so that the
+ * fixed-order sums over npad equal those over n), and the context, written
+ * to c, or to c16 in bf16 when it is given.  P, when given, gets the
+ * probabilities; with keep, they are dropped out (p_attn, key, head h; the
+ * mask into keep [n, n]) before the context.  work:
+ * blocked_work_floats(n, d) floats.  NPAD: npad
  * when it is a constant (the loops over a row of a sentence of a dozen
  * tokens are then unrolled), else 0. */
 __attribute__((always_inline)) static inline void
@@ -974,7 +975,7 @@ static void reserve(bert_acts *a, int n, size_t natt)
         cap = cap < n ? n : cap > max_tokens ? max_tokens : cap;
         /* Every [tokens, width] buffer has the rows to spare that gemm_bias
          * may use (GEMM_ROW_ROOM). */
-        cap = (cap + GEMM_ROW_ROOM - 1) / GEMM_ROW_ROOM * GEMM_ROW_ROOM;
+        cap = gemm_rows_with_room(cap);
         free(a->token_mem);
         a->token_mem = xmalloc(layout_tokens(a, NULL, cap));
         layout_tokens(a, a->token_mem, cap);

@@ -101,18 +101,13 @@ enum { CACHE_SLOTS = 256 };
 
 /* The token count varies from call to call, and a primitive made for each
  * shape costs about a millisecond (its JIT code); so the rows of the token
- * dimension go in blocks of BLOCK_ROWS, and the remainder is copied into
- * zero-padded scratch rows, up to a multiple of PAD_ROWS: a handful of
+ * dimension go in blocks of BLOCK_ROWS, and the remainder, up to a
+ * multiple of GEMM_ROW_ROOM, is computed in the caller's rows to spare
+ * (room) or copied into zero-padded scratch rows: a handful of
  * shapes per layer, each made once per thread.  (oneDNN's primitives with
  * the row count given at run time go through its JIT GEMM, which measured
  * 10 to 100 times slower here in training.) */
-enum { BLOCK_ROWS = 256, PAD_ROWS = GEMM_ROW_ROOM };
-
-/* rows rounded up to the padding's multiple */
-static int round_rows(int rows)
-{
-    return (rows + PAD_ROWS - 1) / PAD_ROWS * PAD_ROWS;
-}
+enum { BLOCK_ROWS = 256 };
 
 /* Per thread: its stream and its primitives (replaced round-robin). */
 static _Thread_local dnnl_stream_t stream;
@@ -288,7 +283,7 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
         }
         run(&shape, Ab + done * a_step, Bb + done * b_step, Cb + done * c_step, bias);
     }
-    int rows = tokens - done, padded = round_rows(rows);
+    int rows = tokens - done, padded = gemm_rows_with_room(rows);
     if (!rows)
         return;
     if (room && !along_k) {
@@ -335,7 +330,7 @@ static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, co
     if (M == 0 || N == 0)
         return;
     /* (A converted here has room for the padded rows too) */
-    A16 = operand(A, A16, ta ? K : M, ta ? M : K, room && !ta ? round_rows(M) : 0, &lda,
+    A16 = operand(A, A16, ta ? K : M, ta ? M : K, room && !ta ? gemm_rows_with_room(M) : 0, &lda,
                   &scratch_a, &cap_a);
     B16 = operand(B, B16, tb ? N : K, tb ? K : N, 0, &ldb, &scratch_b, &cap_b);
     product(0, ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, bias, gelu, c_bf16, room);

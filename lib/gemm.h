@@ -52,8 +52,13 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
           int lda, const float *B, const bf16 *B16, int ldb, float beta, float *C, int ldc);
 
 /* The rows a caller may give gemm_bias and gemm_bias_gelu to spare (room):
- * M rounded up to a multiple of GEMM_ROW_ROOM. */
+ * M rounded up to a multiple of GEMM_ROW_ROOM, gemm_rows_with_room(M). */
 enum { GEMM_ROW_ROOM = 32 };
+
+static inline int gemm_rows_with_room(int rows)
+{
+    return (rows + GEMM_ROW_ROOM - 1) / GEMM_ROW_ROOM * GEMM_ROW_ROOM;
+}
 
 /* C[M, N] = A[M, K] B[N, K]^T + bias[N] on every row (a dense layer's
  * forward product); A16 and B16 as for gemm.  With room, A (or A16) and C

@@ -49,7 +49,7 @@ static double worst(const float *got, const double *want, int M, double scale, d
 static void check_room(gemm_precision p, int gelu, int M, const float *A, const float *B,
                        const bf16 *B16, const float *bias)
 {
-    int R = (M + GEMM_ROW_ROOM - 1) / GEMM_ROW_ROOM * GEMM_ROW_ROOM;
+    int R = gemm_rows_with_room(M);
     size_t c_size = p == GEMM_BF16 && gelu ? sizeof(bf16) : sizeof(float);
     float *spare = xmallocarray((size_t)R * K, sizeof *spare);
     memcpy(spare, A, (size_t)M * K * sizeof *A);
