@@ -522,10 +522,13 @@ __attribute__((always_inline)) static inline float max_lanes(const float *x, siz
 /* The scores of the BLOCKED_QUERIES queries qr against the 16 NV keys
  * (NV = 1 or 2, a constant) of kt's columns (the keys transposed, rows
  * npad apart) into the same columns of s's rows (npad apart): independent
- * chains of multiply-adds, one register each. */
+ * chains of multiply-adds, one register each.  With pad (those columns'
+ * part of it), each score is stored times scale plus pad, as the softmax
+ * takes it; without, as it is. */
 __attribute__((always_inline)) static inline void scores_block(float *s, const float *kt,
                                                                const float *const *qr, int d,
-                                                               size_t npad, const int NV)
+                                                               size_t npad, const int NV,
+                                                               float scale, const float *pad)
 {
     f32x16 acc[BLOCKED_QUERIES][2], kv[2];
     _Pragma("GCC unroll 8") for (int r = 0; r < BLOCKED_QUERIES; r++)
@@ -538,9 +541,14 @@ __attribute__((always_inline)) static inline void scores_block(float *s, const f
             _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
                 acc[r][b] += qr[r][e] * kv[b];
     }
+    f32x16 padv[2];
+    _Pragma("GCC unroll 2") for (int b = 0; b < NV && pad; b++)
+        __builtin_memcpy(&padv[b], pad + 16 * b, sizeof padv[b]);
     _Pragma("GCC unroll 8") for (int r = 0; r < BLOCKED_QUERIES; r++)
-        _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++)
-            __builtin_memcpy(s + r * npad + 16 * b, &acc[r][b], sizeof acc[r][b]);
+        _Pragma("GCC unroll 2") for (int b = 0; b < NV; b++) {
+            f32x16 out = pad ? acc[r][b] * scale + padv[b] : acc[r][b];
+            __builtin_memcpy(s + r * npad + 16 * b, &out, sizeof out);
+        }
 }
 
 /* The context of the BLOCKED_QUERIES probability rows p (npad apart) over
@@ -574,6 +582,34 @@ __attribute__((always_inline)) static inline void context_block(float *const *ou
             for (int l = 0; l < 16; l++)
                 o[l] = bf16_round(ctx[r][b][l]);
         }
+}
+
+/* The rows of a 16 x 16 block (a vector each) transposed in place: four
+ * stages, each swapping the off-diagonal s x s blocks of every 2s x 2s
+ * block (s = 8, 4, 2, 1), two shuffles per pair of rows; 64 shuffles in
+ * place of 256 loads of one element. */
+#define SWAP8_LO 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define SWAP8_HI 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define SWAP4_LO 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define SWAP4_HI 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define SWAP2_LO 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define SWAP2_HI 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define SWAP1_LO 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define SWAP1_HI 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#define SWAP_BLOCKS(r, s, LO, HI)                                        \
+    _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) if (!(i & (s))) \
+    {                                                                    \
+        f32x16 a = r[i], b = r[i + (s)];                                 \
+        r[i] = __builtin_shufflevector(a, b, LO);                        \
+        r[i + (s)] = __builtin_shufflevector(a, b, HI);                  \
+    }
+
+__attribute__((always_inline)) static inline void transpose16(f32x16 r[16])
+{
+    SWAP_BLOCKS(r, 8, SWAP8_LO, SWAP8_HI)
+    SWAP_BLOCKS(r, 4, SWAP4_LO, SWAP4_HI)
+    SWAP_BLOCKS(r, 2, SWAP2_LO, SWAP2_HI)
+    SWAP_BLOCKS(r, 1, SWAP1_LO, SWAP1_HI)
 }
 
 /* Whether attention_head_blocked takes heads of d dimensions. */
@@ -615,17 +651,21 @@ attention_head_blocked_npad(float *c, bf16 *c16, float *P, uint8_t *keep, float 
     for (size_t j = 0; j < npad; j++)
         pad[j] = j < (size_t)n ? 0.0f : -INFINITY;
     float scale = 1.0f / sqrtf((float)d);
-    /* Keys past n score 0 before the softmax gives them -inf: the last 16
-     * columns zeroed, then the keys written over them, 16 at a time (their
-     * rows stay in the cache over e). */
-    for (int e = 0; e < d; e++)
-        __builtin_memset(kt + e * npad + npad - 16, 0, 16 * sizeof *kt);
+    /* The keys transposed 16 x 16 at a time; keys past n score 0 before
+     * the softmax gives them -inf (their columns zero). */
     for (int j0 = 0; j0 < n; j0 += 16) {
         int keys = n - j0 < 16 ? n - j0 : 16;
-        for (int e = 0; e < d; e++)
-#pragma omp simd
-            for (int j = 0; j < keys; j++)
-                kt[e * npad + j0 + j] = k[(size_t)(j0 + j) * ld + e];
+        for (int e0 = 0; e0 < d; e0 += 16) {
+            f32x16 r[16];
+            for (int j = 0; j < 16; j++) {
+                r[j] = (f32x16){0};
+                if (j < keys)
+                    __builtin_memcpy(&r[j], k + (size_t)(j0 + j) * ld + e0, sizeof r[j]);
+            }
+            transpose16(r);
+            for (int e = 0; e < 16; e++)
+                __builtin_memcpy(kt + (size_t)(e0 + e) * npad + j0, &r[e], sizeof r[e]);
+        }
     }
     /* The values are read once per block of queries: rows 3H apart leave
      * the cache between blocks of a long sequence, so those are copied
@@ -646,11 +686,12 @@ attention_head_blocked_npad(float *c, bf16 *c16, float *P, uint8_t *keep, float 
         const float *qr[BLOCKED_QUERIES];
         for (int r = 0; r < BLOCKED_QUERIES; r++)
             qr[r] = q + (size_t)(r < rows ? i0 + r : n - 1) * ld;
+        /* (scaled and padded as they are stored, without rel) */
         size_t j0 = 0;
         for (; j0 + 32 <= npad; j0 += 32)
-            scores_block(s + j0, kt + j0, qr, d, npad, 2);
+            scores_block(s + j0, kt + j0, qr, d, npad, 2, scale, rel ? NULL : pad + j0);
         if (j0 < npad)
-            scores_block(s + j0, kt + j0, qr, d, npad, 1);
+            scores_block(s + j0, kt + j0, qr, d, npad, 1, scale, rel ? NULL : pad + j0);
         /* Softmax of each query's row. */
         for (int r = 0; r < rows; r++) {
             int i = i0 + r;
@@ -663,16 +704,28 @@ attention_head_blocked_npad(float *c, bf16 *c16, float *P, uint8_t *keep, float 
 #pragma omp simd
                 for (size_t j = npad - 16; j < npad; j++)
                     row[j] += pad[j];
-            } else {
-#pragma omp simd
-                for (size_t j = 0; j < npad; j++)
-                    row[j] = row[j] * scale + pad[j];
             }
             float mx = max_lanes(row, npad / 16);
+            /* The exponentials (0 past n) summed as they are made, in
+             * sum_fixed's order: its lanes take 8 elements at a time. */
+            f64x8 sum = {0};
+            for (int j0 = 0; j0 < (int)npad; j0 += 16) {
+                if (j0 + 16 <= n) {
 #pragma omp simd
-            for (size_t j = 0; j < npad; j++)
-                row[j] = j < (size_t)n ? exp_approx(row[j] - mx) : 0.0f; /* 0 past n */
-            float inv = (float)(1.0 / sum_fixed(row, npad));
+                    for (int j = j0; j < j0 + 16; j++)
+                        row[j] = exp_nonpositive(row[j] - mx);
+                } else {
+#pragma omp simd
+                    for (int j = j0; j < j0 + 16; j++)
+                        row[j] = j < n ? exp_nonpositive(row[j] - mx) : 0.0f;
+                }
+                f64x8 half;
+                LOAD_F64X8(half, row + j0);
+                sum += half;
+                LOAD_F64X8(half, row + j0 + 8);
+                sum += half;
+            }
+            float inv = (float)(1.0 / LANES_TOTAL(sum));
 #pragma omp simd
             for (size_t j = 0; j < npad; j++)
                 row[j] *= inv;

@@ -85,13 +85,10 @@ __attribute__((always_inline)) static inline double squared_deviations_fixed(con
  * into each caller's instruction set.  Build with -fno-trapping-math, which
  * lets GCC if-convert the clamps. */
 
-/* e^x with a relative error below 2e-7 (Cephes' expf polynomial).  Inputs
- * are clamped to [-87, 88]: below, the result is a float under 2e-38 (not
- * 0); the softmax and GELU feed it nothing above 0.  NaN stays NaN. */
-static inline float exp_approx(float x)
+/* e^x with a relative error below 2e-7 (Cephes' expf polynomial), for x
+ * in [-87, 88] or NaN (NaN stays NaN). */
+static inline float exp_in_range(float x)
 {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
     /* x = n ln 2 + r, |r| <= ln 2 / 2; ln 2 in two parts keeps r exact. */
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -108,6 +105,22 @@ static inline float exp_approx(float x)
     union { float f; int32_t i; } u = {.f = p};
     u.i += (int32_t)n * (1 << 23); /* times 2^n: n added to the exponent */
     return u.f;
+}
+
+/* e^x, inputs clamped to [-87, 88]: below, the result is a float under
+ * 2e-38 (not 0); the softmax and GELU feed it nothing above 0. */
+static inline float exp_approx(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    return exp_in_range(x);
+}
+
+/* exp_approx for x <= 0 (or NaN), as the softmax has it: the same result,
+ * one clamp less. */
+static inline float exp_nonpositive(float x)
+{
+    return exp_in_range(x < -87.0f ? -87.0f : x);
 }
 
 /* erf(x) by Abramowitz and Stegun 7.1.26, the formula PyTorch's vectorised
