@@ -76,6 +76,7 @@ struct bert_acts {
      * out as the fp32 ones; NULL: converted in each product). */
     gemm_precision prec;
     const bf16 *params16;
+    gemm_packs *packs; /* the weights in the products' layout (NULL: none) */
 };
 
 /* ---- layer kernels ------------------------------------------------------ */
@@ -271,7 +272,7 @@ static weight weight_at(const bert_acts *a, const float *params, size_t offset)
 static void matmul_forward(const bert_acts *a, float *out, const float *in, const bf16 *in16,
                            weight w, const float *bias, int n, int k, int m)
 {
-    gemm_bias(a->prec, n, m, k, in, in16, k, w.f, w.h, k, bias, out, m, 1);
+    gemm_bias(a->prec, n, m, k, in, in16, k, w.f, w.h, k, bias, out, m, 1, a->packs);
 }
 
 /* din = dout w (added to din when accumulate, else overwritten);
@@ -341,10 +342,11 @@ static void ffn_forward(bert_acts *a, float *out, float *pre, const float *in, c
 {
     if (!a->training && gemm_fuses_gelu()) {
         int bf16_products = a->prec == GEMM_BF16;
-        gemm_bias_gelu(a->prec, n, FF, H, in, in16, H, w_in.f, w_in.h, H, b_in, a->gelu, FF, 1);
+        gemm_bias_gelu(a->prec, n, FF, H, in, in16, H, w_in.f, w_in.h, H, b_in, a->gelu, FF, 1,
+                       a->packs);
         gemm_bias(a->prec, n, H, FF, bf16_products ? NULL : a->gelu,
                   bf16_products ? (const bf16 *)a->gelu : NULL, FF, w_out.f, w_out.h, FF, b_out,
-                  out, H, 1);
+                  out, H, 1, a->packs);
         return;
     }
     matmul_forward(a, pre, in, in16, w_in, b_in, n, H, FF);
@@ -1087,10 +1089,12 @@ void bert_acts_free(bert_acts *a)
     free(a);
 }
 
-void bert_acts_set_precision(bert_acts *a, int bf16_products, const uint16_t *params16)
+void bert_acts_set_precision(bert_acts *a, int bf16_products, const uint16_t *params16,
+                             gemm_packs *packs)
 {
     a->prec = bf16_products ? GEMM_BF16 : GEMM_FP32;
     a->params16 = bf16_products ? params16 : NULL;
+    a->packs = packs;
 }
 
 int bert_acts_tokens(const bert_acts *a)

@@ -134,8 +134,13 @@ void bert_acts_free(bert_acts *a);
  * accumulation (gemm.h; the caller checks gemm_bf16_available).  params16
  * (may be NULL: converted in each product) is the parameter buffer already
  * rounded to bf16 by bf16_from_float, laid out as the fp32 one and kept
- * current by the caller; everything else stays fp32. */
-void bert_acts_set_precision(bert_acts *a, int bf16_products, const uint16_t *params16);
+ * current by the caller; everything else stays fp32.  packs (may be NULL)
+ * keeps the weights of the forward pass's dense products in oneDNN's
+ * layout (gemm.h), for the products in either precision; the caller
+ * clears it whenever the parameters change. */
+struct gemm_packs;
+void bert_acts_set_precision(bert_acts *a, int bf16_products, const uint16_t *params16,
+                             struct gemm_packs *packs);
 
 /* Forward pass.  lens may be NULL: each length is then the number of ids
  * before the first negative one (or T).  dropout NULL means no dropout

@@ -10,7 +10,10 @@
  * In bf16 the model's parameters are also kept rounded to bf16, converted
  * once when the encoder opens and after every change (optimizer step,
  * encoder_set), for the dense layers' products; the fp32 ones stay the
- * master copy that the optimizer updates. */
+ * master copy that the optimizer updates.  Embedding keeps the dense
+ * layers' weights in oneDNN's layout too (gemm_packs), made again after a
+ * change; training's forward passes, whose weights change every step, read
+ * them as they are. */
 #include "encoder.h"
 #include "gemm.h"
 #include "threads.h"
@@ -30,6 +33,7 @@ typedef struct {
     float **norms;          /* [workers][batch_size], l2_normalize's divisors */
     int bf16;               /* the products run in bf16 */
     bf16 *params16;         /* the model's parameters in bf16 (bf16 only) */
+    gemm_packs *packs;      /* their dense weights in the products' layout, for embedding */
 } cpu_encoder;
 
 static const bert_config *config(const encoder *e)
@@ -37,17 +41,18 @@ static const bert_config *config(const encoder *e)
     return &e->model->cfg;
 }
 
-/* The bf16 copy of the model's parameters, after they changed. */
-static void refresh_bf16(cpu_encoder *c)
+/* The copies of the model's parameters, after they changed. */
+static void params_changed(cpu_encoder *c)
 {
     if (c->bf16)
         bf16_from_float(c->params16, c->base.params, c->base.model->nparams);
+    gemm_packs_clear(c->packs);
 }
 
 static bert_acts *acts_new(const cpu_encoder *c, int max_sequences, int max_len, int training)
 {
     bert_acts *a = bert_acts_new(config(&c->base), max_sequences, max_len, training);
-    bert_acts_set_precision(a, c->bf16, c->params16);
+    bert_acts_set_precision(a, c->bf16, c->params16, training ? NULL : c->packs);
     return a;
 }
 
@@ -55,6 +60,7 @@ static void cpu_close(encoder *e)
 {
     cpu_encoder *c = (cpu_encoder *)e;
     free(c->params16);
+    gemm_packs_free(c->packs);
     bert_acts_free(c->train_acts);
     for (int w = 0; c->embed_acts && w < c->workers; w++) {
         bert_acts_free(c->embed_acts[w]);
@@ -160,7 +166,7 @@ static double cpu_optimizer_step(encoder *e, const adam_config *adam, double lr,
     if (isfinite(norm)) {
         adam_step(adam, e->ranges, e->nranges, e->params, e->grads, c->moment1, c->moment2, step,
                   lr, grad_clip(norm, max_norm));
-        refresh_bf16(c);
+        params_changed(c);
     }
     return norm;
 }
@@ -184,7 +190,7 @@ static void cpu_set(encoder *e, encoder_buffer which, const float *in)
 {
     memcpy(buffer(e, which), in, e->nparams * sizeof *in);
     if (which == BUF_PARAMS)
-        refresh_bf16((cpu_encoder *)e);
+        params_changed((cpu_encoder *)e);
 }
 
 static const encoder_ops cpu_ops = {
@@ -207,9 +213,10 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     c->bf16 = s->precision_given && s->precision == PRECISION_BF16 && gemm_bf16_available(NULL);
     if (c->bf16)
         c->params16 = xcalloc_prefaulted(m->nparams, sizeof *c->params16);
+    c->packs = gemm_packs_new();
     if (!s->training) {
         e->params = m->params; /* read only */
-        refresh_bf16(c);
+        params_changed(c);
         return e;
     }
     if (s->max_sequences < 1 || s->max_len < 1)
@@ -223,6 +230,6 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     e->pooled = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled);
     e->pooled_grad = xmallocarray((size_t)e->max_pooled * H, sizeof *e->pooled_grad);
     c->train_acts = acts_new(c, s->max_sequences, s->max_len, 1);
-    refresh_bf16(c);
+    params_changed(c);
     return e;
 }

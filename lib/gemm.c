@@ -4,7 +4,9 @@
  * made (token rows in fixed blocks and a padded remainder, see BLOCK_ROWS,
  * so a handful per layer shape serve every batch).  The embedding workers
  * each run their own products single-threaded (they call from inside an
- * OpenMP region, where oneDNN's OpenMP does not nest). */
+ * OpenMP region, where oneDNN's OpenMP does not nest).  Weights given with
+ * a gemm_packs are read in the layout the primitive chose (format "any"),
+ * reordered once into the store and shared by the threads. */
 #include "gemm.h"
 #include "util.h"
 #include "vmath.h"
@@ -94,6 +96,8 @@ typedef struct {
     int gelu; /* GELU applied to the result (after bias and sum) */
     int c_bf16; /* C in bf16, else f32 */
     int f32; /* A and B in f32, else bf16 */
+    int packed; /* B in the layout the primitive chose (wei_md), from gemm_packs */
+    dnnl_memory_desc_t wei_md;
     dnnl_primitive_t prim;
 } matmul_entry;
 
@@ -172,6 +176,12 @@ static void entry_make(matmul_entry *e)
 {
     dnnl_memory_desc_t src_md, wei_md, dst_md;
     describe(e, e->M, e->K, &src_md, &wei_md, &dst_md);
+    if (e->packed) {
+        dnnl_dims_t wei_dims = {e->K, e->N};
+        check(dnnl_memory_desc_init_by_tag(&wei_md, 2, wei_dims, e->f32 ? dnnl_f32 : dnnl_bf16,
+                                           dnnl_format_tag_any),
+              "packed wei md");
+    }
     dnnl_matmul_desc_t desc;
     dnnl_memory_desc_t bias_md;
     if (e->bias) {
@@ -196,6 +206,8 @@ static void entry_make(matmul_entry *e)
     dnnl_primitive_desc_t pd;
     check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL), "matmul primitive_desc");
     dnnl_primitive_attr_destroy(attr);
+    if (e->packed)
+        e->wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     check(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
     dnnl_primitive_desc_destroy(pd);
 }
@@ -207,7 +219,8 @@ static matmul_entry *lookup(const matmul_entry *want)
         if (e->prim && e->ta == want->ta && e->tb == want->tb && e->M == want->M &&
             e->N == want->N && e->K == want->K && e->lda == want->lda && e->ldb == want->ldb &&
             e->ldc == want->ldc && e->beta == want->beta && e->bias == want->bias &&
-            e->gelu == want->gelu && e->c_bf16 == want->c_bf16 && e->f32 == want->f32)
+            e->gelu == want->gelu && e->c_bf16 == want->c_bf16 && e->f32 == want->f32 &&
+            e->packed == want->packed)
             return e;
     }
     matmul_entry *e = &cache[cache_next];
@@ -219,13 +232,96 @@ static matmul_entry *lookup(const matmul_entry *want)
     return e;
 }
 
-/* One product of shape at A, B, C (and bias, when the shape has one). */
+/* A weight matrix in a primitive's layout. */
+typedef struct {
+    const void *B;          /* the weights, as the products are given them */
+    dnnl_memory_desc_t md;  /* the layout */
+    void *packed;
+} packed_weight;
+
+struct gemm_packs {
+    pthread_mutex_t lock;
+    packed_weight *w;
+    size_t n, cap;
+};
+
+gemm_packs *gemm_packs_new(void)
+{
+    gemm_packs *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    return p;
+}
+
+void gemm_packs_clear(gemm_packs *p)
+{
+    for (size_t i = 0; p && i < p->n; i++)
+        free(p->w[i].packed);
+    if (p)
+        p->n = 0;
+}
+
+void gemm_packs_free(gemm_packs *p)
+{
+    if (!p)
+        return;
+    gemm_packs_clear(p);
+    free(p->w);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* B (laid out as plain) in the layout want, reordered into packs the first
+ * time it is asked for. */
+static const void *packed_weights(gemm_packs *p, const void *B, const dnnl_memory_desc_t *plain,
+                                  const dnnl_memory_desc_t *want)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->n; i++)
+        if (p->w[i].B == B && dnnl_memory_desc_equal(&p->w[i].md, want)) {
+            void *found = p->w[i].packed;
+            pthread_mutex_unlock(&p->lock);
+            return found;
+        }
+    size_t bytes = dnnl_memory_desc_get_size(want);
+    void *packed = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!packed)
+        die("out of memory (%zu bytes)", bytes);
+    dnnl_memory_t from, to;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t reorder;
+    check(dnnl_memory_create(&from, plain, engine, (void *)B), "memory_create");
+    check(dnnl_memory_create(&to, want, engine, packed), "memory_create");
+    check(dnnl_reorder_primitive_desc_create(&pd, plain, engine, want, engine, NULL),
+          "reorder primitive_desc");
+    check(dnnl_primitive_create(&reorder, pd), "reorder primitive");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    check(dnnl_primitive_execute(reorder, stream, 2, args), "reorder execute");
+    check(dnnl_stream_wait(stream), "stream_wait");
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_destroy(from);
+    dnnl_memory_destroy(to);
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 32;
+        p->w = xrealloc(p->w, p->cap * sizeof *p->w);
+    }
+    p->w[p->n++] = (packed_weight){B, *want, packed};
+    pthread_mutex_unlock(&p->lock);
+    return packed;
+}
+
+/* One product of shape at A, B, C (and bias, when the shape has one); B
+ * from packs when the shape is packed. */
 static void run(const matmul_entry *shape, const void *A, const void *B, void *C,
-                const float *bias)
+                const float *bias, gemm_packs *packs)
 {
     matmul_entry *e = lookup(shape);
     dnnl_memory_desc_t md[4];
     describe(e, e->M, e->K, &md[0], &md[1], &md[2]);
+    if (e->packed) {
+        B = packed_weights(packs, B, &md[1], &e->wei_md);
+        md[1] = e->wei_md;
+    }
     int nargs = 3;
     if (e->bias) {
         dnnl_dims_t bias_dims = {1, e->N};
@@ -252,7 +348,7 @@ static void run(const matmul_entry *shape, const void *A, const void *B, void *C
  * then, with gelu, GELU of every element.  C is f32, or bf16 with c_bf16. */
 static void product(int f32, int ta, int tb, int M, int N, int K, const void *A, int lda,
                     const void *B, int ldb, float beta, void *C, int ldc, const float *bias,
-                    int gelu, int c_bf16, int room)
+                    int gelu, int c_bf16, int room, gemm_packs *packs)
 {
     if (M == 0 || N == 0)
         return;
@@ -261,9 +357,9 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
         check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream_create");
     matmul_entry shape = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb,
                           .ldc = ldc, .beta = beta, .bias = bias != NULL, .gelu = gelu,
-                          .c_bf16 = c_bf16, .f32 = f32};
+                          .c_bf16 = c_bf16, .f32 = f32, .packed = packs && tb && !ta};
     if (ta && tb) {
-        run(&shape, A, B, C, bias);
+        run(&shape, A, B, C, bias, packs);
         return;
     }
     /* The token dimension: M (rows of A and C), or K (rows of A and B) in a
@@ -281,7 +377,7 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
         } else {
             shape.M = BLOCK_ROWS;
         }
-        run(&shape, Ab + done * a_step, Bb + done * b_step, Cb + done * c_step, bias);
+        run(&shape, Ab + done * a_step, Bb + done * b_step, Cb + done * c_step, bias, packs);
     }
     int rows = tokens - done, padded = gemm_rows_with_room(rows);
     if (!rows)
@@ -290,7 +386,7 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
         /* A and C have rows to spare: the padded rows in place, whatever
          * they hold (each result row depends on its own row of A only). */
         shape.M = padded;
-        run(&shape, Ab + done * a_step, B, Cb + done * c_step, bias);
+        run(&shape, Ab + done * a_step, B, Cb + done * c_step, bias, packs);
         return;
     }
     /* A's remaining rows, zero-padded (lda: A's columns, packed). */
@@ -305,7 +401,7 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
         shape.K = padded;
         shape.ldb = N;
         shape.beta = done ? 1.0f : beta;
-        run(&shape, pad_a, pad_b, C, bias);
+        run(&shape, pad_a, pad_b, C, bias, packs);
         return;
     }
     /* C's remaining rows through scratch rows (with their old values when
@@ -317,7 +413,7 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
         memcpy(pad_c + r * row_bytes, c + (size_t)r * ldc * c_size, row_bytes);
     shape.M = padded;
     shape.ldc = N;
-    run(&shape, pad_a, B, pad_c, bias);
+    run(&shape, pad_a, B, pad_c, bias, packs);
     for (int r = 0; r < rows; r++)
         memcpy(c + (size_t)r * ldc * c_size, pad_c + r * row_bytes, row_bytes);
 }
@@ -325,15 +421,19 @@ static void product(int f32, int ta, int tb, int M, int N, int K, const void *A,
 /* product in bf16, A and B converted here unless A16 and B16 are given. */
 static void product_bf16(int ta, int tb, int M, int N, int K, const float *A, const bf16 *A16,
                          int lda, const float *B, const bf16 *B16, int ldb, float beta, void *C,
-                         int ldc, const float *bias, int gelu, int c_bf16, int room)
+                         int ldc, const float *bias, int gelu, int c_bf16, int room,
+                         gemm_packs *packs)
 {
     if (M == 0 || N == 0)
         return;
     /* (A converted here has room for the padded rows too) */
     A16 = operand(A, A16, ta ? K : M, ta ? M : K, room && !ta ? gemm_rows_with_room(M) : 0, &lda,
                   &scratch_a, &cap_a);
+    /* (weights converted here are in scratch, not where packs knows them) */
+    if (!B16)
+        packs = NULL;
     B16 = operand(B, B16, tb ? N : K, tb ? K : N, 0, &ldb, &scratch_b, &cap_b);
-    product(0, ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, bias, gelu, c_bf16, room);
+    product(0, ta, tb, M, N, K, A16, lda, B16, ldb, beta, C, ldc, bias, gelu, c_bf16, room, packs);
 }
 #endif
 
@@ -348,17 +448,17 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
 #ifndef BP_HAVE_DNNL
     die("gemm: bf16 products need oneDNN, and this build has none");
 #else
-    product_bf16(ta, tb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc, NULL, 0, 0, 0);
+    product_bf16(ta, tb, M, N, K, A, A16, lda, B, B16, ldb, beta, C, ldc, NULL, 0, 0, 0, NULL);
 #endif
 }
 
 void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
                const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
-               int room)
+               int room, gemm_packs *packs)
 {
     if (p == GEMM_FP32) {
 #ifdef BP_HAVE_DNNL
-        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 0, 0, room);
+        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 0, 0, room, packs);
 #else
         /* OpenBLAS has no bias: C starts as it, and the product adds to it. */
 #pragma omp parallel for schedule(static) if ((size_t)M * N >= 1 << 17)
@@ -373,9 +473,26 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16
     die("gemm: bf16 products need oneDNN, and this build has none");
 #else
     /* oneDNN adds the bias as it writes C: one pass over C less. */
-    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0, room);
+    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0, room, packs);
 #endif
 }
+
+#ifndef BP_HAVE_DNNL
+gemm_packs *gemm_packs_new(void)
+{
+    return NULL;
+}
+
+void gemm_packs_clear(gemm_packs *packs)
+{
+    (void)packs;
+}
+
+void gemm_packs_free(gemm_packs *packs)
+{
+    (void)packs;
+}
+#endif
 
 int gemm_fuses_gelu(void)
 {
@@ -388,14 +505,15 @@ int gemm_fuses_gelu(void)
 
 void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
                     const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc,
-                    int room)
+                    int room, gemm_packs *packs)
 {
 #ifndef BP_HAVE_DNNL
     die("gemm: products with GELU need oneDNN, and this build has none");
 #else
     if (p == GEMM_FP32)
-        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 1, 0, room);
+        product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 1, 0, room, packs);
     else
-        product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 1, 1, room);
+        product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 1, 1, room,
+                     packs);
 #endif
 }

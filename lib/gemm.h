@@ -60,14 +60,29 @@ static inline int gemm_rows_with_room(int rows)
     return (rows + GEMM_ROW_ROOM - 1) / GEMM_ROW_ROOM * GEMM_ROW_ROOM;
 }
 
+/* Weights kept in oneDNN's own layout for the dense layers' products: a
+ * weight matrix (B of gemm_bias and gemm_bias_gelu, by its address, for
+ * each layout a product asks for) reordered at its first product and
+ * reused after, which saves the product that reordering of its operand
+ * each time (bf16 on AMX above all).  The owner of the weights makes one,
+ * gives it to the products, and clears it whenever a weight changes.
+ * Products from several threads may share one; clearing may not overlap
+ * them.  gemm_packs_new returns NULL in a build without oneDNN, and the
+ * products take NULL as "none": they read the weights as they are. */
+typedef struct gemm_packs gemm_packs;
+gemm_packs *gemm_packs_new(void);
+void gemm_packs_clear(gemm_packs *packs);
+void gemm_packs_free(gemm_packs *packs);
+
 /* C[M, N] = A[M, K] B[N, K]^T + bias[N] on every row (a dense layer's
  * forward product); A16 and B16 as for gemm.  With room, A (or A16) and C
  * have rows up to M rounded up to GEMM_ROW_ROOM, which the product may read
  * and write (their values do not matter, and change), so that oneDNN's
- * products for a fixed number of rows need no padded copies. */
+ * products for a fixed number of rows need no padded copies.  packs (NULL:
+ * none): B, or B16 in bf16, taken from there. */
 void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
                const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
-               int room);
+               int room, gemm_packs *packs);
 
 /* 1 when this build has gemm_bias_gelu (oneDNN), else 0. */
 int gemm_fuses_gelu(void);
@@ -76,10 +91,10 @@ int gemm_fuses_gelu(void);
  * activation in one pass, for inference, where nothing needs the values
  * before the GELU.  C is bf16 in GEMM_BF16 (the next product's operand, as
  * the product rounds it) and float in GEMM_FP32.  GELU is oneDNN's erf form
- * (gelu_erf).  A16, B16 and room as for gemm_bias.  Only where
+ * (gelu_erf).  A16, B16, room and packs as for gemm_bias.  Only where
  * gemm_fuses_gelu(). */
 void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
                     const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc,
-                    int room);
+                    int room, gemm_packs *packs);
 
 #endif

@@ -3,9 +3,10 @@
  * one dies with one line), and the CPU implementation against direct calls
  * of the reference it wraps (bert.c, optim.c): embeddings, a training
  * forward and backward that adds into the gradients, the optimizer over the
- * model's and a loss head's ranges, and the buffer copies.  Where a usable
- * GPU is present, its fp32 embeddings and gradients are checked against the
- * CPU's (the full GPU checks are tests/gpu/check.sh). */
+ * model's and a loss head's ranges, embeddings of the weights it made, and
+ * the buffer copies.  Where a usable GPU is present, its fp32 embeddings
+ * and gradients are checked against the CPU's (the full GPU checks are
+ * tests/gpu/check.sh). */
 #include "bert_fixture.h"
 #include "child.h"
 #include "encoder.h"
@@ -175,6 +176,13 @@ static void check_against_reference(device_kind device, double tol)
        "%s: clipping and AdamW over the model's and the head's ranges: norm %.9g (%.9g), weights "
        "%.3g", name, norm, want, max_abs_diff(after, params, n));
     ok(after[m.nparams] != 0.25f && after[m.nparams + 5] != 0.25f, "%s: the head is trained", name);
+    /* Embedding after the step: the new weights' (what embedding keeps of
+     * the old ones, gemm_packs on the CPU, made again). */
+    bert_forward(c, params, ids, lens, B, T, a, NULL);
+    bert_pool(a, POOL_MEAN, ref);
+    encoder_embed(e, ids, lens, B, T, 0, got);
+    ok(max_abs_diff(ref, got, B * H) <= tol + 1e-6, "%s: embeddings after a step = bert_forward's "
+       "with the new weights, %.3g", name, max_abs_diff(ref, got, B * H));
     encoder_get(e, BUF_MOMENT1, after);
     ok(max_abs_diff(after, m1, n) <= tol, "%s: first moments", name);
     encoder_set(e, BUF_MOMENT2, m1);

@@ -4,7 +4,9 @@
  * and across the bf16 products' blocks of 256 rows.  The bf16 reference is
  * computed from the operands rounded to bf16 as the products take them, so
  * what remains is fp32 accumulation (and, with GELU, the rounding of the
- * result to bf16: 2^-8 of it).  The bf16 tests skip, saying why, where the
+ * result to bf16: 2^-8 of it).  The products again with the weights kept
+ * in oneDNN's layout (gemm_packs): as exact, and that copy is what they
+ * read until it is cleared.  The bf16 tests skip, saying why, where the
  * CPU has no AVX512_BF16. */
 #include "../tap.h"
 #include "gemm.h"
@@ -57,11 +59,11 @@ static void check_room(gemm_precision p, int gelu, int M, const float *A, const 
         spare[i] = NAN;
     char *want = xmallocarray((size_t)M * N, c_size), *got = xmallocarray((size_t)R * N, c_size);
     if (gelu) {
-        gemm_bias_gelu(p, M, N, K, A, NULL, K, B, B16, K, bias, want, N, 0);
-        gemm_bias_gelu(p, M, N, K, spare, NULL, K, B, B16, K, bias, got, N, 1);
+        gemm_bias_gelu(p, M, N, K, A, NULL, K, B, B16, K, bias, want, N, 0, NULL);
+        gemm_bias_gelu(p, M, N, K, spare, NULL, K, B, B16, K, bias, got, N, 1, NULL);
     } else {
-        gemm_bias(p, M, N, K, A, NULL, K, B, B16, K, bias, (float *)want, N, 0);
-        gemm_bias(p, M, N, K, spare, NULL, K, B, B16, K, bias, (float *)got, N, 1);
+        gemm_bias(p, M, N, K, A, NULL, K, B, B16, K, bias, (float *)want, N, 0, NULL);
+        gemm_bias(p, M, N, K, spare, NULL, K, B, B16, K, bias, (float *)got, N, 1, NULL);
     }
     ok(memcmp(got, want, (size_t)M * N * c_size) == 0,
        "%s gemm_bias%s, %d rows: with rows to spare (NaN in them), the same bits",
@@ -69,6 +71,54 @@ static void check_room(gemm_precision p, int gelu, int M, const float *A, const 
     free(spare);
     free(want);
     free(got);
+}
+
+/* gemm_bias with packs (gemm.h): within the bound of the product without
+ * (want: its float64 reference); then, B's first weight changed in place,
+ * the packed copy's product (the same bits) until gemm_packs_clear, and
+ * after it the product of the new weights.  B and B16 are as they were
+ * when it returns, packs cleared. */
+static void check_packs(gemm_precision p, int M, const float *A, float *B, bf16 *B16,
+                        const float *bias, const double *want, double scale)
+{
+    const char *name = p == GEMM_BF16 ? "bf16" : "fp32";
+    gemm_packs *packs = gemm_packs_new();
+    if (!packs) {
+        diag("built without oneDNN: no gemm_packs");
+        return;
+    }
+    float *C = xmallocarray((size_t)M * N, sizeof *C), *again = xmallocarray((size_t)M * N, sizeof *again);
+    double *changed = xmallocarray((size_t)M * N, sizeof *changed);
+    gemm_bias(p, M, N, K, A, NULL, K, B, B16, K, bias, C, N, 0, packs);
+    double e = worst(C, want, M, scale, 0, 1e-6);
+    ok(e <= 1, "%s gemm_bias with packs, %d rows: within 1e-6 of the largest |a||b| sum (%.3g "
+       "of it)", name, M, e);
+    float old = B[0];
+    bf16 old16 = B16 ? B16[0] : 0;
+    B[0] = old + 1.0f;
+    if (B16)
+        bf16_from_float(B16, B, 1);
+    gemm_bias(p, M, N, K, A, NULL, K, B, B16, K, bias, again, N, 0, packs);
+    ok(memcmp(again, C, (size_t)M * N * sizeof *C) == 0,
+       "%s gemm_bias with packs, %d rows: weights changed, packs not cleared: the packed copy's "
+       "product, the same bits", name, M);
+    gemm_packs_clear(packs);
+    gemm_bias(p, M, N, K, A, NULL, K, B, B16, K, bias, again, N, 0, packs);
+    /* the new weights' product: the first column moved by A's first column
+     * times the change (in bf16, of the operands rounded) */
+    double step = B16 ? round_bf16(B[0]) - round_bf16(old) : 1.0;
+    for (int i = 0; i < M * N; i++) {
+        double a = B16 ? round_bf16(A[i / N * K]) : A[i / N * K];
+        changed[i] = C[i] + (i % N == 0 ? a * step : 0.0);
+    }
+    e = worst(again, changed, M, scale, 0, 2e-6);
+    ok(e <= 1, "%s gemm_bias with packs, %d rows: after gemm_packs_clear, the new weights' "
+       "product (%.3g of the bound)", name, M, e);
+    B[0] = old;
+    if (B16)
+        B16[0] = old16;
+    gemm_packs_free(packs);
+    free(C), free(again), free(changed);
 }
 
 int main(void)
@@ -112,14 +162,15 @@ int main(void)
                 scale = mag > scale ? mag : scale;
             }
 
-        gemm_bias(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0);
+        gemm_bias(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0, NULL);
         double e = worst(C, want, M, scale, 0, 1e-6);
         ok(e <= 1, "fp32 gemm_bias, %d rows: within 1e-6 of the largest |a||b| sum (%.3g of it)",
            M, e);
         check_room(GEMM_FP32, 0, M, A, B, NULL, bias);
+        check_packs(GEMM_FP32, M, A, B, NULL, bias, want, scale);
         if (gemm_fuses_gelu()) {
             check_room(GEMM_FP32, 1, M, A, B, NULL, bias);
-            gemm_bias_gelu(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0);
+            gemm_bias_gelu(GEMM_FP32, M, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0, NULL);
             double *want_gelu = xmallocarray((size_t)M * N, sizeof *want_gelu);
             for (int i = 0; i < M * N; i++)
                 want_gelu[i] = gelu(want[i]);
@@ -134,17 +185,18 @@ int main(void)
             free(A), free(C), free(C16), free(want), free(want16);
             continue;
         }
-        gemm_bias(GEMM_BF16, M, N, K, A, NULL, K, B, B16, K, bias, C, N, 0);
+        gemm_bias(GEMM_BF16, M, N, K, A, NULL, K, B, B16, K, bias, C, N, 0, NULL);
         e = worst(C, want16, M, scale, 0, 1e-6);
         ok(e <= 1, "bf16 gemm_bias, %d rows: within 1e-6 of the largest |a||b| sum of the "
            "bf16 operands' product (%.3g of it)", M, e);
 
         check_room(GEMM_BF16, 0, M, A, B, B16, bias);
+        check_packs(GEMM_BF16, M, A, B, B16, bias, want16, scale);
         check_room(GEMM_BF16, 1, M, A, B, B16, bias);
         /* A given in bf16 here (gemm_bias above converted it itself) */
         bf16 *A16 = xmallocarray((size_t)M * K, sizeof *A16);
         bf16_from_float(A16, A, (size_t)M * K);
-        gemm_bias_gelu(GEMM_BF16, M, N, K, NULL, A16, K, B, B16, K, bias, C16, N, 0);
+        gemm_bias_gelu(GEMM_BF16, M, N, K, NULL, A16, K, B, B16, K, bias, C16, N, 0, NULL);
         free(A16);
         for (int i = 0; i < M * N; i++) {
             uint32_t u = (uint32_t)C16[i] << 16;
