@@ -352,6 +352,7 @@ static void copy_weights(bert_model *m, const char *file, const st_tensor *t, in
     int nt = bert_tensors(&m->cfg, NULL);
     bert_tensor *bt = xmallocarray(nt, sizeof *bt);
     bert_tensors(&m->cfg, bt);
+    const st_tensor **found = xcalloc(nt, sizeof *found);
     for (int i = 0; i < nt; i++) {
         const st_tensor *s = find_tensor(t, n, prefix, bt[i].name);
         if (!s) {
@@ -376,8 +377,27 @@ static void copy_weights(bert_model *m, const char *file, const st_tensor *t, in
                 snprintf(want, sizeof want, "%lld", (long long)bt[i].shape[0]);
             die("%s: tensor %s: shape [%s], expected [%s] from config.json", file, s->name, got, want);
         }
-        st_to_f32(s, m->params + bt[i].offset);
+        found[i] = s;
     }
+    /* Copied in parts of at most PART elements over the threads: the first
+     * writes to the parameters' pages (the kernel's zeroing) and the copy
+     * are most of a small model's start. */
+    enum { PART = 1 << 18 };
+    size_t parts = 0;
+    for (int i = 0; i < nt; i++)
+        parts += found[i] ? (found[i]->numel + PART - 1) / PART : 0;
+    struct { const st_tensor *s; size_t first; float *dst; } *part = xmallocarray(parts, sizeof *part);
+    size_t p = 0;
+    for (int i = 0; i < nt; i++)
+        for (size_t first = 0; found[i] && first < found[i]->numel; first += PART)
+            part[p++] = (typeof(*part)){found[i], first, m->params + bt[i].offset + first};
+#pragma omp parallel for schedule(dynamic)
+    for (size_t k = 0; k < parts; k++) {
+        size_t left = part[k].s->numel - part[k].first;
+        st_to_f32_part(part[k].s, part[k].first, left < PART ? left : PART, part[k].dst);
+    }
+    free(part);
+    free(found);
     free(bt);
 }
 
@@ -386,7 +406,7 @@ void model_load(bert_model *m, const char *dir)
     model_load_meta(m, dir);
     size_t off[P_COUNT + 1];
     m->nparams = bert_param_offsets(&m->cfg, off);
-    m->params = xcalloc_prefaulted(m->nparams, sizeof *m->params); /* zero: a missing pooler stays 0 */
+    m->params = xcalloc(m->nparams, sizeof *m->params); /* zero: a missing pooler stays 0 */
     char *st_path = path_join(m->transformer_dir, "model.safetensors");
     char *bin_path = path_join(m->transformer_dir, "pytorch_model.bin");
     if (file_exists(st_path)) {

@@ -240,12 +240,17 @@ static double element(const st_tensor *t, size_t i)
 
 void st_to_f32(const st_tensor *t, float *dst)
 {
+    st_to_f32_part(t, 0, t->numel, dst);
+}
+
+void st_to_f32_part(const st_tensor *t, size_t first, size_t count, float *dst)
+{
     if (t->dtype == ST_F32) {
-        memcpy(dst, t->data, t->nbytes);
+        memcpy(dst, (const float *)t->data + first, count * sizeof *dst);
         return;
     }
-    for (size_t i = 0; i < t->numel; i++)
-        dst[i] = (float)element(t, i);
+    for (size_t i = 0; i < count; i++)
+        dst[i] = (float)element(t, first + i);
 }
 
 void st_to_f64(const st_tensor *t, double *dst)

@@ -48,6 +48,8 @@ size_t st_dtype_size(st_dtype d);
 const char *st_dtype_name(st_dtype d);
 /* Convert a floating-point (or int32) tensor to float / double. */
 void st_to_f32(const st_tensor *t, float *dst);
+/* Elements first .. first + count - 1 of t (within it) into dst[0 .. count). */
+void st_to_f32_part(const st_tensor *t, size_t first, size_t count, float *dst);
 void st_to_f64(const st_tensor *t, double *dst);
 /* Metadata value for key, or NULL (string owned by the caller). */
 char *st_metadata(const safetensors *st, const char *key);
