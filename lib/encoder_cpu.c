@@ -12,7 +12,7 @@
  * encoder_set), for the dense layers' products; the fp32 ones stay the
  * master copy that the optimizer updates.  Embedding keeps the dense
  * layers' weights in oneDNN's layout too (gemm_packs), made again after a
- * change, once a call has tokens enough to pay for it; training's forward
+ * change, once embedding has had tokens enough to pay for it; training's forward
  * passes, whose weights change every step, read them as they are. */
 #include "encoder.h"
 #include "gemm.h"
@@ -34,13 +34,14 @@ typedef struct {
     int bf16;               /* the products run in bf16 */
     bf16 *params16;         /* the model's parameters in bf16 (bf16 only) */
     gemm_packs *packs;      /* their dense weights in the products' layout, for embedding */
-    int packs_made;         /* packs holds them (a call used it since the last change) */
+    int64_t tokens_embedded; /* since the parameters last changed */
 } cpu_encoder;
 
-/* The tokens of an embedding call from which it makes the packs: twice
- * what pays for making them (all-MiniLM-L6-v2, fp32 and bf16 alike: 13 ms
- * against 1.7 us saved per token; both grow with the weights). */
-enum { PACK_MIN_TOKENS = 16384 };
+/* The tokens embedded since the parameters changed from which embedding
+ * makes the packs and uses them: about what pays for making them
+ * (all-MiniLM-L6-v2, fp32 and bf16 alike: 13 ms against 1.7 us saved per
+ * token; both grow with the weights), so that short inputs do not pay. */
+enum { PACK_MIN_TOKENS = 8192 };
 
 static const bert_config *config(const encoder *e)
 {
@@ -53,7 +54,7 @@ static void params_changed(cpu_encoder *c)
     if (c->bf16)
         bf16_from_float(c->params16, c->base.params, c->base.model->nparams);
     gemm_packs_clear(c->packs);
-    c->packs_made = 0;
+    c->tokens_embedded = 0;
 }
 
 static bert_acts *acts_new(const cpu_encoder *c, int max_sequences, int max_len, int training)
@@ -114,13 +115,11 @@ static void cpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64
             c->norms[w] = xmallocarray(c->batch_size, sizeof *c->norms[w]);
         }
     }
-    int64_t tokens = 0;
-    for (int64_t s = 0; s < n && !c->packs_made; s++)
-        tokens += lens[s];
-    c->packs_made = c->packs_made || tokens >= PACK_MIN_TOKENS;
+    for (int64_t s = 0; s < n && c->tokens_embedded < PACK_MIN_TOKENS; s++)
+        c->tokens_embedded += lens[s];
     for (int w = 0; w < c->workers; w++)
         bert_acts_set_precision(c->embed_acts[w], c->bf16, c->params16,
-                                c->packs_made ? c->packs : NULL);
+                                c->tokens_embedded >= PACK_MIN_TOKENS ? c->packs : NULL);
     int64_t batches = (n + c->batch_size - 1) / c->batch_size;
     if (c->workers > 1 && batches > 1) {
         int team = batches < c->workers ? (int)batches : c->workers;
