@@ -5,7 +5,8 @@
 # lib/cuda/host-symbols.list, and every tool exports them; with a stand-in
 # for the driver's libcuda.so.1 (an empty shared object) embed and
 # mnr-train open the backend, which then reports what the CUDA runtime
-# says; a backend that is not there is one clear line.
+# says; a driver that finds no GPU is one line without the backend; a
+# backend that is not there is one clear line.
 
 bats_require_minimum_version 1.5.0
 load helper
@@ -22,6 +23,15 @@ setup_file() {
     mkdir driver
     printf 'int bertpipe_driver_stand_in;\n' >stand-in.c
     ${CC:-cc} -shared -fPIC -o driver/libcuda.so.1 stand-in.c 2>/dev/null || rm -rf driver
+    # a driver that finds no GPU: cuInit returns $STAND_IN_CUINIT (0 when
+    # unset), cuDeviceGetCount no devices
+    mkdir driver-none
+    cat >none.c <<'EOF'
+#include <stdlib.h>
+int cuInit(unsigned flags) { const char *s = getenv("STAND_IN_CUINIT"); return s ? atoi(s) : 0; }
+int cuDeviceGetCount(int *count) { *count = 0; return 0; }
+EOF
+    ${CC:-cc} -shared -fPIC -o driver-none/libcuda.so.1 none.c 2>/dev/null || rm -rf driver-none
     python3 -c 'import numpy, safetensors' 2>/dev/null || return 0
     python3 "$STREAMS" fixture "$TINY/reference.safetensors" tiny.tok tiny.want
 }
@@ -97,6 +107,21 @@ host_symbols() {
     [ "${#lines[@]}" -eq 1 ]
     [[ "$output" == "mnr-train: --device cuda: no CUDA device: "* && "$output" != *"no CUDA driver"* ]]
     [ ! -e out ]
+}
+
+@test "cuda backend: a driver that finds no GPU is one line, without loading the backend" {
+    need_numpy
+    [ -f "$S/driver-none/libcuda.so.1" ] || skip "no C compiler (${CC:-cc}) to build a stand-in libcuda.so.1"
+    export LD_LIBRARY_PATH=$S/driver-none${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    # (a backend that is not there: never looked for)
+    export BERTPIPE_CUDA_BACKEND=$PWD/none.so
+    run -1 embed -m "$TINY/model" --device cuda "$S/tiny.tok"
+    [ "$output" = "embed: --device cuda: no CUDA device: the CUDA driver finds none" ]
+    STAND_IN_CUINIT=100 run -1 mnr-train -m "$TINY/model" -o out --device cuda "$S/tiny.tok"
+    [ "$output" = "mnr-train: --device cuda: no CUDA device: the CUDA driver finds none (error 100)" ]
+    [ ! -e out ]
+    run --separate-stderr -0 embed -m "$TINY/model" --threads 1 "$S/tiny.tok"
+    [ "$stderr" = "embed: --device auto: embedding on the CPU (no CUDA device: the CUDA driver finds none; 1 thread)" ]
 }
 
 @test "cuda backend: one that is missing or from elsewhere is one line; auto falls back to the CPU" {
