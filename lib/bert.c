@@ -1191,10 +1191,46 @@ static void relative_bias_backward(float *dtable, const double *drel, const int 
     }
 }
 
+/* Rows of layer l's activations taken at a time after attention (a
+ * multiple of gemm.c's block of rows: the products' shapes, and so their
+ * bits, are those of the whole). */
+enum { LAYER_ROWS = 256 };
+
+/* Layer l after its attention, for the token rows r0 .. r0 + n - 1 (all of
+ * them where there is dropout): the attention's output product, dropout,
+ * the residual and LayerNorm, the feed-forward layers, dropout, the
+ * residual and LayerNorm. */
+static void layer_after_attention(const bert_config *c, const float *params, bert_acts *a,
+                                  const layer_offsets *o, int l, const dropout_keys *dropout,
+                                  bf16 *operand16, int r0, int n)
+{
+    int H = c->hidden, FF = c->intermediate, B = a->B;
+    layer_acts *la = &a->layer[l];
+    size_t row = (size_t)r0 * H;
+    bf16 *in16 = operand16 ? operand16 + row : NULL;
+    float *ln1_in = la->ln1_in + row, *ln1_out = la->ln1_out + row, *ln2_in = la->ln2_in + row;
+    matmul_forward(a, ln1_in, la->ctx + row, in16, weight_at(a, params, o->attn_out_w),
+                   params + o->attn_out_b, n, H, H);
+    if (a->p_hidden > 0)
+        dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
+                        DROP_ATTENTION_OUT);
+    layernorm_forward(ln1_out, in16, la->ln1_mean + r0, la->ln1_rstd + r0, ln1_in,
+                      a->hidden[l] + row, params + o->attn_ln_w, params + o->attn_ln_b, n, H,
+                      c->ln_eps);
+    ffn_forward(a, ln2_in, la->ffn_pre + (size_t)r0 * FF, ln1_out, in16,
+                weight_at(a, params, o->ffn_in_w), params + o->ffn_in_b,
+                weight_at(a, params, o->ffn_out_w), params + o->ffn_out_b, n, H, FF);
+    if (a->p_hidden > 0)
+        dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
+                        DROP_FFN_OUT);
+    layernorm_forward(a->hidden[l + 1] + row, in16, la->ln2_mean + r0, la->ln2_rstd + r0, ln2_in,
+                      ln1_out, params + o->ffn_ln_w, params + o->ffn_ln_b, n, H, c->ln_eps);
+}
+
 void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
                   const int32_t *lens, int B, int T, bert_acts *a, const dropout_keys *dropout)
 {
-    int H = c->hidden, FF = c->intermediate, heads = c->heads;
+    int H = c->hidden, heads = c->heads;
     if (B < 1 || B > a->max_sequences)
         die("bert_forward: %d sequences, at most %d", B, a->max_sequences);
     if (!same_shape(c, &a->c))
@@ -1266,21 +1302,13 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
         attention_forward(la->ctx, operand16, a->training ? la->att : NULL, la->att_keep, la->qkv,
                           a->relvec, a->max_len, a->start, a->att_start, B, H, heads, limit,
                           a->p_attn, dropout, l);
-        matmul_forward(a, la->ln1_in, la->ctx, operand16, weight_at(a, params, o.attn_out_w),
-                       params + o.attn_out_b, N, H, H);
-        if (a->p_hidden > 0)
-            dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
-                            DROP_ATTENTION_OUT);
-        layernorm_forward(la->ln1_out, operand16, la->ln1_mean, la->ln1_rstd, la->ln1_in, x,
-                          params + o.attn_ln_w, params + o.attn_ln_b, N, H, c->ln_eps);
-        ffn_forward(a, la->ln2_in, la->ffn_pre, la->ln1_out, operand16,
-                    weight_at(a, params, o.ffn_in_w), params + o.ffn_in_b,
-                    weight_at(a, params, o.ffn_out_w), params + o.ffn_out_b, N, H, FF);
-        if (a->p_hidden > 0)
-            dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
-                            DROP_FFN_OUT);
-        layernorm_forward(a->hidden[l + 1], operand16, la->ln2_mean, la->ln2_rstd, la->ln2_in,
-                          la->ln1_out, params + o.ffn_ln_w, params + o.ffn_ln_b, N, H, c->ln_eps);
+        /* Without dropout (whose masks go by sequence) the rest of the
+         * layer goes LAYER_ROWS rows at a time, each block's intermediate
+         * values still in the cache when the next step reads them. */
+        int step = a->p_hidden > 0 ? N : LAYER_ROWS;
+        for (int r0 = 0; r0 < N; r0 += step)
+            layer_after_attention(c, params, a, &o, l, dropout, operand16, r0,
+                                  N - r0 < step ? N - r0 : step);
     }
 }
 
