@@ -1208,22 +1208,27 @@ static void layer_after_attention(const bert_config *c, const float *params, ber
     layer_acts *la = &a->layer[l];
     size_t row = (size_t)r0 * H;
     bf16 *in16 = operand16 ? operand16 + row : NULL;
-    float *ln1_in = la->ln1_in + row, *ln1_out = la->ln1_out + row, *ln2_in = la->ln2_in + row;
+    /* The values only this block needs: in training, kept for the backward
+     * pass at their rows; in inference, in the first rows of their buffers,
+     * again for every block (and so in the cache). */
+    int at = a->training ? r0 : 0;
+    size_t kept = (size_t)at * H;
+    float *ln1_in = la->ln1_in + kept, *ln1_out = la->ln1_out + kept, *ln2_in = la->ln2_in + kept;
     matmul_forward(a, ln1_in, la->ctx + row, in16, weight_at(a, params, o->attn_out_w),
                    params + o->attn_out_b, n, H, H);
     if (a->p_hidden > 0)
         dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
                         DROP_ATTENTION_OUT);
-    layernorm_forward(ln1_out, in16, la->ln1_mean + r0, la->ln1_rstd + r0, ln1_in,
+    layernorm_forward(ln1_out, in16, la->ln1_mean + at, la->ln1_rstd + at, ln1_in,
                       a->hidden[l] + row, params + o->attn_ln_w, params + o->attn_ln_b, n, H,
                       c->ln_eps);
-    ffn_forward(a, ln2_in, la->ffn_pre + (size_t)r0 * FF, ln1_out, in16,
+    ffn_forward(a, ln2_in, la->ffn_pre + (size_t)at * FF, ln1_out, in16,
                 weight_at(a, params, o->ffn_in_w), params + o->ffn_in_b,
                 weight_at(a, params, o->ffn_out_w), params + o->ffn_out_b, n, H, FF);
     if (a->p_hidden > 0)
         dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
                         DROP_FFN_OUT);
-    layernorm_forward(a->hidden[l + 1] + row, in16, la->ln2_mean + r0, la->ln2_rstd + r0, ln2_in,
+    layernorm_forward(a->hidden[l + 1] + row, in16, la->ln2_mean + at, la->ln2_rstd + at, ln2_in,
                       ln1_out, params + o->ffn_ln_w, params + o->ffn_ln_b, n, H, c->ln_eps);
 }
 
