@@ -40,6 +40,8 @@ struct bert_acts {
     int B, N;            /* the last forward's batch; N = 0 before any */
     int *start;          /* [B + 1] first row of each sequence */
     size_t *att_start;   /* [B + 1] first float of each sequence's probabilities */
+    int *group_start;    /* [B + 1] start of a group of sequences, from its first row */
+    size_t *group_att_start; /* [B + 1] att_start of a group, from its first float */
     float p_hidden, p_attn; /* dropout the last forward applied (0 = none) */
 
     /* Buffers proportional to the token count, cap_tokens rows. */
@@ -1063,6 +1065,8 @@ bert_acts *bert_acts_new(const bert_config *c, int max_sequences, int max_len, i
     a->training = training;
     a->start = xcalloc(max_sequences + 1, sizeof *a->start);
     a->att_start = xcalloc(max_sequences + 1, sizeof *a->att_start);
+    a->group_start = xcalloc(max_sequences + 1, sizeof *a->group_start);
+    a->group_att_start = xcalloc(max_sequences + 1, sizeof *a->group_att_start);
     a->hidden = xcalloc(c->layers + 1, sizeof *a->hidden);
     a->layer = xcalloc(c->layers, sizeof *a->layer);
     if (c->rel_buckets) {
@@ -1082,6 +1086,8 @@ void bert_acts_free(bert_acts *a)
     free(a->att_mem);
     free(a->start);
     free(a->att_start);
+    free(a->group_start);
+    free(a->group_att_start);
     free(a->hidden);
     free(a->layer);
     free(a->relvec);
@@ -1197,12 +1203,12 @@ static void relative_bias_backward(float *dtable, const double *drel, const int 
 enum { LAYER_ROWS = 256 };
 
 /* Layer l after its attention, for the token rows r0 .. r0 + n - 1 (all of
- * them where there is dropout): the attention's output product, dropout,
- * the residual and LayerNorm, the feed-forward layers, dropout, the
- * residual and LayerNorm. */
+ * them where there is dropout), whose attention context is ctx: the
+ * attention's output product, dropout, the residual and LayerNorm, the
+ * feed-forward layers, dropout, the residual and LayerNorm. */
 static void layer_after_attention(const bert_config *c, const float *params, bert_acts *a,
                                   const layer_offsets *o, int l, const dropout_keys *dropout,
-                                  bf16 *operand16, int r0, int n)
+                                  bf16 *operand16, const float *ctx, int r0, int n)
 {
     int H = c->hidden, FF = c->intermediate, B = a->B;
     layer_acts *la = &a->layer[l];
@@ -1214,7 +1220,7 @@ static void layer_after_attention(const bert_config *c, const float *params, ber
     int at = a->training ? r0 : 0;
     size_t kept = (size_t)at * H;
     float *ln1_in = la->ln1_in + kept, *ln1_out = la->ln1_out + kept, *ln2_in = la->ln2_in + kept;
-    matmul_forward(a, ln1_in, la->ctx + row, in16, weight_at(a, params, o->attn_out_w),
+    matmul_forward(a, ln1_in, ctx, in16, weight_at(a, params, o->attn_out_w),
                    params + o->attn_out_b, n, H, H);
     if (a->p_hidden > 0)
         dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
@@ -1230,6 +1236,35 @@ static void layer_after_attention(const bert_config *c, const float *params, ber
                         DROP_FFN_OUT);
     layernorm_forward(a->hidden[l + 1] + row, in16, la->ln2_mean + at, la->ln2_rstd + at, ln2_in,
                       ln1_out, params + o->ffn_ln_w, params + o->ffn_ln_b, n, H, c->ln_eps);
+}
+
+/* Layer l in inference: for groups of whole sequences of up to LAYER_ROWS
+ * rows (or one longer sequence) at a time, the queries, keys and values,
+ * the attention and the rest of the layer, each group's queries, keys,
+ * values and context in the first rows of their buffers (in the cache). */
+static void layer_in_groups(const bert_config *c, const float *params, bert_acts *a,
+                            const layer_offsets *o, int l, bf16 *operand16, int limit)
+{
+    int H = c->hidden;
+    layer_acts *la = &a->layer[l];
+    for (int b0 = 0, b1; b0 < a->B; b0 = b1) {
+        for (b1 = b0 + 1; b1 < a->B && a->start[b1 + 1] - a->start[b0] <= LAYER_ROWS; b1++)
+            ;
+        int r0 = a->start[b0], n = a->start[b1] - r0;
+        for (int b = b0; b <= b1; b++) {
+            a->group_start[b - b0] = a->start[b] - r0;
+            a->group_att_start[b - b0] = a->att_start[b] - a->att_start[b0];
+        }
+        bf16 *x16 = operand16 ? operand16 + (size_t)r0 * H : NULL;
+        matmul_forward(a, la->qkv, a->hidden[l] + (size_t)r0 * H, x16,
+                       weight_at(a, params, o->qkv_w), params + o->qkv_b, n, H, 3 * H);
+        attention_forward(la->ctx, x16, NULL, NULL, la->qkv, a->relvec, a->max_len,
+                          a->group_start, a->group_att_start, b1 - b0, H, c->heads, limit, 0,
+                          NULL, l);
+        for (int c0 = 0; c0 < n; c0 += LAYER_ROWS)
+            layer_after_attention(c, params, a, o, l, NULL, operand16, la->ctx + (size_t)c0 * H,
+                                  r0 + c0, n - c0 < LAYER_ROWS ? n - c0 : LAYER_ROWS);
+    }
 }
 
 void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
@@ -1301,6 +1336,10 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
     for (int l = 0; l < c->layers; l++) {
         layer_acts *la = &a->layer[l];
         layer_offsets o = layer_at(off, c, l);
+        if (!a->training) {
+            layer_in_groups(c, params, a, &o, l, operand16, limit);
+            continue;
+        }
         const float *x = a->hidden[l];
         matmul_forward(a, la->qkv, x, operand16, weight_at(a, params, o.qkv_w), params + o.qkv_b,
                        N, H, 3 * H);
@@ -1312,8 +1351,8 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
          * values still in the cache when the next step reads them. */
         int step = a->p_hidden > 0 ? N : LAYER_ROWS;
         for (int r0 = 0; r0 < N; r0 += step)
-            layer_after_attention(c, params, a, &o, l, dropout, operand16, r0,
-                                  N - r0 < step ? N - r0 : step);
+            layer_after_attention(c, params, a, &o, l, dropout, operand16,
+                                  la->ctx + (size_t)r0 * H, r0, N - r0 < step ? N - r0 : step);
     }
 }
 
