@@ -1340,19 +1340,17 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
             layer_in_groups(c, params, a, &o, l, operand16, limit);
             continue;
         }
-        const float *x = a->hidden[l];
-        matmul_forward(a, la->qkv, x, operand16, weight_at(a, params, o.qkv_w), params + o.qkv_b,
-                       N, H, 3 * H);
-        attention_forward(la->ctx, operand16, a->training ? la->att : NULL, la->att_keep, la->qkv,
-                          a->relvec, a->max_len, a->start, a->att_start, B, H, heads, limit,
-                          a->p_attn, dropout, l);
-        /* Without dropout (whose masks go by sequence) the rest of the
-         * layer goes LAYER_ROWS rows at a time, each block's intermediate
-         * values still in the cache when the next step reads them. */
+        /* Training: the whole batch at once for the attention (the
+         * threads share its heads), then, without dropout (whose masks go
+         * by sequence), LAYER_ROWS rows at a time. */
+        matmul_forward(a, la->qkv, a->hidden[l], NULL, weight_at(a, params, o.qkv_w),
+                       params + o.qkv_b, N, H, 3 * H);
+        attention_forward(la->ctx, NULL, la->att, la->att_keep, la->qkv, a->relvec, a->max_len,
+                          a->start, a->att_start, B, H, heads, limit, a->p_attn, dropout, l);
         int step = a->p_hidden > 0 ? N : LAYER_ROWS;
         for (int r0 = 0; r0 < N; r0 += step)
-            layer_after_attention(c, params, a, &o, l, dropout, operand16,
-                                  la->ctx + (size_t)r0 * H, r0, N - r0 < step ? N - r0 : step);
+            layer_after_attention(c, params, a, &o, l, dropout, NULL, la->ctx + (size_t)r0 * H,
+                                  r0, N - r0 < step ? N - r0 : step);
     }
 }
 
