@@ -543,8 +543,7 @@ int main(int argc, char **argv)
     }
     /* The encoder holds the weights from here on (model_save and the
      * checkpoints take them from it): no second copy. */
-    free(model.params);
-    model.params = NULL;
+    model_free_params(&model);
     trainer t;
     train_position start = resume_dir ? saved.pos : (train_position){0};
     long schedule = o->schedule_steps;

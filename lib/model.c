@@ -9,11 +9,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- JSON helpers ---- */
 
@@ -340,7 +343,60 @@ static const st_tensor *find_tensor(const st_tensor *t, int n, const char *prefi
     return lookup(t, n, key);
 }
 
-static void copy_weights(bert_model *m, const char *file, const st_tensor *t, int n)
+/* m->params, zeroed (a missing pooler stays 0).  When word, the word
+ * embeddings (floats word_at ..), are F32 in the file mapped at file_map
+ * (path), their whole pages are mapped from the file in place, so that only
+ * the rows of the tokens used are ever read (half of all-MiniLM-L6-v2's
+ * weights, read and copied at every start otherwise); *first and *last then
+ * say which of its elements that covers, else both are 0. */
+static void params_alloc(bert_model *m, const char *path, const void *file_map,
+                         const st_tensor *word, size_t word_at, size_t *first, size_t *last)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = m->nparams * sizeof *m->params;
+    const union { uint32_t u; uint8_t b[4]; } order = {1};
+    *first = *last = 0;
+    m->params_map = NULL;
+    size_t at = word ? (size_t)((const char *)word->data - (const char *)file_map) : 0;
+    /* where the buffer starts in its mapping: the word embeddings' bytes
+     * at the same place in a page as in the file */
+    size_t shift = (at % page + page - word_at * sizeof(float) % page) % page;
+    size_t from = (at + page - 1) / page * page, to = word ? (at + word->nbytes) / page * page : 0;
+    if (!word || word->dtype != ST_F32 || !order.b[0] || shift % sizeof(float) || to <= from) {
+        m->params = xcalloc(m->nparams, sizeof *m->params);
+        return;
+    }
+    m->params_map_bytes = bytes + page;
+    m->params_map = mmap(NULL, m->params_map_bytes, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m->params_map == MAP_FAILED)
+        die("out of memory (%zu bytes)", m->params_map_bytes);
+    m->params = (float *)((char *)m->params_map + shift);
+    int fd = open(path, O_RDONLY);
+    char *dst = (char *)(m->params + word_at) + (from - at);
+    /* (private: writes to the parameters never reach the file) */
+    if (fd < 0 || mmap(dst, to - from, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+                       (off_t)from) == MAP_FAILED)
+        die("%s: %s", path, strerror(errno));
+    close(fd);
+    *first = (from - at) / sizeof(float);
+    *last = (to - at) / sizeof(float);
+}
+
+void model_free_params(bert_model *m)
+{
+    if (m->params_map)
+        munmap(m->params_map, m->params_map_bytes);
+    else
+        free(m->params);
+    m->params = NULL;
+    m->params_map = NULL;
+}
+
+/* The weights of tensors t[0 .. n) of file into m->params (allocated
+ * here), checked against the configuration; file_map: the file's mapping
+ * when the tensors' data lie in it (safetensors), else NULL. */
+static void copy_weights(bert_model *m, const char *file, const void *file_map,
+                         const st_tensor *t, int n)
 {
     /* The pre-training checkpoints' prefix: "bert." or "mpnet." (the base model's name). */
     const char *prefix = "";
@@ -379,23 +435,42 @@ static void copy_weights(bert_model *m, const char *file, const st_tensor *t, in
         }
         found[i] = s;
     }
-    /* Copied in parts of at most PART elements over the threads: the first
-     * writes to the parameters' pages (the kernel's zeroing) and the copy
-     * are most of a small model's start. */
+    /* The word embeddings are bert_tensors' first. */
+    size_t mapped_from, mapped_to;
+    params_alloc(m, file, file_map, file_map ? found[0] : NULL, bt[0].offset, &mapped_from,
+                 &mapped_to);
+    /* The rest copied in parts of at most PART elements over the threads:
+     * the first writes to the parameters' pages (the kernel's zeroing) and
+     * the copy are most of a small model's start. */
     enum { PART = 1 << 18 };
-    size_t parts = 0;
+    typedef struct {
+        const st_tensor *s;
+        size_t first, count;
+        float *dst;
+    } part_of;
+    size_t parts = 0, p = 0;
     for (int i = 0; i < nt; i++)
-        parts += found[i] ? (found[i]->numel + PART - 1) / PART : 0;
-    struct { const st_tensor *s; size_t first; float *dst; } *part = xmallocarray(parts, sizeof *part);
-    size_t p = 0;
-    for (int i = 0; i < nt; i++)
-        for (size_t first = 0; found[i] && first < found[i]->numel; first += PART)
-            part[p++] = (typeof(*part)){found[i], first, m->params + bt[i].offset + first};
-#pragma omp parallel for schedule(dynamic)
-    for (size_t k = 0; k < parts; k++) {
-        size_t left = part[k].s->numel - part[k].first;
-        st_to_f32_part(part[k].s, part[k].first, left < PART ? left : PART, part[k].dst);
+        parts += found[i] ? found[i]->numel / PART + 2 : 0;
+    part_of *part = xmallocarray(parts, sizeof *part);
+    for (int i = 0; i < nt; i++) {
+        if (!found[i])
+            continue;
+        /* all of it, or what lies around the part mapped in place */
+        size_t range[2][2] = {{0, found[i]->numel}, {0, 0}};
+        if (i == 0 && mapped_to > mapped_from) {
+            range[0][1] = mapped_from;
+            range[1][0] = mapped_to;
+            range[1][1] = found[i]->numel;
+        }
+        for (int r = 0; r < 2; r++)
+            for (size_t first = range[r][0]; first < range[r][1]; first += PART) {
+                size_t count = range[r][1] - first < PART ? range[r][1] - first : PART;
+                part[p++] = (part_of){found[i], first, count, m->params + bt[i].offset + first};
+            }
     }
+#pragma omp parallel for schedule(dynamic)
+    for (size_t k = 0; k < p; k++)
+        st_to_f32_part(part[k].s, part[k].first, part[k].count, part[k].dst);
     free(part);
     free(found);
     free(bt);
@@ -406,18 +481,17 @@ void model_load(bert_model *m, const char *dir)
     model_load_meta(m, dir);
     size_t off[P_COUNT + 1];
     m->nparams = bert_param_offsets(&m->cfg, off);
-    m->params = xcalloc(m->nparams, sizeof *m->params); /* zero: a missing pooler stays 0 */
     char *st_path = path_join(m->transformer_dir, "model.safetensors");
     char *bin_path = path_join(m->transformer_dir, "pytorch_model.bin");
     if (file_exists(st_path)) {
         safetensors st;
         st_open(&st, st_path);
-        copy_weights(m, st_path, st.tensors, st.count);
+        copy_weights(m, st_path, st.map, st.tensors, st.count);
         st_close(&st);
     } else if (file_exists(bin_path)) {
         safetensors tb;
         tb_open(&tb, bin_path);
-        copy_weights(m, bin_path, tb.tensors, tb.count);
+        copy_weights(m, bin_path, NULL, tb.tensors, tb.count);
         st_close(&tb);
     } else {
         char *index = path_join(m->transformer_dir, "model.safetensors.index.json");
@@ -815,7 +889,7 @@ void model_save(const bert_model *m, const char *out_dir, const float *params)
 
 void model_free(bert_model *m)
 {
-    free(m->params);
+    model_free_params(m);
     free(m->dir);
     free(m->transformer_dir);
     free(m->config_text);

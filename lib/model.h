@@ -26,6 +26,8 @@ typedef struct {
     bert_config cfg;      /* from config.json */
     float *params;        /* flat buffer, layout of bert.h (bert_param_offsets) */
     size_t nparams;       /* floats in params */
+    void *params_map;     /* model_load's mapping that params lies in (NULL: malloc's) */
+    size_t params_map_bytes;
     pooling_mode pooling; /* 1_Pooling/config.json when present, else POOL_MEAN */
     int normalize;        /* modules.json lists a Normalize module */
     int max_seq_length;   /* sentence_bert_config.json, else the 6.x tokenizer_config.json
@@ -103,6 +105,9 @@ void model_write_files(const bert_model *m, const char *dir, const float *params
  * tokenizer.json), which dies without one: a trainer can check up front. */
 int model_has_vocab(const bert_model *m);
 
+/* The weights freed (params NULL), however model_load holds them: the word
+ * embeddings may be mapped from the weights file in place. */
+void model_free_params(bert_model *m);
 void model_free(bert_model *m);
 
 /* "mean", "cls" or "max". */

@@ -11,7 +11,10 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -146,6 +149,27 @@ static void load_fails(const char *dir, const char *want1, const char *want2, co
     ok(good, "%s: exit %d: %s", what, status, err);
 }
 
+/* Whether the file at path is mapped into this process (1, 0; -1: no
+ * /proc/self/maps to tell). */
+static int file_mapped(const char *path)
+{
+    char real[PATH_MAX], line[PATH_MAX + 256];
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f || !realpath(path, real)) {
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    int found = 0;
+    size_t r = strlen(real);
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strcspn(line, "\n");
+        found |= n >= r && !memcmp(line + n - r, real, r);
+    }
+    fclose(f);
+    return found;
+}
+
 static void test_fixture_layouts(const char *model)
 {
     bert_config cfg;
@@ -163,7 +187,16 @@ static void test_fixture_layouts(const char *model)
            "%s: config (L %d, H %d, heads %d), mean pooling, max_seq_length %d", rel, m.cfg.layers, m.cfg.hidden,
            m.cfg.heads, m.max_seq_length);
         ok(same_params(&m, ref, n), "%s: %zu parameters equal to model/model.safetensors", rel, m.nparams);
+        char *st = path_join(m.transformer_dir, "model.safetensors");
+        int before = file_mapped(st);
         model_free(&m);
+        int after = file_mapped(st);
+        if (before < 0)
+            printf("ok %d # SKIP no /proc/self/maps to see the weights mapped\n", ++tap_n);
+        else
+            ok(before == 1 && after == 0, "%s: the word embeddings read from model.safetensors "
+               "in place (the file mapped until model_free)", rel);
+        free(st);
         free(dir);
     }
     free(ref);
