@@ -12,8 +12,8 @@
  * encoder_set), for the dense layers' products; the fp32 ones stay the
  * master copy that the optimizer updates.  Embedding keeps the dense
  * layers' weights in oneDNN's layout too (gemm_packs), made again after a
- * change, once embedding has had tokens enough to pay for it; training's forward
- * passes, whose weights change every step, read them as they are. */
+ * change once enough tokens were embedded to pay for it; training's
+ * forward passes, whose weights change every step, read them as they are. */
 #include "encoder.h"
 #include "gemm.h"
 #include "threads.h"
