@@ -477,13 +477,14 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
 
 /* Heads of a multiple of 16 dimensions up to BLOCKED_HEAD_DIM, in
  * inference and in training, go through attention_head_blocked at every
- * length: BLOCKED_QUERIES queries at a time, their scores against all keys computed in registers and kept in the
- * first-level cache (a row per query) through the softmax to the context's
- * product.  The library's two products per head cost more in calls and
- * packing than in arithmetic at a dozen tokens, and at hundreds its packing
- * copies (14 %) and the softmax's passes over [64, n] blocks in the
- * second-level cache (16 %) took as long as its arithmetic (23 %) in bf16
- * embed (all-MiniLM-L6-v2, 512 tokens; docs/cpu-bf16.md). */
+ * length: BLOCKED_QUERIES queries at a time, their scores against all keys
+ * computed in registers and kept in the first-level cache (a row per
+ * query) through the softmax to the context's product.  The library's two
+ * products per head cost more in calls and packing than in arithmetic at a
+ * dozen tokens, and at hundreds its packing copies (14 %) and the
+ * softmax's passes over [64, n] blocks in the second-level cache (16 %)
+ * took as long as its arithmetic (23 %) in bf16 embed (all-MiniLM-L6-v2,
+ * 512 tokens; docs/cpu-bf16.md). */
 enum { BLOCKED_HEAD_DIM = 128, BLOCKED_QUERIES = 8, BLOCKED_COPY_VALUES = 64 };
 
 typedef float f32x16 __attribute__((vector_size(64)));
@@ -1222,8 +1223,8 @@ static void layer_after_attention(const bert_config *c, const float *params, ber
     float *ln1_in = la->ln1_in + kept, *ln1_out = la->ln1_out + kept, *ln2_in = la->ln2_in + kept;
     matmul_forward(a, ln1_in, ctx, in16, weight_at(a, params, o->attn_out_w),
                    params + o->attn_out_b, n, H, H);
-    if (a->p_hidden > 0)
-        dropout_forward(la->ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
+    if (a->p_hidden > 0) /* (then all rows: ln1_in is la->ln1_in) */
+        dropout_forward(ln1_in, la->attn_keep, a->start, B, H, a->p_hidden, dropout, l,
                         DROP_ATTENTION_OUT);
     layernorm_forward(ln1_out, in16, la->ln1_mean + at, la->ln1_rstd + at, ln1_in,
                       a->hidden[l] + row, params + o->attn_ln_w, params + o->attn_ln_b, n, H,
@@ -1232,7 +1233,7 @@ static void layer_after_attention(const bert_config *c, const float *params, ber
                 weight_at(a, params, o->ffn_in_w), params + o->ffn_in_b,
                 weight_at(a, params, o->ffn_out_w), params + o->ffn_out_b, n, H, FF);
     if (a->p_hidden > 0)
-        dropout_forward(la->ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
+        dropout_forward(ln2_in, la->ffn_keep, a->start, B, H, a->p_hidden, dropout, l,
                         DROP_FFN_OUT);
     layernorm_forward(a->hidden[l + 1] + row, in16, la->ln2_mean + at, la->ln2_rstd + at, ln2_in,
                       ln1_out, params + o->ffn_ln_w, params + o->ffn_ln_b, n, H, c->ln_eps);
