@@ -48,11 +48,26 @@ static const bert_config *config(const encoder *e)
     return &e->model->cfg;
 }
 
+/* The part of the parameters that the products take in bf16: the
+ * layers' matrices, from the first (query, key and value) to the last
+ * (the feed-forward output); not the embeddings, whose pages are read only
+ * for the tokens used (model_load). */
+static void bf16_span(const cpu_encoder *c, size_t *first, size_t *count)
+{
+    size_t off[P_COUNT + 1];
+    bert_param_offsets(config(&c->base), off);
+    *first = off[P_QKV_W];
+    *count = off[P_FFN_OUT_W + 1] - off[P_QKV_W];
+}
+
 /* The copies of the model's parameters, after they changed. */
 static void params_changed(cpu_encoder *c)
 {
-    if (c->bf16)
-        bf16_from_float(c->params16, c->base.params, c->base.model->nparams);
+    if (c->bf16) {
+        size_t first, count;
+        bf16_span(c, &first, &count);
+        bf16_from_float(c->params16 + first, c->base.params + first, count);
+    }
     gemm_packs_clear(c->packs);
     c->tokens_embedded = 0;
 }
@@ -224,8 +239,12 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     c->workers = threads_count();
     /* fp32 unless asked: the default bf16 is the GPU's. */
     c->bf16 = s->precision_given && s->precision == PRECISION_BF16 && gemm_bf16_available(NULL);
-    if (c->bf16)
-        c->params16 = xcalloc_prefaulted(m->nparams, sizeof *c->params16);
+    if (c->bf16) {
+        size_t first, count;
+        bf16_span(c, &first, &count);
+        c->params16 = xcalloc(m->nparams, sizeof *c->params16);
+        prefault(c->params16 + first, count * sizeof *c->params16);
+    }
     c->packs = gemm_packs_new();
     if (!s->training) {
         e->params = m->params; /* read only */

@@ -469,8 +469,12 @@ static void copy_weights(bert_model *m, const char *file, const void *file_map,
             }
     }
 #pragma omp parallel for schedule(dynamic)
-    for (size_t k = 0; k < p; k++)
+    for (size_t k = 0; k < p; k++) {
+        /* its pages mapped first: a fault per page took a quarter of
+         * loading the bert-base shape, the more as threads contend */
+        prefault(part[k].dst, part[k].count * sizeof *part[k].dst);
         st_to_f32_part(part[k].s, part[k].first, part[k].count, part[k].dst);
+    }
     free(part);
     free(found);
     free(bt);

@@ -193,17 +193,25 @@ void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-void *xcalloc_prefaulted(size_t n, size_t size)
+void prefault(void *p, size_t bytes)
 {
-    char *p = xcalloc(n, size);
 #ifdef MADV_POPULATE_WRITE
-    /* The whole pages inside the buffer (advice: a kernel without it, or
-     * memory not from mmap, keeps the faults). */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = n * size;
+    /* The whole pages inside (advice: a kernel without it, or memory not
+     * from mmap, keeps the faults). */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t first = ((uintptr_t)p + page - 1) / page * page, end = ((uintptr_t)p + bytes) / page * page;
     if (bytes >= 64 * page && end > first)
         madvise((void *)first, end - first, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)bytes;
 #endif
+}
+
+void *xcalloc_prefaulted(size_t n, size_t size)
+{
+    char *p = xcalloc(n, size);
+    prefault(p, n * size);
     return p;
 }
 

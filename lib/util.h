@@ -60,6 +60,10 @@ void *xcalloc(size_t n, size_t size);
  * parameters): its pages mapped in one system call, where a page fault per
  * 4 KB cost 0.2 s of loading a 400 MB model. */
 void *xcalloc_prefaulted(size_t n, size_t size);
+/* The whole pages inside [p, p + bytes) of mapped memory made present and
+ * writable in one system call, before they are written (as
+ * xcalloc_prefaulted does). */
+void prefault(void *p, size_t bytes);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 /* Allocation of n * size bytes that dies on overflow. */
