@@ -112,7 +112,11 @@ int main(int argc, char **argv)
 
     threads_set((int)threads);
     bert_model m;
-    model_load(&m, model_dir);
+    /* the CPU's bf16: the matrices read in bf16 only (half the memory) */
+    if (device == DEVICE_CPU && precision_given && precision == PRECISION_BF16)
+        model_load_bf16(&m, model_dir);
+    else
+        model_load(&m, model_dir);
     int H = m.cfg.hidden, P = bert_max_tokens(&m.cfg), normalize = m.normalize || force_normalize;
     encoder_settings es = {.device = device, .precision = precision,
                            .precision_given = precision_given, .doing = "embedding",

@@ -33,6 +33,7 @@ typedef struct {
     float **norms;          /* [workers][batch_size], l2_normalize's divisors */
     int bf16;               /* the products run in bf16 */
     bf16 *params16;         /* the model's parameters in bf16 (bf16 only) */
+    int params16_owned;     /* params16 made here, not the model's (model_load_bf16) */
     gemm_packs *packs;      /* their dense weights in the products' layout, for embedding */
     int64_t tokens_embedded; /* since the parameters last changed */
 } cpu_encoder;
@@ -66,6 +67,11 @@ static void params_changed(cpu_encoder *c)
     if (c->bf16) {
         size_t first, count;
         bf16_span(c, &first, &count);
+        if (!c->params16_owned) {
+            c->params16 = xcalloc(c->base.model->nparams, sizeof *c->params16);
+            prefault(c->params16 + first, count * sizeof *c->params16);
+            c->params16_owned = 1;
+        }
         bf16_from_float(c->params16 + first, c->base.params + first, count);
     }
     gemm_packs_clear(c->packs);
@@ -82,7 +88,8 @@ static bert_acts *acts_new(const cpu_encoder *c, int max_sequences, int max_len,
 static void cpu_close(encoder *e)
 {
     cpu_encoder *c = (cpu_encoder *)e;
-    free(c->params16);
+    if (c->params16_owned)
+        free(c->params16);
     gemm_packs_free(c->packs);
     bert_acts_free(c->train_acts);
     for (int w = 0; c->embed_acts && w < c->workers; w++) {
@@ -239,16 +246,13 @@ encoder *encoder_cpu_open(const bert_model *m, const encoder_settings *s)
     c->workers = threads_count();
     /* fp32 unless asked: the default bf16 is the GPU's. */
     c->bf16 = s->precision_given && s->precision == PRECISION_BF16 && gemm_bf16_available(NULL);
-    if (c->bf16) {
-        size_t first, count;
-        bf16_span(c, &first, &count);
-        c->params16 = xcalloc(m->nparams, sizeof *c->params16);
-        prefault(c->params16 + first, count * sizeof *c->params16);
-    }
     c->packs = gemm_packs_new();
     if (!s->training) {
         e->params = m->params; /* read only */
-        params_changed(c);
+        if (c->bf16 && m->params16) /* its matrices' floats are 0 */
+            c->params16 = m->params16;
+        else
+            params_changed(c);
         return e;
     }
     if (s->max_sequences < 1 || s->max_len < 1)

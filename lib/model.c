@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "model.h"
+#include "gemm.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "safetensors_write.h"
@@ -388,15 +389,31 @@ void model_free_params(bert_model *m)
         munmap(m->params_map, m->params_map_bytes);
     else
         free(m->params);
+    free(m->params16);
     m->params = NULL;
+    m->params16 = NULL;
     m->params_map = NULL;
+}
+
+/* 1 when the floats at offset o of the parameters belong to a layer's
+ * matrix (query/key/value, attention output, feed-forward in or out): the
+ * operands of the dense products. */
+static int layer_matrix(const size_t off[P_COUNT + 1], size_t o)
+{
+    static const int first[] = {P_QKV_W, P_ATTN_OUT_W, P_FFN_IN_W, P_FFN_OUT_W};
+    for (size_t k = 0; k < sizeof first / sizeof *first; k++)
+        if (o >= off[first[k]] && o < off[first[k] + 1])
+            return 1;
+    return 0;
 }
 
 /* The weights of tensors t[0 .. n) of file into m->params (allocated
  * here), checked against the configuration; file_map: the file's mapping
- * when the tensors' data lie in it (safetensors), else NULL. */
+ * when the tensors' data lie in it (safetensors), else NULL.  With
+ * matrices16, the layers' matrices go to m->params16 (allocated here) in
+ * bf16 instead, their floats left 0. */
 static void copy_weights(bert_model *m, const char *file, const void *file_map,
-                         const st_tensor *t, int n)
+                         const st_tensor *t, int n, int matrices16)
 {
     /* The pre-training checkpoints' prefix: "bert." or "mpnet." (the base model's name). */
     const char *prefix = "";
@@ -439,6 +456,9 @@ static void copy_weights(bert_model *m, const char *file, const void *file_map,
     size_t mapped_from, mapped_to;
     params_alloc(m, file, file_map, file_map ? found[0] : NULL, bt[0].offset, &mapped_from,
                  &mapped_to);
+    size_t off[P_COUNT + 1];
+    bert_param_offsets(&m->cfg, off);
+    m->params16 = matrices16 ? xcalloc(m->nparams, sizeof *m->params16) : NULL;
     /* The rest copied in parts of at most PART elements over the threads:
      * the first writes to the parameters' pages (the kernel's zeroing) and
      * the copy are most of a small model's start. */
@@ -447,6 +467,7 @@ static void copy_weights(bert_model *m, const char *file, const void *file_map,
         const st_tensor *s;
         size_t first, count;
         float *dst;
+        uint16_t *dst16; /* (then dst NULL) */
     } part_of;
     size_t parts = 0, p = 0;
     for (int i = 0; i < nt; i++)
@@ -465,22 +486,36 @@ static void copy_weights(bert_model *m, const char *file, const void *file_map,
         for (int r = 0; r < 2; r++)
             for (size_t first = range[r][0]; first < range[r][1]; first += PART) {
                 size_t count = range[r][1] - first < PART ? range[r][1] - first : PART;
-                part[p++] = (part_of){found[i], first, count, m->params + bt[i].offset + first};
+                size_t at = bt[i].offset + first;
+                part[p++] = m->params16 && layer_matrix(off, bt[i].offset)
+                                ? (part_of){found[i], first, count, NULL, m->params16 + at}
+                                : (part_of){found[i], first, count, m->params + at, NULL};
             }
     }
-#pragma omp parallel for schedule(dynamic)
-    for (size_t k = 0; k < p; k++) {
-        /* its pages mapped first: a fault per page took a quarter of
-         * loading the bert-base shape, the more as threads contend */
-        prefault(part[k].dst, part[k].count * sizeof *part[k].dst);
-        st_to_f32_part(part[k].s, part[k].first, part[k].count, part[k].dst);
+#pragma omp parallel
+    {
+        float *floats = m->params16 ? xmallocarray(PART, sizeof *floats) : NULL;
+#pragma omp for schedule(dynamic)
+        for (size_t k = 0; k < p; k++) {
+            /* its pages mapped first: a fault per page took a quarter of
+             * loading the bert-base shape, the more as threads contend */
+            if (part[k].dst16) {
+                prefault(part[k].dst16, part[k].count * sizeof *part[k].dst16);
+                st_to_f32_part(part[k].s, part[k].first, part[k].count, floats);
+                bf16_from_float(part[k].dst16, floats, part[k].count);
+                continue;
+            }
+            prefault(part[k].dst, part[k].count * sizeof *part[k].dst);
+            st_to_f32_part(part[k].s, part[k].first, part[k].count, part[k].dst);
+        }
+        free(floats);
     }
     free(part);
     free(found);
     free(bt);
 }
 
-void model_load(bert_model *m, const char *dir)
+static void load(bert_model *m, const char *dir, int matrices16)
 {
     model_load_meta(m, dir);
     size_t off[P_COUNT + 1];
@@ -490,12 +525,12 @@ void model_load(bert_model *m, const char *dir)
     if (file_exists(st_path)) {
         safetensors st;
         st_open(&st, st_path);
-        copy_weights(m, st_path, st.map, st.tensors, st.count);
+        copy_weights(m, st_path, st.map, st.tensors, st.count, matrices16);
         st_close(&st);
     } else if (file_exists(bin_path)) {
         safetensors tb;
         tb_open(&tb, bin_path);
-        copy_weights(m, bin_path, NULL, tb.tensors, tb.count);
+        copy_weights(m, bin_path, NULL, tb.tensors, tb.count, matrices16);
         st_close(&tb);
     } else {
         char *index = path_join(m->transformer_dir, "model.safetensors.index.json");
@@ -505,6 +540,16 @@ void model_load(bert_model *m, const char *dir)
     }
     free(st_path);
     free(bin_path);
+}
+
+void model_load(bert_model *m, const char *dir)
+{
+    load(m, dir, 0);
+}
+
+void model_load_bf16(bert_model *m, const char *dir)
+{
+    load(m, dir, gemm_bf16_available(NULL));
 }
 
 /* ---- random initialisation ---- */
