@@ -57,11 +57,11 @@ static int choose_gpu(const encoder_settings *s)
 
 encoder *encoder_open(const bert_model *m, const encoder_settings *s)
 {
-    /* model_load_bf16's matrices are in bf16 only: for the CPU's bf16
-     * inference (there bf16 products run, or there would be none) */
+    /* model_load_bf16's matrices are in bf16 only */
     if (m->params16 && (s->device == DEVICE_CUDA || s->training || !s->precision_given ||
-                        s->precision != PRECISION_BF16))
-        die("encoder: a model loaded for bf16 (model_load_bf16) serves bf16 inference on the CPU only");
+                        s->precision != PRECISION_BF16 || !gemm_bf16_available(NULL)))
+        die("encoder: a model loaded for bf16 (model_load_bf16) serves bf16 inference on the CPU "
+            "only, where bf16 products run");
     if (!m->params16 && choose_gpu(s))
         return encoder_gpu_open(m, s);
     const char *why;

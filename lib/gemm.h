@@ -35,7 +35,8 @@ static inline bf16 bf16_round(float x)
     return (bf16)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
 }
 
-/* out[i] = bf16_round(in[i]). */
+/* out[i] = bf16_round(in[i]).  (These two are lib/bf16.c's, which needs
+ * no oneDNN.) */
 void bf16_from_float(bf16 *out, const float *in, size_t n);
 
 /* rows x cols of in (rows ld_in apart) rounded to bf16 into out (rows

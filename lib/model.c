@@ -549,7 +549,7 @@ void model_load(bert_model *m, const char *dir)
 
 void model_load_bf16(bert_model *m, const char *dir)
 {
-    load(m, dir, gemm_bf16_available(NULL));
+    load(m, dir, 1);
 }
 
 /* ---- random initialisation ---- */

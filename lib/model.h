@@ -59,9 +59,9 @@ void model_load(bert_model *m, const char *dir);
  * dense products' operands) read into params16 in bf16 (bf16_round) and
  * not into params, whose floats there stay 0, which spares their fp32
  * copy (the bert-base shape: 340 MB and 0.07 s of loading).  The CPU
- * encoder opened for inference in bf16 takes them from there; nothing
- * else may use this model's matrices.  Where bf16 products cannot run
- * (gemm_bf16_available), the same as model_load. */
+ * encoder opened for inference in bf16 takes them from there, where bf16
+ * products run (gemm_bf16_available); encoder_open refuses the model for
+ * anything else. */
 void model_load_bf16(bert_model *m, const char *dir);
 
 /* Everything model_load reads except the weights (params NULL, nparams 0):
