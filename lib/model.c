@@ -928,6 +928,8 @@ void model_check_replaceable(const char *path, int checkpoint)
 
 void model_save(const bert_model *m, const char *out_dir, const float *params)
 {
+    if (m->params16 && params == m->params)
+        die("%s: a model loaded for bf16 (model_load_bf16) has no fp32 matrices to save", out_dir);
     model_check_replaceable(out_dir, 0);
     require_vocab(m); /* before any output exists */
     char *tmp = atomic_dir_begin(out_dir);

@@ -61,7 +61,7 @@ void model_load(bert_model *m, const char *dir);
  * copy (the bert-base shape: 340 MB and 0.07 s of loading).  The CPU
  * encoder opened for inference in bf16 takes them from there, where bf16
  * products run (gemm_bf16_available); encoder_open refuses the model for
- * anything else. */
+ * anything else, and model_save its params. */
 void model_load_bf16(bert_model *m, const char *dir);
 
 /* Everything model_load reads except the weights (params NULL, nparams 0):

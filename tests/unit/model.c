@@ -374,6 +374,13 @@ static void open_fp32(const void *model)
     encoder_open(model, &es);
 }
 
+/* The same model saved with its own parameters. */
+static void save_own(const void *model)
+{
+    const bert_model *m = model;
+    model_save(m, tmp_path("bf16-saved"), m->params);
+}
+
 /* model_load_bf16: the layers' matrices in bf16 only, the rest as
  * model_load has it; embeddings in bf16 the same bits either way; any
  * other use refused. */
@@ -430,6 +437,13 @@ static void test_load_bf16(void)
     err[strcspn(err, "\n")] = 0;
     ok(status == 1 && strstr(err, "serves bf16 inference on the CPU only"),
        "an fp32 encoder on model_load_bf16's model: exit %d: %s", status, err);
+    status = run_in_child(save_own, &m, err, sizeof err);
+    err[strcspn(err, "\n")] = 0;
+    char *saved = tmp_path("bf16-saved");
+    struct stat sb;
+    ok(status == 1 && strstr(err, "no fp32 matrices to save") && stat(saved, &sb) != 0,
+       "model_save of model_load_bf16's own parameters: exit %d, nothing written: %s", status, err);
+    free(saved);
     model_free(&plain);
     model_free(&m);
     free(dir);
