@@ -69,6 +69,12 @@ enum bert_param {
  * no gradient, and torch's optimizers skip parameters without one. */
 #define P_TRAINABLE P_POOLER_W
 
+/* The layers' matrices, the dense products' operands (the ones a bf16
+ * copy of the parameters needs): query/key/value, attention output,
+ * feed-forward in and out. */
+enum { BERT_MATRIX_KINDS = 4 };
+extern const int bert_matrix_kinds[BERT_MATRIX_KINDS];
+
 /* MPNet's pos_pad; -1 for BERT, whose positions are 0, 1, 2 ... (a config
  * zeroed but for BERT's fields is BERT's). */
 int bert_pad_position(const bert_config *c);

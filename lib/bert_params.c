@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+const int bert_matrix_kinds[BERT_MATRIX_KINDS] = {P_QKV_W, P_ATTN_OUT_W, P_FFN_IN_W, P_FFN_OUT_W};
+
 void bert_param_sizes(const bert_config *c, size_t s[P_COUNT])
 {
     size_t H = c->hidden, L = c->layers, I = c->intermediate;

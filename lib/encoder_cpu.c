@@ -49,30 +49,26 @@ static const bert_config *config(const encoder *e)
     return &e->model->cfg;
 }
 
-/* The part of the parameters that the products take in bf16: the
- * layers' matrices, from the first (query, key and value) to the last
- * (the feed-forward output); not the embeddings, whose pages are read only
- * for the tokens used (model_load). */
-static void bf16_span(const cpu_encoder *c, size_t *first, size_t *count)
-{
-    size_t off[P_COUNT + 1];
-    bert_param_offsets(config(&c->base), off);
-    *first = off[P_QKV_W];
-    *count = off[P_FFN_OUT_W + 1] - off[P_QKV_W];
-}
-
-/* The copies of the model's parameters, after they changed. */
+/* The copies of the model's parameters, after they changed: in bf16 the
+ * layers' matrices only (bert_matrix_kinds), the products' operands, not
+ * the embeddings, whose pages are read only for the tokens used
+ * (model_load). */
 static void params_changed(cpu_encoder *c)
 {
     if (c->bf16) {
-        size_t first, count;
-        bf16_span(c, &first, &count);
-        if (!c->params16_owned) {
+        int fresh = !c->params16_owned;
+        if (fresh) {
             c->params16 = xcalloc(c->base.model->nparams, sizeof *c->params16);
-            prefault(c->params16 + first, count * sizeof *c->params16);
             c->params16_owned = 1;
         }
-        bf16_from_float(c->params16 + first, c->base.params + first, count);
+        size_t off[P_COUNT + 1];
+        bert_param_offsets(config(&c->base), off);
+        for (int k = 0; k < BERT_MATRIX_KINDS; k++) {
+            size_t first = off[bert_matrix_kinds[k]], count = off[bert_matrix_kinds[k] + 1] - first;
+            if (fresh)
+                prefault(c->params16 + first, count * sizeof *c->params16);
+            bf16_from_float(c->params16 + first, c->base.params + first, count);
+        }
     }
     gemm_packs_clear(c->packs);
     c->tokens_embedded = 0;

@@ -395,14 +395,12 @@ void model_free_params(bert_model *m)
     m->params_map = NULL;
 }
 
-/* 1 when the floats at offset o of the parameters belong to a layer's
- * matrix (query/key/value, attention output, feed-forward in or out): the
- * operands of the dense products. */
+/* 1 when the floats at offset o of the parameters belong to one of the
+ * layers' matrices (bert_matrix_kinds). */
 static int layer_matrix(const size_t off[P_COUNT + 1], size_t o)
 {
-    static const int first[] = {P_QKV_W, P_ATTN_OUT_W, P_FFN_IN_W, P_FFN_OUT_W};
-    for (size_t k = 0; k < sizeof first / sizeof *first; k++)
-        if (o >= off[first[k]] && o < off[first[k] + 1])
+    for (int k = 0; k < BERT_MATRIX_KINDS; k++)
+        if (o >= off[bert_matrix_kinds[k]] && o < off[bert_matrix_kinds[k] + 1])
             return 1;
     return 0;
 }
