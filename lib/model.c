@@ -424,6 +424,9 @@ static void copy_weights(bert_model *m, const char *file, const void *file_map,
     bert_tensor *bt = xmallocarray(nt, sizeof *bt);
     bert_tensors(&m->cfg, bt);
     const st_tensor **found = xcalloc(nt, sizeof *found);
+    /* (released if a tensor is refused, for callers that go on: the fuzzer) */
+    die_cleanup_push(free, bt);
+    die_cleanup_push(free, found);
     for (int i = 0; i < nt; i++) {
         const st_tensor *s = find_tensor(t, n, prefix, bt[i].name);
         if (!s) {
@@ -450,6 +453,8 @@ static void copy_weights(bert_model *m, const char *file, const void *file_map,
         }
         found[i] = s;
     }
+    die_cleanup_pop();
+    die_cleanup_pop();
     /* The word embeddings are bert_tensors' first. */
     size_t mapped_from, mapped_to;
     params_alloc(m, file, file_map, file_map ? found[0] : NULL, bt[0].offset, &mapped_from,
@@ -513,6 +518,11 @@ static void copy_weights(bert_model *m, const char *file, const void *file_map,
     free(bt);
 }
 
+static void close_tensors(void *st)
+{
+    st_close(st);
+}
+
 static void load(bert_model *m, const char *dir, int matrices16)
 {
     model_load_meta(m, dir);
@@ -523,12 +533,16 @@ static void load(bert_model *m, const char *dir, int matrices16)
     if (file_exists(st_path)) {
         safetensors st;
         st_open(&st, st_path);
+        die_cleanup_push(close_tensors, &st);
         copy_weights(m, st_path, st.map, st.tensors, st.count, matrices16);
+        die_cleanup_pop();
         st_close(&st);
     } else if (file_exists(bin_path)) {
         safetensors tb;
         tb_open(&tb, bin_path);
+        die_cleanup_push(close_tensors, &tb);
         copy_weights(m, bin_path, NULL, tb.tensors, tb.count, matrices16);
+        die_cleanup_pop();
         st_close(&tb);
     } else {
         char *index = path_join(m->transformer_dir, "model.safetensors.index.json");

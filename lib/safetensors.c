@@ -174,7 +174,11 @@ void st_open(safetensors *st, const char *path)
 {
     size_t size;
     void *map = map_file(path, &size);
+    /* (unmapped if the file is refused, for callers that go on: the fuzzer) */
+    file_map fm = {map, size};
+    die_cleanup_push(file_map_release, &fm);
     st_parse(st, path, map ? map : "", size);
+    die_cleanup_pop();
     st->map = map;
 }
 

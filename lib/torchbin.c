@@ -564,7 +564,11 @@ void tb_open(safetensors *tb, const char *path)
 {
     size_t size;
     void *map = map_file(path, &size);
+    /* (unmapped if the file is refused, for callers that go on: the fuzzer) */
+    file_map fm = {map, size};
+    die_cleanup_push(file_map_release, &fm);
     tb_parse(tb, path, map ? map : "", size);
+    die_cleanup_pop();
     tb->map = map;
 }
 

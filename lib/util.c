@@ -463,14 +463,24 @@ void *map_file(const char *path, size_t *size)
     if (fd < 0)
         die("%s: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0)
-        die("%s: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        die("%s: %s", path, strerror(e));
+    }
     *size = sb.st_size;
     void *map = *size ? mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (map == MAP_FAILED)
         die("%s: %s", path, strerror(errno));
     return map;
+}
+
+void file_map_release(void *fm)
+{
+    file_map *f = fm;
+    if (f->map)
+        munmap(f->map, f->size);
 }
 
 char *read_file(const char *path, size_t *len)

@@ -120,6 +120,13 @@ void remove_tree(const char *path);
 /* The file mapped read-only (dies naming it on failure); NULL for an empty
  * file.  munmap(map, *size) releases it. */
 void *map_file(const char *path, size_t *size);
+/* A mapping of map_file's, and a die_cleanup_push function that unmaps it
+ * (for parsers that map a file and may die reading it). */
+typedef struct {
+    void *map;
+    size_t size;
+} file_map;
+void file_map_release(void *fm);
 
 /* Whole file into memory (NUL-terminated); NULL with errno set on failure. */
 char *read_file(const char *path, size_t *len);
