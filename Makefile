@@ -144,7 +144,7 @@ FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -Ilib -fno-omit-frame-pointer $(FUZZ_SANITIZE) \
                $(shell $(PKG_CONFIG) --cflags jansson libutf8proc)
 FUZZ_LIBS := $(shell $(PKG_CONFIG) --libs jansson libutf8proc) -lm
-FUZZ_HARNESSES := npy safetensors torchbin config wordpiece tokenizer_json nli labels
+FUZZ_HARNESSES := npy safetensors torchbin config wordpiece tokenizer_json nli labels weights
 FUZZ_LIB_SRC := $(addprefix lib/,util.c input.c npy.c safetensors.c torchbin.c model.c \
                   wordpiece.c nli.c bert_params.c rng.c safetensors_write.c sampler.c bf16.c)
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_O)/%.o)

@@ -16,12 +16,13 @@ setup() {
         skip "fuzz harnesses not built: no ${FUZZ_CC:-clang} with libFuzzer (-fsanitize=fuzzer), or FUZZ=no"
 }
 
+# smoke HARNESS [MAX_LEN]: MAX_LEN (default 4096) for inputs that need more
 smoke() {
-    local h=$1
+    local h=$1 max_len=${2:-4096}
     [ -x "$FUZZ_BINDIR/$h" ] || { echo "$FUZZ_BINDIR/$h missing"; return 1; }
     mkdir corpus
     run env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1 \
-        "$FUZZ_BINDIR/$h" -runs="$RUNS" -max_total_time=10 -max_len=4096 -rss_limit_mb=2048 \
+        "$FUZZ_BINDIR/$h" -runs="$RUNS" -max_total_time=10 -max_len="$max_len" -rss_limit_mb=2048 \
         -artifact_prefix="$BATS_TEST_TMPDIR/" corpus "$ROOT/tests/fuzz/seeds/$h"
     [ "$status" -eq 0 ] || { printf '%s\n' "$output" | tail -30; return 1; }
     [[ $output == *"Done "*" runs in "* ]]
@@ -36,3 +37,4 @@ smoke() {
 @test "fuzz smoke: tokenizer.json" { smoke tokenizer_json; }
 @test "fuzz smoke: nli-filter row parser" { smoke nli; }
 @test "fuzz smoke: mnr-train --labels reader" { smoke labels; }
+@test "fuzz smoke: a model directory's weights (model_load, model_load_bf16)" { smoke weights 16384; }

@@ -132,6 +132,63 @@ def main():
     put("labels", "too-few", b"\x05" + b"1\n1\n")
     put("labels", "bad", b"\x02" + b"1\n+3\n")
 
+    # model.safetensors for tests/fuzz/weights.c's config (vocabulary 128,
+    # hidden 8, 1 layer, intermediate 16, 8 positions, 2 token types)
+    V, H, I, P = 128, 8, 16, 8
+    shapes = [("embeddings.word_embeddings.weight", [V, H]),
+              ("embeddings.position_embeddings.weight", [P, H]),
+              ("embeddings.token_type_embeddings.weight", [2, H]),
+              ("embeddings.LayerNorm.weight", [H]), ("embeddings.LayerNorm.bias", [H])]
+    for m in ["query", "key", "value"]:
+        shapes += [("encoder.layer.0.attention.self.%s.weight" % m, [H, H]),
+                   ("encoder.layer.0.attention.self.%s.bias" % m, [H])]
+    shapes += [("encoder.layer.0.attention.output.dense.weight", [H, H]),
+               ("encoder.layer.0.attention.output.dense.bias", [H]),
+               ("encoder.layer.0.attention.output.LayerNorm.weight", [H]),
+               ("encoder.layer.0.attention.output.LayerNorm.bias", [H]),
+               ("encoder.layer.0.intermediate.dense.weight", [I, H]),
+               ("encoder.layer.0.intermediate.dense.bias", [I]),
+               ("encoder.layer.0.output.dense.weight", [H, I]),
+               ("encoder.layer.0.output.dense.bias", [H]),
+               ("encoder.layer.0.output.LayerNorm.weight", [H]),
+               ("encoder.layer.0.output.LayerNorm.bias", [H]),
+               ("pooler.dense.weight", [H, H]), ("pooler.dense.bias", [H])]
+
+    def numel(shape):
+        return shape[0] * (shape[1] if len(shape) > 1 else 1)
+
+    def values(name, n):
+        # small numbers, different in every tensor; BF16 and F16 exact
+        base = sum(map(ord, name)) % 97
+        return [((base + 7 * i) % 61 - 30) / 32.0 for i in range(n)]
+
+    def tensors(dtype, rename=lambda n: n, skip_pooler=False):
+        out = []
+        for name, shape in shapes:
+            if skip_pooler and name.startswith("pooler."):
+                continue
+            v = values(name, numel(shape))
+            if dtype == "F32":
+                raw = struct.pack("<%df" % len(v), *v)
+            elif dtype == "F16":
+                raw = struct.pack("<%de" % len(v), *v)
+            else:  # BF16: the top half of the float
+                raw = b"".join(struct.pack("<f", x)[2:] for x in v)
+            out.append((rename(name), dtype, shape, raw))
+        return out
+
+    # F32 with the data starting on a 4 KB page (the header padded with
+    # spaces) and the word embeddings first: their one page is mapped in place
+    st = safetensors(tensors("F32"))
+    hlen = struct.unpack("<Q", st[:8])[0]
+    pad = (4096 - (8 + hlen) % 4096) % 4096
+    put("weights", "f32-page", struct.pack("<Q", hlen + pad) + st[8:8 + hlen] + b" " * pad +
+        st[8 + hlen:])
+    put("weights", "bf16-no-pooler", safetensors(tensors("BF16", skip_pooler=True)))
+    hub = lambda n: "bert." + n.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+        "LayerNorm.bias", "LayerNorm.beta")
+    put("weights", "f16-hub-names", safetensors(tensors("F16", rename=hub)))
+
     # torch .bin, from a tiny safetensors file by tests/py/mkbin.py
     with tempfile.TemporaryDirectory() as tmp:
         st = os.path.join(tmp, "in.safetensors")
