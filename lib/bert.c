@@ -1239,18 +1239,25 @@ static void layer_after_attention(const bert_config *c, const float *params, ber
                       ln1_out, params + o->ffn_ln_w, params + o->ffn_ln_b, n, H, c->ln_eps);
 }
 
-/* Layer l in inference: for groups of whole sequences of up to LAYER_ROWS
- * rows (or one longer sequence) at a time, the queries, keys and values,
- * the attention and the rest of the layer, each group's queries, keys,
- * values and context in the first rows of their buffers (in the cache). */
+int bert_group_end(const int *start, int B, int b0)
+{
+    int end = b0 + 1;
+    while (end < B && start[end + 1] - start[b0] <= LAYER_ROWS)
+        end++;
+    return end;
+}
+
+/* Layer l in inference: for groups of whole sequences (bert_group_end) at
+ * a time, the queries, keys and values, the attention and the rest of the
+ * layer, each group's queries, keys, values and context in the first rows
+ * of their buffers (in the cache). */
 static void layer_in_groups(const bert_config *c, const float *params, bert_acts *a,
                             const layer_offsets *o, int l, bf16 *operand16, int limit)
 {
     int H = c->hidden;
     layer_acts *la = &a->layer[l];
     for (int b0 = 0, b1; b0 < a->B; b0 = b1) {
-        for (b1 = b0 + 1; b1 < a->B && a->start[b1 + 1] - a->start[b0] <= LAYER_ROWS; b1++)
-            ;
+        b1 = bert_group_end(a->start, a->B, b0);
         int r0 = a->start[b0], n = a->start[b1] - r0;
         for (int b = b0; b <= b1; b++) {
             a->group_start[b - b0] = a->start[b] - r0;

@@ -1,11 +1,13 @@
 /* encoder_cpu.c - encoder.h on the CPU: the reference encoder of bert.c, the
  * optimizer of optim.c, and batch-parallel embedding.
  *
- * Embedding with several threads and several batches gives whole batches to
- * threads, each with its own activations and running its layers on its own
- * core: no thread waits for another between layers, which is where small
- * batches lose most of their time when every layer is split among threads.
- * A single batch uses all threads inside its layers.
+ * Embedding with several threads gives each thread whole groups of
+ * sequences (the groups whose layers bert_forward computes together, within
+ * the batches), each thread with its own activations and running its layers
+ * on its own core: no thread waits for another between layers, which is
+ * where small batches lose most of their time when every layer is split
+ * among threads, and none waits long at the end.  A single group uses all
+ * threads inside its layers.
  *
  * In bf16 the model's parameters are also kept rounded to bf16, converted
  * once when the encoder opens and after every change (optimizer step,
@@ -104,21 +106,50 @@ static void cpu_close(encoder *e)
     free(c);
 }
 
-/* Batch k of an embedding run, on worker w. */
-static void embed_batch(cpu_encoder *c, int w, const int32_t *ids, const int32_t *lens, int64_t n,
-                        int T, int normalize, float *out, int64_t k)
+/* Sequences first .. first + count - 1 of an embedding run: one of the
+ * groups whose layers bert_forward computes together (bert_group_end),
+ * within a batch. */
+typedef struct {
+    int64_t first;
+    int count;
+} embed_unit;
+
+/* The units of sequences [0, n) in batches of batch_size, into units
+ * (n entries); returns their count.  start: batch_size + 1 ints. */
+static int64_t embed_units(embed_unit *units, int *start, const int32_t *lens, int64_t n,
+                           int batch_size)
 {
-    const bert_model *m = c->base.model;
-    int64_t first = k * c->batch_size;
-    int B = n - first < c->batch_size ? (int)(n - first) : c->batch_size, H = m->cfg.hidden;
-    float *o = out + first * H;
-    bert_forward(&m->cfg, c->base.params, ids + first * T, lens + first, B, T, c->embed_acts[w],
-                 NULL);
-    bert_pool(c->embed_acts[w], m->pooling, o);
-    if (normalize)
-        l2_normalize(o, c->norms[w], o, B, H);
+    int64_t count = 0;
+    for (int64_t first = 0; first < n; first += batch_size) {
+        int B = n - first < batch_size ? (int)(n - first) : batch_size;
+        start[0] = 0;
+        for (int b = 0; b < B; b++)
+            start[b + 1] = start[b] + lens[first + b];
+        for (int b0 = 0, b1; b0 < B; b0 = b1) {
+            b1 = bert_group_end(start, B, b0);
+            units[count++] = (embed_unit){first + b0, b1 - b0};
+        }
+    }
+    return count;
 }
 
+/* Unit u of an embedding run, on worker w. */
+static void embed_unit_run(cpu_encoder *c, int w, const int32_t *ids, const int32_t *lens,
+                           int T, int normalize, float *out, embed_unit u)
+{
+    const bert_model *m = c->base.model;
+    int H = m->cfg.hidden;
+    float *o = out + u.first * H;
+    bert_forward(&m->cfg, c->base.params, ids + u.first * T, lens + u.first, u.count, T,
+                 c->embed_acts[w], NULL);
+    bert_pool(c->embed_acts[w], m->pooling, o);
+    if (normalize)
+        l2_normalize(o, c->norms[w], o, u.count, H);
+}
+
+/* Unit by unit, the same bits as batch by batch (bert_group_end): whole
+ * batches to the threads left one idle for up to a batch's time at the end
+ * (0.15 of 2.5 s for 256 sentences of 64 tokens). */
 static void cpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64_t n, int T,
                       int normalize, float *out)
 {
@@ -138,18 +169,22 @@ static void cpu_embed(encoder *e, const int32_t *ids, const int32_t *lens, int64
     for (int w = 0; w < c->workers; w++)
         bert_acts_set_precision(c->embed_acts[w], c->bf16, c->params16,
                                 c->tokens_embedded >= PACK_MIN_TOKENS ? c->packs : NULL);
-    int64_t batches = (n + c->batch_size - 1) / c->batch_size;
-    if (c->workers > 1 && batches > 1) {
-        int team = batches < c->workers ? (int)batches : c->workers;
+    embed_unit *units = xmallocarray(n, sizeof *units);
+    int *start = xmallocarray((size_t)c->batch_size + 1, sizeof *start);
+    int64_t count = embed_units(units, start, lens, n, c->batch_size);
+    if (c->workers > 1 && count > 1) {
+        int team = count < c->workers ? (int)count : c->workers;
         /* Inside this region the layers' own loops and OpenBLAS run on the
          * calling thread (threads_set allows one level of parallelism). */
 #pragma omp parallel for schedule(dynamic) num_threads(team)
-        for (int64_t k = 0; k < batches; k++)
-            embed_batch(c, omp_get_thread_num(), ids, lens, n, T, normalize, out, k);
+        for (int64_t k = 0; k < count; k++)
+            embed_unit_run(c, omp_get_thread_num(), ids, lens, T, normalize, out, units[k]);
     } else {
-        for (int64_t k = 0; k < batches; k++)
-            embed_batch(c, 0, ids, lens, n, T, normalize, out, k);
+        for (int64_t k = 0; k < count; k++)
+            embed_unit_run(c, 0, ids, lens, T, normalize, out, units[k]);
     }
+    free(start);
+    free(units);
 }
 
 static void cpu_forward(encoder *e, const int32_t *ids, const int32_t *lens, int B, int T,
