@@ -180,6 +180,10 @@ int main(int argc, char **argv)
     if (!enc)
         enc = encoder_open(&m, &es); /* no input: still says where, or that cuda is missing */
     out_close(stdout, "stdout");
+    double gflop, seconds;
+    if (gemm_products_counted(&gflop, &seconds) && seconds > 0)
+        fprintf(stderr, "embed: dense products: %.6g GFLOP in %.3f s of the threads' time, "
+                        "%.1f GFLOP/s per thread\n", gflop, seconds, gflop / seconds);
     npy_free(&a);
     free(lens);
     free(out);

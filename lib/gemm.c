@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int gemm_bf16_available(const char **why)
 {
@@ -37,6 +38,48 @@ int gemm_bf16_available(const char **why)
     if (why)
         *why = "this CPU has no AVX512_BF16";
     return 0;
+}
+
+/* The products' count (gemm_products_counted): arithmetic in floating
+ * point operations and time in nanoseconds, added to by every thread. */
+static int counting;
+static pthread_once_t counting_once = PTHREAD_ONCE_INIT;
+static int64_t counted_flop, counted_ns;
+
+static void counting_init(void)
+{
+    const char *env = getenv("BERTPIPE_PRODUCT_RATE");
+    counting = env && !strcmp(env, "1");
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* The time now when products are counted, else 0. */
+static int64_t count_start(void)
+{
+    pthread_once(&counting_once, counting_init);
+    return counting ? now_ns() : 0;
+}
+
+static void count_end(int64_t start, int M, int N, int K)
+{
+    if (!counting)
+        return;
+    __atomic_add_fetch(&counted_ns, now_ns() - start, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&counted_flop, 2 * (int64_t)M * N * K, __ATOMIC_RELAXED);
+}
+
+int gemm_products_counted(double *gflop, double *seconds)
+{
+    pthread_once(&counting_once, counting_init);
+    *gflop = __atomic_load_n(&counted_flop, __ATOMIC_RELAXED) * 1e-9;
+    *seconds = __atomic_load_n(&counted_ns, __ATOMIC_RELAXED) * 1e-9;
+    return counting;
 }
 
 #ifdef BP_HAVE_DNNL
@@ -422,9 +465,9 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
 #endif
 }
 
-void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
-               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
-               int room, gemm_packs *packs)
+static void gemm_bias_uncounted(gemm_precision p, int M, int N, int K, const float *A,
+                                const bf16 *A16, int lda, const float *B, const bf16 *B16, int ldb,
+                                const float *bias, float *C, int ldc, int room, gemm_packs *packs)
 {
     if (p == GEMM_FP32) {
 #ifdef BP_HAVE_DNNL
@@ -445,6 +488,15 @@ void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16
     /* oneDNN adds the bias as it writes C: one pass over C less. */
     product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0, room, packs);
 #endif
+}
+
+void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
+               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
+               int room, gemm_packs *packs)
+{
+    int64_t start = count_start();
+    gemm_bias_uncounted(p, M, N, K, A, A16, lda, B, B16, ldb, bias, C, ldc, room, packs);
+    count_end(start, M, N, K);
 }
 
 #ifndef BP_HAVE_DNNL
@@ -480,10 +532,12 @@ void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const
 #ifndef BP_HAVE_DNNL
     die("gemm: products with GELU need oneDNN, and this build has none");
 #else
+    int64_t start = count_start();
     if (p == GEMM_FP32)
         product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 1, 0, room, packs);
     else
         product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 1, 1, room,
                      packs);
+    count_end(start, M, N, K);
 #endif
 }

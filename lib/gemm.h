@@ -98,4 +98,12 @@ void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const
                     const float *B, const bf16 *B16, int ldb, const float *bias, void *C, int ldc,
                     int room, gemm_packs *packs);
 
+/* With BERTPIPE_PRODUCT_RATE=1 in the environment, the dense layers'
+ * forward products (gemm_bias, gemm_bias_gelu) are counted: their
+ * arithmetic (2 M N K, for the M rows given, not the padding) into *gflop
+ * and the seconds spent in them into *seconds, summed over the threads
+ * that called them (a product that runs on several threads counts its
+ * time once); returns 1.  Without it, 0 and nothing counted. */
+int gemm_products_counted(double *gflop, double *seconds);
+
 #endif

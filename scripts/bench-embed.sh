@@ -21,15 +21,19 @@
 # fp32 through gemm_bias as embed runs them, oneDNN's fp32 matmul or, built
 # without oneDNN, OpenBLAS; one thread per core, each on its own weights),
 # and "bound" = sgemm / torch's GF/s, the best ratio an fp32 encoder on
-# that product library could reach here.
+# that product library could reach here; "products GF/s" the rate of
+# those products inside embed (BERTPIPE_PRODUCT_RATE=1, embed(1): their
+# arithmetic over the threads' time in them, times the threads) and
+# "/sgemm" its ratio to sgemm's.
 #
 # A second table does the same in bf16 (docs/cpu-bf16.md): embed
 # --precision bf16 beside encode() under torch.autocast("cpu",
 # dtype=torch.bfloat16), with our fp32 wp|embed rate of the first table,
 # the ratios of wp|embed in bf16 to it ("vs fp32") and to torch's bf16
 # ("vs torch"), and "bf16 GF/s" the dense products' bf16
-# rate (sgemm-rate ... bf16, the ceiling).  Without AVX512_BF16 embed's
-# bf16 is fp32 (it says so on stderr).
+# rate (sgemm-rate ... bf16, the ceiling); "products GF/s" as in the
+# first table, in bf16, and "/ceiling" its ratio to the ceiling.  Without
+# AVX512_BF16 embed's bf16 is fp32 (it says so on stderr).
 #
 # A third table sweeps the sequence length (LENGTHS, default 16 32 64 128
 # 256 512; SWEEP_TEXTS texts of each, default 256) with all-MiniLM-L6-v2:
@@ -123,6 +127,18 @@ best_rate() {
     done | sort -g | tail -n 1
 }
 
+# best_product_rate MODEL PRECISION: the dense products' GFLOP/s inside
+# embed on $tmp/tokens, all threads together (BERTPIPE_PRODUCT_RATE=1's
+# rate of one thread times the threads), the best of REPEAT runs.
+best_product_rate() {
+    local i
+    for ((i = 0; i < REPEAT; i++)); do
+        BERTPIPE_PRODUCT_RATE=1 "$BINDIR/embed" -m "$1" --device cpu --precision "$2" --threads "$threads" \
+            -b "$BATCH" "$tmp/tokens" 2>&1 >/dev/null |
+            sed -n 's|^embed: dense products: .*, \([0-9.]*\) GFLOP/s per thread$|\1|p'
+    done | awk -v t="$threads" '$1 > best { best = $1 } END { printf "%.1f", best * t }'
+}
+
 # rate N SECONDS: sentences per second, one decimal.
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", n / s }'; }
 
@@ -130,8 +146,9 @@ printf 'threads %s, batch %s, best of %s runs; embed %s; torch %s, sentence-tran
     "$("$BINDIR/embed" --version | cut -d' ' -f3)" \
     "$(python3 -c 'import torch; print(torch.__version__)')" \
     "$(python3 -c 'import sentence_transformers as s; print(s.__version__)')"
-printf '%-20s %9s %10s %14s %10s %7s %10s %10s %9s %9s %9s %6s\n' model sentences "embed/s" \
-    "wp|embed/s" "torch/s" ratio "embed MiB" "torch MiB" "embed GF/s" "torch GF/s" "sgemm GF/s" bound
+printf '%-20s %9s %10s %14s %10s %7s %10s %10s %9s %9s %9s %6s %13s %7s\n' model sentences "embed/s" \
+    "wp|embed/s" "torch/s" ratio "embed MiB" "torch MiB" "embed GF/s" "torch GF/s" "sgemm GF/s" bound \
+    "products GF/s" "/sgemm"
 
 # bf16 rows, printed after the fp32 table.
 : >"$tmp/bf16.rows"
@@ -151,10 +168,13 @@ bench() {
     read -r _ tm <"$tmp/torch.out.time"
     read -r _ gflop _ H _ I _ L _ rows < <(python3 "$here/bench_embed.py" work "$model" "$tmp/tokens" "$BATCH")
     sgemm=$(best_rate "$threads" "$H" "$I" "$L" "$rows")
-    printf '%-20s %9d %10s %14s %10s %7s %10d %10d %9s %9s %9s %6s\n' "$name" "$n" "$(rate "$n" "$es")" \
+    local products
+    products=$(best_product_rate "$model" fp32)
+    printf '%-20s %9d %10s %14s %10s %7s %10d %10d %9s %9s %9s %6s %13s %7s\n' "$name" "$n" "$(rate "$n" "$es")" \
         "$(rate "$n" "$ps")" "$(rate "$n" "$ts")" "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')" \
         $((em / 1024)) $((tm / 1024)) "$(rate "$gflop" "$es")" "$(rate "$gflop" "$ts")" "$sgemm" \
-        "$(awk -v s="$sgemm" -v g="$gflop" -v t="$ts" 'BEGIN { printf "%.2f", s / (g / t) }')"
+        "$(awk -v s="$sgemm" -v g="$gflop" -v t="$ts" 'BEGIN { printf "%.2f", s / (g / t) }')" "$products" \
+        "$(awk -v p="$products" -v c="$sgemm" 'BEGIN { printf "%.3f", p / c }')"
 
     best_timed "$tmp/b.embed" "$BINDIR/embed" -m "$model" --device cpu --precision bf16 --threads "$threads" \
         -b "$BATCH" "$tmp/tokens"
@@ -166,11 +186,13 @@ bench() {
     read -r bps _ <"$tmp/b.pipe"
     read -r _ bts _ <"$tmp/torch.out"
     rate16=$(best_rate "$threads" "$H" "$I" "$L" "$rows" bf16)
-    printf '%-20s %9d %16s %12s %15s %12s %7s %8s %10s %10s %9s\n' "$name" "$n" "$(rate "$n" "$ps")" \
+    products=$(best_product_rate "$model" bf16)
+    printf '%-20s %9d %16s %12s %15s %12s %7s %8s %10s %10s %9s %13s %9s\n' "$name" "$n" "$(rate "$n" "$ps")" \
         "$(rate "$n" "$bs")" "$(rate "$n" "$bps")" "$(rate "$n" "$bts")" \
         "$(awk -v a="$ps" -v b="$bps" 'BEGIN { printf "%.2f", a / b }')" \
         "$(awk -v a="$bts" -v b="$bps" 'BEGIN { printf "%.2f", a / b }')" \
-        "$(rate "$gflop" "$bs")" "$(rate "$gflop" "$bts")" "$rate16" >>"$tmp/bf16.rows"
+        "$(rate "$gflop" "$bs")" "$(rate "$gflop" "$bts")" "$rate16" "$products" \
+        "$(awk -v p="$products" -v c="$rate16" 'BEGIN { printf "%.3f", p / c }')" >>"$tmp/bf16.rows"
 }
 
 bench all-MiniLM-L6-v2 "$MINILM" "$tmp/all.txt"
@@ -182,8 +204,9 @@ else
 fi
 
 echo
-printf '%-20s %9s %16s %12s %15s %12s %7s %8s %10s %10s %9s\n' "bf16 model" sentences "fp32 wp|embed/s" \
-    "bf16 embed/s" "wp|embed bf16/s" "torch bf16/s" "vs fp32" "vs torch" "embed GF/s" "torch GF/s" "bf16 GF/s"
+printf '%-20s %9s %16s %12s %15s %12s %7s %8s %10s %10s %9s %13s %9s\n' "bf16 model" sentences "fp32 wp|embed/s" \
+    "bf16 embed/s" "wp|embed bf16/s" "torch bf16/s" "vs fp32" "vs torch" "embed GF/s" "torch GF/s" "bf16 GF/s" \
+    "products GF/s" "/ceiling"
 cat "$tmp/bf16.rows"
 
 # The length sweep.

@@ -255,6 +255,36 @@ EOF
     [[ "$output" == "embed: --device cuda: "* ]]
 }
 
+@test "BERTPIPE_PRODUCT_RATE=1: one line on stderr with the dense products' arithmetic and rate, the same output" {
+    need_numpy
+    embed -m "$TINY/model" --device cpu --threads 2 "$S/ragged.tok" >plain 2>plain.err
+    BERTPIPE_PRODUCT_RATE=1 embed -m "$TINY/model" --device cpu --threads 2 "$S/ragged.tok" \
+        >counted 2>counted.err
+    cmp plain counted
+    [ ! -s plain.err ]
+    [ "$(wc -l <counted.err)" -eq 1 ]
+    # 2 x tokens x (4 H^2 + 2 H I) per layer, from the config and the stream
+    python3 - "$TINY/model/config.json" "$S/ragged.tok" counted.err <<'EOF'
+import json, re, sys
+import numpy as np
+c = json.load(open(sys.argv[1]))
+H, I, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+tokens = 0
+with open(sys.argv[2], "rb") as f:
+    while f.peek(1):
+        tokens += int((np.load(f) >= 0).sum())
+want = L * 2 * tokens * (4 * H * H + 2 * H * I) * 1e-9
+line = open(sys.argv[3]).read()
+m = re.fullmatch(r"embed: dense products: (\S+) GFLOP in (\S+) s of the threads' time, "
+                 r"(\S+) GFLOP/s per thread\n", line)
+assert m, line
+gflop, seconds, rate = map(float, m.groups())
+assert abs(gflop - want) <= 1e-5 * want, (gflop, want)
+# (rate printed to 0.1, seconds to 0.001)
+assert seconds > 0 and abs(rate - gflop / seconds) <= 0.05 + rate * 0.0005 / seconds + 1e-9, (seconds, rate)
+EOF
+}
+
 @test "--precision: bf16 without AVX512_BF16 is fp32 and a note, fp32 is silent, cuda still one error line" {
     gpu_usable && skip "a usable GPU is present (the GPU checks are tests/gpu/check.sh)"
     need_numpy

@@ -7,8 +7,11 @@
  * result to bf16: 2^-8 of it).  The products again with the weights kept
  * in oneDNN's layout (gemm_packs): as exact, and that copy is what they
  * read until it is cleared.  The bf16 tests skip, saying why, where the
- * CPU has no AVX512_BF16. */
+ * CPU has no AVX512_BF16.  And the products' count (gemm_products_counted)
+ * with and without BERTPIPE_PRODUCT_RATE=1, in child processes, as the
+ * environment is read once. */
 #include "../tap.h"
+#include "child.h"
 #include "gemm.h"
 #include "util.h"
 
@@ -121,9 +124,54 @@ static void check_packs(gemm_precision p, int M, const float *A, float *B, bf16 
     free(C), free(again), free(changed);
 }
 
+/* In a child: with rate_env (the environment's BERTPIPE_PRODUCT_RATE, or
+ * NULL for none), one fp32 gemm_bias of 37 rows and, where there is one,
+ * a gemm_bias_gelu of 300; on stderr what gemm_products_counted says. */
+static void count_products(const void *rate_env)
+{
+    if (rate_env)
+        setenv("BERTPIPE_PRODUCT_RATE", rate_env, 1);
+    else
+        unsetenv("BERTPIPE_PRODUCT_RATE");
+    enum { M1 = 37, M2 = 300 };
+    float *A = xcalloc((size_t)M2 * K, sizeof *A), *B = xcalloc((size_t)N * K, sizeof *B),
+          *C = xcalloc((size_t)M2 * N, sizeof *C), bias[N] = {0};
+    gemm_bias(GEMM_FP32, M1, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0, NULL);
+    if (gemm_fuses_gelu())
+        gemm_bias_gelu(GEMM_FP32, M2, N, K, A, NULL, K, B, NULL, K, bias, C, N, 0, NULL);
+    double gflop, seconds;
+    int counted = gemm_products_counted(&gflop, &seconds);
+    fprintf(stderr, "%d %.17g %.17g\n", counted, gflop, seconds);
+}
+
+/* count_products(rate_env) in a child: 1 when it ran and said what it
+ * counted, into *counted, *gflop and *seconds. */
+static int counted_in_child(const char *rate_env, int *counted, double *gflop, double *seconds)
+{
+    char err[256];
+    return run_in_child(count_products, rate_env, err, sizeof err) == 0 &&
+           sscanf(err, "%d %lf %lf", counted, gflop, seconds) == 3;
+}
+
+static void check_counting(void)
+{
+    int counted;
+    double gflop, seconds, want = 2.0 * (37 + (gemm_fuses_gelu() ? 300 : 0)) * N * K * 1e-9;
+    int ran = counted_in_child("1", &counted, &gflop, &seconds);
+    ok(ran && counted == 1 && fabs(gflop - want) <= 1e-12 * want && seconds > 0,
+       "BERTPIPE_PRODUCT_RATE=1: the products counted, 2 M N K each (%.6g GFLOP, want %.6g), "
+       "and their time (%.3g s)", ran ? gflop : -1, want, ran ? seconds : -1);
+    ran = counted_in_child(NULL, &counted, &gflop, &seconds);
+    ok(ran && counted == 0 && gflop == 0 && seconds == 0,
+       "without BERTPIPE_PRODUCT_RATE: nothing counted");
+    ran = counted_in_child("yes", &counted, &gflop, &seconds);
+    ok(ran && counted == 0 && gflop == 0, "BERTPIPE_PRODUCT_RATE=yes, not 1: nothing counted");
+}
+
 int main(void)
 {
     util_init("gemm");
+    check_counting(); /* before any product here, whose first call reads the environment */
     const char *why;
     int bf16_here = gemm_bf16_available(&why);
     if (!bf16_here)
