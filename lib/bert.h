@@ -162,10 +162,10 @@ void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
 /* Without training, bert_forward computes each layer for groups of whole
  * sequences at a time, so that their rows stay in the cache: sequences b0
  * .. end - 1 of a batch whose sequence b starts at row start[b] (start[B]
- * the batch's token count), as many as add up to at most a few hundred
- * tokens (LAYER_ROWS in bert.c), at least one.  The group's rows come out the same whether it is computed in
- * its batch or as a batch of its own (the same products, each row of a
- * product its own). */
+ * the batch's token count), as many as add up to at most LAYER_ROWS
+ * (bert.c) tokens, at least one.  A group's rows come out the same whether
+ * it is computed in its batch or as a batch of its own (the same products,
+ * each row of a product its own). */
 int bert_group_end(const int *start, int B, int b0);
 
 /* The packed batch of the last forward: N, B and the row offsets start[B+1]. */

@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 int gemm_bf16_available(const char **why)
 {
@@ -52,25 +51,18 @@ static void counting_init(void)
     counting = env && !strcmp(env, "1");
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 /* The time now when products are counted, else 0. */
-static int64_t count_start(void)
+static double count_start(void)
 {
     pthread_once(&counting_once, counting_init);
-    return counting ? now_ns() : 0;
+    return counting ? now_seconds() : 0;
 }
 
-static void count_end(int64_t start, int M, int N, int K)
+static void count_end(double start, int M, int N, int K)
 {
     if (!counting)
         return;
-    __atomic_add_fetch(&counted_ns, now_ns() - start, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&counted_ns, (int64_t)((now_seconds() - start) * 1e9), __ATOMIC_RELAXED);
     __atomic_add_fetch(&counted_flop, 2 * (int64_t)M * N * K, __ATOMIC_RELAXED);
 }
 
@@ -465,10 +457,11 @@ void gemm(gemm_precision p, int ta, int tb, int M, int N, int K, const float *A,
 #endif
 }
 
-static void gemm_bias_uncounted(gemm_precision p, int M, int N, int K, const float *A,
-                                const bf16 *A16, int lda, const float *B, const bf16 *B16, int ldb,
-                                const float *bias, float *C, int ldc, int room, gemm_packs *packs)
+void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
+               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
+               int room, gemm_packs *packs)
 {
+    double start = count_start();
     if (p == GEMM_FP32) {
 #ifdef BP_HAVE_DNNL
         product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 0, 0, room, packs);
@@ -480,22 +473,15 @@ static void gemm_bias_uncounted(gemm_precision p, int M, int N, int K, const flo
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C,
                     ldc);
 #endif
-        return;
-    }
+    } else {
 #ifndef BP_HAVE_DNNL
-    die("gemm: bf16 products need oneDNN, and this build has none");
+        die("gemm: bf16 products need oneDNN, and this build has none");
 #else
-    /* oneDNN adds the bias as it writes C: one pass over C less. */
-    product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0, room, packs);
+        /* oneDNN adds the bias as it writes C: one pass over C less. */
+        product_bf16(0, 1, M, N, K, A, A16, lda, B, B16, ldb, 0.0f, C, ldc, bias, 0, 0, room,
+                     packs);
 #endif
-}
-
-void gemm_bias(gemm_precision p, int M, int N, int K, const float *A, const bf16 *A16, int lda,
-               const float *B, const bf16 *B16, int ldb, const float *bias, float *C, int ldc,
-               int room, gemm_packs *packs)
-{
-    int64_t start = count_start();
-    gemm_bias_uncounted(p, M, N, K, A, A16, lda, B, B16, ldb, bias, C, ldc, room, packs);
+    }
     count_end(start, M, N, K);
 }
 
@@ -532,7 +518,7 @@ void gemm_bias_gelu(gemm_precision p, int M, int N, int K, const float *A, const
 #ifndef BP_HAVE_DNNL
     die("gemm: products with GELU need oneDNN, and this build has none");
 #else
-    int64_t start = count_start();
+    double start = count_start();
     if (p == GEMM_FP32)
         product(1, 0, 1, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, bias, 1, 0, room, packs);
     else
