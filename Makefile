@@ -34,9 +34,12 @@ DEFAULT_CFLAGS := -O2 -g -march=x86-64-v2
 CFLAGS  ?= $(DEFAULT_CFLAGS)
 # Nothing reads floating-point exception flags or errno after a math
 # function: -fno-trapping-math lets GCC vectorise the clamps in vmath.h's exp
-# and erf, -fno-math-errno the square root in optim.c's AdamW.
+# and erf, -fno-math-errno the square root in optim.c's AdamW.  The AVX-512
+# versions of the kernels (vmath.h's MULTIVERSIONED) use whole 512-bit
+# registers: GCC's default of 256 took the softmax's exponentials 1.7 times
+# as long (docs/cpu-bf16.md).
 override CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wvla -pthread -fopenmp \
-           -fno-trapping-math -fno-math-errno -Ilib \
+           -fno-trapping-math -fno-math-errno -mprefer-vector-width=512 -Ilib \
            $(shell $(PKG_CONFIG) --cflags $(PKGS))
 override LDLIBS  += $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread -fopenmp
 
