@@ -16,8 +16,15 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 /* What one encoder layer keeps for its backward pass; rows are tokens. */
 typedef struct {
@@ -525,6 +532,37 @@ __attribute__((always_inline)) static inline float max_lanes(const float *x, siz
     return v[0];
 }
 
+/* A row of scaled scores -> the exponentials of the softmax in place, as
+ * softmax_rows computes them; returns the factor that makes them the
+ * probabilities.  npad (a multiple of 16) entries, those past the first n
+ * -inf before and exactly 0 after, so that the fixed-order sum over npad
+ * equals the one over n. */
+__attribute__((always_inline)) static inline float exponentials_row(float *row, int n,
+                                                                     size_t npad)
+{
+    float mx = max_lanes(row, npad / 16);
+    /* The exponentials summed as they are made, in sum_fixed's order: its
+     * lanes take 8 elements at a time. */
+    f64x8 sum = {0};
+    for (int j0 = 0; j0 < (int)npad; j0 += 16) {
+        if (j0 + 16 <= n) {
+#pragma omp simd
+            for (int j = j0; j < j0 + 16; j++)
+                row[j] = exp_nonpositive(row[j] - mx);
+        } else {
+#pragma omp simd
+            for (int j = j0; j < j0 + 16; j++)
+                row[j] = j < n ? exp_nonpositive(row[j] - mx) : 0.0f;
+        }
+        f64x8 half;
+        LOAD_F64X8(half, row + j0);
+        sum += half;
+        LOAD_F64X8(half, row + j0 + 8);
+        sum += half;
+    }
+    return (float)(1.0 / LANES_TOTAL(sum));
+}
+
 /* The scores of the BLOCKED_QUERIES queries qr against the 16 NV keys
  * (NV = 1 or 2, a constant) of kt's columns (the keys transposed, rows
  * npad apart) into the same columns of s's rows (npad apart): independent
@@ -751,27 +789,7 @@ attention_head_blocked_npad(float *c, bf16 *c16, float *P, uint8_t *keep, float 
                 for (size_t j = npad - 16; j < npad; j++)
                     row[j] += pad[j];
             }
-            float mx = max_lanes(row, npad / 16);
-            /* The exponentials (0 past n) summed as they are made, in
-             * sum_fixed's order: its lanes take 8 elements at a time. */
-            f64x8 sum = {0};
-            for (int j0 = 0; j0 < (int)npad; j0 += 16) {
-                if (j0 + 16 <= n) {
-#pragma omp simd
-                    for (int j = j0; j < j0 + 16; j++)
-                        row[j] = exp_nonpositive(row[j] - mx);
-                } else {
-#pragma omp simd
-                    for (int j = j0; j < j0 + 16; j++)
-                        row[j] = j < n ? exp_nonpositive(row[j] - mx) : 0.0f;
-                }
-                f64x8 half;
-                LOAD_F64X8(half, row + j0);
-                sum += half;
-                LOAD_F64X8(half, row + j0 + 8);
-                sum += half;
-            }
-            float inv = (float)(1.0 / LANES_TOTAL(sum));
+            float inv = exponentials_row(row, n, npad);
 #pragma omp simd
             for (size_t j = 0; j < npad; j++)
                 row[j] *= inv;
@@ -813,6 +831,306 @@ MULTIVERSIONED static void attention_head_blocked(float *c, bf16 *c16, float *P,
         attention_head_blocked_npad(c, c16, P, keep, work, q, k, v, rel, n, d, ld, H, p_attn,
                                     key, h, next, 0);
 }
+
+/* ---- attention on AMX tiles (bf16 inference) ---------------------------- */
+
+/* In bf16 inference (the context in bf16, no probabilities kept, no
+ * dropout), on CPUs with AMX, attention's two products run on its tiles,
+ * whose bf16 rate is many times the FMA units' fp32 rate.  An operand in
+ * two bf16 parts is x = hi + lo (hi = x rounded, lo = x - hi rounded):
+ * about 16 bits of it instead of bf16's 8.  The scores are the three
+ * larger terms of queries and keys in two parts, hi hi + hi lo + lo hi
+ * (nearly fp32: the exponential turns a score's error into the
+ * probability's relative error), and the context is the probabilities,
+ * rounded once to bf16, by the values in two parts; with both products in
+ * plain bf16, attention's rounding took all-MiniLM-L6-v2 past the 1e-2
+ * bound (docs/cpu-bf16.md). */
+#if defined(__x86_64__) && defined(__GNUC__) && (__GNUC__ >= 11 || defined(__clang__))
+#define BP_HAVE_AMX 1
+#endif
+
+/* Heads of a multiple of 16 dimensions up to AMX_HEAD_DIM: the context's
+ * tiles (16 dimensions each), a probability tile and a value tile's two
+ * parts fit in the 8 tiles.  Sequences of AMX_SHORTEST tokens or more:
+ * below, putting the operands in the tiles' layout costs more than the
+ * products save (all-MiniLM-L6-v2 in bf16, attention's time against
+ * attention_head_blocked's: 2.6 times at STS-B's sentences, 1.34 at 32
+ * tokens, 1.04 at 64, 0.89 at 96, 0.83 at 128, 0.74 at 512;
+ * docs/cpu-bf16.md). */
+enum { AMX_HEAD_DIM = 64, AMX_SHORTEST = 80 };
+
+static int amx_usable;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+/* AMX_TILE and AMX_BF16 in CPUID leaf 7, AVX512_BF16, and Linux's
+ * permission for this process to use the tiles' state (asked once; oneDNN
+ * asks the same).  BERTPIPE_CPU_AMX=0 says no, so that the fallback can be
+ * tested on any machine. */
+static void amx_probe(void)
+{
+    const char *env = getenv("BERTPIPE_CPU_AMX");
+    if (env && !strcmp(env, "0"))
+        return;
+#if BP_HAVE_AMX
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & 1u << 22) || !(d & 1u << 24))
+        return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512bf16"))
+        return;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    amx_usable = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#endif
+}
+
+int bert_attention_on_amx(int d, int n)
+{
+    pthread_once(&amx_once, amx_probe);
+    return amx_usable && d % 16 == 0 && d <= AMX_HEAD_DIM && n >= AMX_SHORTEST;
+}
+
+/* Sizes of attention_head_amx's work for sequences of up to n tokens:
+ * queries in blocks of 16 rows (nq), keys in blocks of 32 (nk), heads in
+ * steps of 32 dimensions (t) and in tiles of 16 (e). */
+typedef struct {
+    size_t nq, nk, t, e;
+} amx_sizes;
+
+static amx_sizes amx_sizes_for(int n, int d)
+{
+    return (amx_sizes){.nq = ((size_t)n + 15) / 16 * 16, .nk = ((size_t)n + 31) / 32 * 32,
+                       .t = ((size_t)d + 31) / 32, .e = (size_t)d / 16};
+}
+
+/* A tile's bf16 elements: 16 rows of 64 bytes. */
+enum { TILE_BF16 = 512 };
+
+/* Bytes of attention_head_amx's work, 64 bytes of alignment included:
+ * queries (2 parts of nq x 32t), keys and values in tiles (2 parts each),
+ * a block's scores [16, nk] and its probabilities in bf16. */
+static size_t amx_work_bytes(int n, int d)
+{
+    amx_sizes z = amx_sizes_for(n, d);
+    size_t q = 2 * z.nq * z.t * 32, k = 2 * (z.nk / 16) * z.t * TILE_BF16,
+           v = 2 * (z.nk / 32) * z.e * TILE_BF16, p = 16 * z.nk;
+    return (q + k + v + p) * sizeof(bf16) + 16 * z.nk * sizeof(float) + 64;
+}
+
+#if BP_HAVE_AMX
+#define AMX_TARGET                                                                               \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")))
+
+/* 16 floats rounded to bf16 by AVX512_BF16's conversion (to nearest even,
+ * as bf16_round; subnormals to zero). */
+AMX_TARGET static inline __m256i bf16x16(__m512 x)
+{
+    return (__m256i)_mm512_cvtneps_pbh(x);
+}
+
+/* The 16 floats x into their two bf16 parts. */
+AMX_TARGET static inline void split16(bf16 *hi, bf16 *lo, __m512 x)
+{
+    __m256i h = bf16x16(x);
+    __m512 hx = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    _mm256_storeu_si256((__m256i *)hi, h);
+    _mm256_storeu_si256((__m256i *)lo, bf16x16(_mm512_sub_ps(x, hx)));
+}
+
+/* Tile configuration: palette 1, the 8 tiles of 16 rows x 64 bytes. */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t bytes_per_row[16];
+    uint8_t rows[16];
+} amx_config;
+
+/* Tile c += the scores' three terms: queries' parts in tiles qh, ql, the
+ * keys' tile pair at kb loaded into 6, 7. */
+#define SCORE_TERMS(c, qh, ql, kb)                                                               \
+    do {                                                                                         \
+        _tile_loadd(6, (kb), 64);                                                                \
+        _tile_loadd(7, (kb) + TILE_BF16, 64);                                                    \
+        _tile_dpbf16ps(c, qh, 6);                                                                \
+        _tile_dpbf16ps(c, qh, 7);                                                                \
+        _tile_dpbf16ps(c, ql, 6);                                                                \
+    } while (0)
+
+/* The scores of the queries in tiles 2 .. 5 against the 16 keys whose
+ * tiles start at kb, in tile c, stored to s (rows ld floats apart). */
+#define SCORE_TILE(c, kb, T, s, ld)                                                              \
+    do {                                                                                         \
+        _tile_zero(c);                                                                           \
+        SCORE_TERMS(c, 2, 3, (kb));                                                              \
+        if ((T) > 1)                                                                             \
+            SCORE_TERMS(c, 4, 5, (kb) + 2 * TILE_BF16);                                          \
+        _tile_stored(c, (s), (ld) * sizeof(float));                                              \
+    } while (0)
+
+/* The context's tile x (dimensions 16x ..) += the probabilities' block of
+ * 32 keys (tile 4) by the values' tile pair at vb (loaded into 6, 7). */
+#define CONTEXT_TILE(x, vb)                                                                      \
+    do {                                                                                         \
+        _tile_loadd(6, (vb), 64);                                                                \
+        _tile_loadd(7, (vb) + TILE_BF16, 64);                                                    \
+        _tile_dpbf16ps(x, 4, 6);                                                                 \
+        _tile_dpbf16ps(x, 4, 7);                                                                 \
+    } while (0)
+
+/* attention_head_forward in bf16 inference on AMX tiles, for heads
+ * bert_attention_on_amx takes: the context rows into c16 (rows H apart).  work:
+ * amx_work_bytes(n, d).  Queries, keys and values are put in tiles' layout
+ * once per head (keys and values with pairs of rows interleaved, as the
+ * tiles' products take them); then, for each block of 16 queries, their
+ * scores (a tile per 16 keys), each row's exponentials as
+ * attention_head_blocked's softmax makes them, and the context (a tile per
+ * 16 dimensions, over blocks of 32 keys), divided by the exponentials' sum
+ * at the end. */
+AMX_TARGET static void attention_head_amx(bf16 *c16, void *work, const float *q, const float *k,
+                                          const float *v, const float *rel, int n, int d,
+                                          size_t ld, int H)
+{
+    amx_sizes z = amx_sizes_for(n, d);
+    size_t nq = z.nq, nk = z.nk, T = z.t, E = z.e;
+    bf16 *qt = (bf16 *)(((uintptr_t)work + 63) & ~(uintptr_t)63),
+         *kt = qt + 2 * nq * T * 32, *vt = kt + 2 * (nk / 16) * T * TILE_BF16,
+         *pt = vt + 2 * (nk / 32) * E * TILE_BF16;
+    float *s = (float *)(pt + 16 * nk);
+
+    /* Queries: per block of 16 and step t of 32 dimensions, two tiles (hi,
+     * lo) of [16 queries, 32 dimensions]; zero past n and d.  Without rel,
+     * scaled here by 1/sqrt(d), so that the scores come out scaled. */
+    float scale = 1.0f / sqrtf((float)d);
+    __m512 query_scale = _mm512_set1_ps(rel ? 1.0f : scale);
+    memset(qt, 0, 2 * nq * T * 32 * sizeof *qt);
+    for (int i = 0; i < n; i++)
+        for (size_t t = 0; t < T; t++) {
+            bf16 *hi = qt + ((i / 16 * T + t) * 2) * TILE_BF16 + (i % 16) * 32;
+            const float *x = q + (size_t)i * ld + 32 * t;
+            for (int e = 0; e < d - 32 * (int)t && e < 32; e += 16)
+                split16(hi + e, hi + TILE_BF16 + e,
+                        _mm512_mul_ps(_mm512_loadu_ps(x + e), query_scale));
+        }
+    /* Keys: per block of 16 and step t, two tiles of 16 rows (pairs of
+     * dimensions), each the 16 keys' pair side by side: each key's pairs
+     * (a 32-bit word each) made in a row, the 16 x 16 words transposed. */
+    for (size_t j0 = 0; j0 < nk; j0 += 16)
+        for (size_t t = 0; t < T; t++) {
+            f32x16 hi[16], lo[16];
+            for (int j = 0; j < 16; j++) {
+                bf16 h[32] = {0}, l[32] = {0};
+                const float *x = k + (j0 + j) * ld + 32 * t;
+                for (int e = 0; j0 + j < (size_t)n && e < d - 32 * (int)t && e < 32; e += 16)
+                    split16(h + e, l + e, _mm512_loadu_ps(x + e));
+                __builtin_memcpy(&hi[j], h, sizeof h);
+                __builtin_memcpy(&lo[j], l, sizeof l);
+            }
+            transpose16(hi);
+            transpose16(lo);
+            bf16 *tile = kt + ((j0 / 16 * T + t) * 2) * TILE_BF16;
+            __builtin_memcpy(tile, hi, sizeof hi);
+            __builtin_memcpy(tile + TILE_BF16, lo, sizeof lo);
+        }
+    /* Values: per block of 32 keys and 16 dimensions, two tiles of 16 rows
+     * (pairs of keys), each the 16 dimensions' pair side by side. */
+    for (size_t j0 = 0; j0 < nk; j0 += 32)
+        for (size_t x = 0; x < E; x++) {
+            uint32_t *hi = (uint32_t *)(vt + ((j0 / 32 * E + x) * 2) * TILE_BF16),
+                     *lo = hi + TILE_BF16 / 2;
+            for (int p = 0; p < 16; p++) {
+                bf16 h[2][16] = {{0}}, l[2][16] = {{0}};
+                for (int u = 0; u < 2 && j0 + 2 * p + u < (size_t)n; u++)
+                    split16(h[u], l[u], _mm512_loadu_ps(v + (j0 + 2 * p + u) * ld + 16 * x));
+#pragma omp simd
+                for (int e = 0; e < 16; e++) {
+                    hi[16 * p + e] = h[0][e] | (uint32_t)h[1][e] << 16;
+                    lo[16 * p + e] = l[0][e] | (uint32_t)l[1][e] << 16;
+                }
+            }
+        }
+
+    amx_config cfg = {.palette = 1};
+    for (int t = 0; t < 8; t++) {
+        cfg.bytes_per_row[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+    float ctx[16 * AMX_HEAD_DIM], inv[16];
+    for (size_t i0 = 0; i0 < (size_t)n; i0 += 16) {
+        int rows = n - (int)i0 < 16 ? n - (int)i0 : 16;
+        /* Scores: the queries' tiles in 2 .. 5, two blocks of 16 keys at a
+         * time in 0 and 1 (nk is a multiple of 32). */
+        const bf16 *qb = qt + i0 / 16 * T * 2 * TILE_BF16;
+        _tile_loadd(2, qb, 64);
+        _tile_loadd(3, qb + TILE_BF16, 64);
+        if (T > 1) {
+            _tile_loadd(4, qb + 2 * TILE_BF16, 64);
+            _tile_loadd(5, qb + 3 * TILE_BF16, 64);
+        }
+        for (size_t j0 = 0; j0 < nk; j0 += 32) {
+            const bf16 *kb = kt + j0 / 16 * T * 2 * TILE_BF16;
+            SCORE_TILE(0, kb, T, s + j0, nk);
+            SCORE_TILE(1, kb + T * 2 * TILE_BF16, T, s + j0 + 16, nk);
+        }
+        /* Each query's exponentials into the probabilities' tiles (rows
+         * past n: zero), 1 / their sum into inv. */
+        for (int r = 0; r < 16; r++) {
+            float *row = s + r * nk;
+            bf16 *p = pt + r * nk;
+            if (r >= rows) {
+                memset(p, 0, nk * sizeof *p);
+                continue;
+            }
+            if (rel) {
+                const float *rel_i = rel - (i0 + r); /* rel_i[j] = rel[j - i] */
+#pragma omp simd
+                for (int j = 0; j < n; j++)
+                    row[j] = row[j] * scale + rel_i[j];
+            }
+            for (size_t j = n; j < nk; j++)
+                row[j] = -INFINITY;
+            inv[r] = exponentials_row(row, n, nk);
+            for (size_t j = 0; j < nk; j += 16)
+                _mm256_storeu_si256((__m256i *)(p + j), bf16x16(_mm512_loadu_ps(row + j)));
+        }
+        /* Context: tiles 0 .. E - 1 over the probabilities' blocks of 32
+         * keys. */
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (size_t j0 = 0; j0 < nk; j0 += 32) {
+            _tile_loadd(4, pt + j0, nk * sizeof *pt);
+            const bf16 *vb = vt + j0 / 32 * E * 2 * TILE_BF16;
+            CONTEXT_TILE(0, vb);
+            if (E > 1)
+                CONTEXT_TILE(1, vb + 2 * TILE_BF16);
+            if (E > 2)
+                CONTEXT_TILE(2, vb + 4 * TILE_BF16);
+            if (E > 3)
+                CONTEXT_TILE(3, vb + 6 * TILE_BF16);
+        }
+        _tile_stored(0, ctx, d * sizeof *ctx);
+        if (E > 1)
+            _tile_stored(1, ctx + 16, d * sizeof *ctx);
+        if (E > 2)
+            _tile_stored(2, ctx + 32, d * sizeof *ctx);
+        if (E > 3)
+            _tile_stored(3, ctx + 48, d * sizeof *ctx);
+        for (int r = 0; r < rows; r++) {
+            bf16 *out = c16 + (i0 + r) * H;
+#pragma omp simd
+            for (int e = 0; e < d; e++)
+                out[e] = bf16_round(ctx[r * d + e] * inv[r]);
+        }
+    }
+    _tile_release();
+}
+#else
+static void attention_head_amx(bf16 *c16, void *work, const float *q, const float *k,
+                               const float *v, const float *rel, int n, int d, size_t ld, int H)
+{
+    abort(); /* bert_attention_on_amx says no */
+}
+#endif
 
 /* One head of one sequence of n tokens (q, k, v: rows ld apart), the
  * context rows into c (rows H apart), or, when c16 is given, into c16 in
@@ -867,7 +1185,10 @@ static void attention_forward(float *ctx, bf16 *ctx16, float *att, uint8_t *att_
     size_t ld = 3 * (size_t)H;
 #pragma omp parallel if (worth_threads(att_start[B] * d))
     {
-        /* What attention_head_forward's path for these heads needs. */
+        /* What attention_head_forward's path for these heads needs, and
+         * attention_head_amx's (bf16 inference) for the long sequences. */
+        int amx = ctx16 && !att && p_attn <= 0 && bert_attention_on_amx(d, max_len);
+        void *amx_work = amx ? xmallocarray(amx_work_bytes(max_len, d), 1) : NULL;
         int blocked = blocked_takes(d), alone = omp_get_num_threads() == 1;
         float *w = !blocked && p_attn > 0
                        ? xmallocarray((size_t)ATT_QUERIES * max_len, sizeof *w)
@@ -878,6 +1199,13 @@ static void attention_forward(float *ctx, bf16 *ctx16, float *att, uint8_t *att_
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * heads; bh++) {
             int b = bh / heads, h = bh % heads, n = start[b + 1] - start[b];
+            const float *q = qkv + (size_t)start[b] * ld + h * d;
+            const float *rel = relvec ? relvec + (size_t)h * (2 * rel_len - 1) + rel_len - 1 : NULL;
+            if (amx && bert_attention_on_amx(d, n)) {
+                attention_head_amx(ctx16 + (size_t)start[b] * H + h * d, amx_work, q, q + H,
+                                   q + 2 * H, rel, n, d, ld, H);
+                continue;
+            }
             /* A thread alone takes the heads in order: it fetches the next
              * one's rows while it computes this one. */
             head_next next = {0};
@@ -890,13 +1218,11 @@ static void attention_forward(float *ctx, bf16 *ctx16, float *att, uint8_t *att_
                                    .out_size = ctx16 ? sizeof *ctx16 : sizeof *ctx,
                                    .n = start[nb + 1] - start[nb]};
             }
-            const float *q = qkv + (size_t)start[b] * ld + h * d;
             float *P = att ? att + att_start[b] + (size_t)h * n * n : NULL;
             uint8_t *keep = p_attn > 0 ? att_keep + att_start[b] + (size_t)h * n * n : NULL;
             uint64_t key = keep ? dropout_key(dk->seed, dk->step, dk->row[b], dk->column[b], layer,
                                               DROP_ATTENTION)
                                 : 0;
-            const float *rel = relvec ? relvec + (size_t)h * (2 * rel_len - 1) + rel_len - 1 : NULL;
             attention_head_forward(ctx + (size_t)start[b] * H + h * d,
                                    ctx16 ? ctx16 + (size_t)start[b] * H + h * d : NULL, P,
                                    scratch, keep, w, q, q + H, q + 2 * H, rel, n, d, ld, H, p_attn,
@@ -904,7 +1230,24 @@ static void attention_forward(float *ctx, bf16 *ctx16, float *att, uint8_t *att_
         }
         free(w);
         free(scratch);
+        free(amx_work);
     }
+}
+
+void bert_attention(float *ctx, uint16_t *ctx16, const float *qkv, const float *relvec,
+                    int rel_len, const int *start, int B, int H, int heads)
+{
+    size_t *att_start = xmallocarray((size_t)B + 1, sizeof *att_start);
+    int max_len = 0;
+    att_start[0] = 0;
+    for (int b = 0; b < B; b++) {
+        int n = start[b + 1] - start[b];
+        max_len = n > max_len ? n : max_len;
+        att_start[b + 1] = att_start[b] + (size_t)heads * n * n;
+    }
+    attention_forward(ctx, ctx16, NULL, NULL, qkv, relvec, rel_len, start, att_start, B, H, heads,
+                      max_len, 0.0f, NULL, 0);
+    free(att_start);
 }
 
 /* One head of one sequence of n tokens: dctx rows (H apart) -> dq, dk, dv

@@ -159,6 +159,23 @@ void bert_acts_set_precision(bert_acts *a, int bf16_products, const uint16_t *pa
 void bert_forward(const bert_config *c, const float *params, const int32_t *ids,
                   const int32_t *lens, int B, int T, bert_acts *a, const dropout_keys *dropout);
 
+/* Multi-head self-attention alone, as the forward pass computes it (for
+ * tests): qkv [N, 3H] (query | key | value) of B sequences, sequence b
+ * rows start[b] .. start[b + 1] - 1, heads of H / heads dimensions ->
+ * ctx [N, H] in fp32, or, when ctx16 is given, ctx16 in bf16 as bf16
+ * inference computes it (ctx is then scratch): on AMX tiles where
+ * bert_attention_on_amx says so.  relvec (MPNet; NULL for BERT): [heads,
+ * 2 rel_len - 1] bias by relative position j - i, 0 at rel_len - 1,
+ * rel_len at least the longest sequence. */
+void bert_attention(float *ctx, uint16_t *ctx16, const float *qkv, const float *relvec,
+                    int rel_len, const int *start, int B, int H, int heads);
+
+/* 1 when bf16 inference's attention for a sequence of n tokens in heads
+ * of d dimensions runs on AMX tiles here (the CPU has AMX and AVX512_BF16,
+ * Linux lets the process use the tiles, BERTPIPE_CPU_AMX is not 0, d is
+ * 16, 32, 48 or 64, n is long enough to gain from them), else 0. */
+int bert_attention_on_amx(int d, int n);
+
 /* Without training, bert_forward computes each layer for groups of whole
  * sequences at a time, so that their rows stay in the cache: sequences b0
  * .. end - 1 of a batch whose sequence b starts at row start[b] (start[B]

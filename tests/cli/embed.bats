@@ -3,7 +3,8 @@
 # layouts, three poolings, Normalize), the STS-B pipeline against the tiny
 # model's cosines, all-MiniLM-L6-v2 against sentence-transformers' encode,
 # --precision bf16 on the CPU (within 1e-2 per row of fp32, STS-B Spearman
-# within 2e-3; its fallback), batching and frame order, errors, the man page.
+# within 2e-3; attention on AMX tiles and without; its fallback), batching
+# and frame order, errors, the man page.
 # Training in bf16 on the CPU is tests/unit/cpu_bf16.c.
 load helper
 bats_require_minimum_version 1.5.0
@@ -428,6 +429,40 @@ EOF
     [ "$w1" = spearman ]
     echo "# all-MiniLM-L6-v2 STS-B dev Spearman: encode fp32 $st_rho, embed bf16 $bf16_rho" >&3
     awk -v a="$st_rho" -v b="$bf16_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-3) }'
+}
+
+# bf16 embeddings of model $1 for token stream $2 within 1e-2 of its fp32
+# ones, attention on AMX tiles where the CPU has them and with
+# BERTPIPE_CPU_AMX=0; $3: whether the tiles take its heads (the two then
+# differ, else they are the same bits).
+amx_and_fallback_within() {
+    embed -m "$1" --device cpu "$2" >fp32
+    embed -m "$1" --device cpu --precision bf16 "$2" >amx
+    BERTPIPE_CPU_AMX=0 embed -m "$1" --device cpu --precision bf16 "$2" >fallback
+    rows_within amx fp32 1e-2 1e-5
+    rows_within fallback fp32 1e-2 1e-5
+    if [ "$3" = yes ] && grep -qw amx_bf16 /proc/cpuinfo; then
+        ! cmp -s amx fallback
+    else
+        cmp amx fallback
+    fi
+}
+
+@test "bf16 attention on AMX tiles and without: within 1e-2 of fp32, heads of 16 to 128 dimensions, 1 to 300 tokens" {
+    need_numpy
+    need_avx512_bf16
+    grep -qw amx_bf16 /proc/cpuinfo || echo "# this CPU has no AMX: both runs are the fallback" >&3
+    python3 "$STREAMS" ragged 4096 60 2 head64.tok 128
+    amx_and_fallback_within "$FIXTURES/head64/model" head64.tok yes
+    # the tiny fixture's heads of 8 dimensions: not the tiles'
+    amx_and_fallback_within "$FIXTURES/tiny/model" "$S/ragged.tok" no
+    run -0 python3 "$BATS_TEST_DIRNAME/../py/mk_head_sizes.py" heads
+    [[ "$output" != SKIP* ]] || skip "${output#SKIP }"
+    python3 "$STREAMS" ragged 500 40 3 long.tok 300
+    for m in bert-head16:yes bert-head48:yes mpnet-head48:yes bert-head128:no; do
+        echo "${m%:*}"
+        amx_and_fallback_within "heads/${m%:*}/model" long.tok "${m#*:}"
+    done
 }
 
 @test "without AVX512_BF16 (BERTPIPE_CPU_BF16=0): one note, the fp32 embeddings bit for bit" {

@@ -10,9 +10,9 @@
       The anchor input_ids as a one-column token stream, and the last
       hidden states pooled by MODE (mean, cls or max over the positions
       where attention_mask is 1) as the matching (rows, 1, H) stream.
-  streams.py ragged VOCAB ROWS SEED TOKENS
-      ROWS rows of 2 columns with lengths from 1 to 120 tokens (random ids
-      below VOCAB), for order and batching tests.
+  streams.py ragged VOCAB ROWS SEED TOKENS [LONGEST]
+      ROWS rows of 2 columns with lengths from 1 to LONGEST (120) tokens
+      (random ids below VOCAB), for order and batching tests.
   streams.py frames STREAM
       One line per frame: its shape, e.g. "1024 2 32".
   streams.py maxdiff A B
@@ -78,12 +78,12 @@ def anchor(ref_path, mode, tokens_path, expected_path):
         np.save(f, np.array(pooled, dtype="<f4")[:, None, :])
 
 
-def ragged(vocab, rows, seed, tokens_path):
+def ragged(vocab, rows, seed, tokens_path, longest=120):
     rng = np.random.default_rng(seed)
-    lens = rng.integers(1, 121, size=(rows, 2))
+    lens = rng.integers(1, longest + 1, size=(rows, 2))
     lens[::7] = 1  # runs of very short and very long neighbours
-    lens[3::7] = 120
-    ids = np.full((rows, 2, 120), -1, dtype="<i4")
+    lens[3::7] = longest
+    ids = np.full((rows, 2, longest), -1, dtype="<i4")
     for i in range(rows):
         for j in range(2):
             ids[i, j, : lens[i, j]] = rng.integers(0, vocab, size=lens[i, j])
@@ -98,7 +98,7 @@ def main():
     elif cmd == "anchor":
         anchor(*args)
     elif cmd == "ragged":
-        ragged(int(args[0]), int(args[1]), int(args[2]), args[3])
+        ragged(*map(int, args[:3]), args[3], *map(int, args[4:]))
     elif cmd == "frames":
         for a in read_stream(args[0]):
             print(" ".join(map(str, a.shape)))
