@@ -214,6 +214,18 @@ $(O)/scripts/sgemm-rate: scripts/sgemm-rate.c $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
 
+# Attention alone, fp32 against bf16 inference's (AMX tiles where the CPU
+# has them), at each length, all-MiniLM-L6-v2's heads and bert-base's
+# (docs/cpu-bf16.md).
+.PHONY: bench-attention
+bench-attention: $(O)/scripts/attention-rate
+	$(O)/scripts/attention-rate 12 32 16 32 64 80 96 128 256 512
+	$(O)/scripts/attention-rate 12 64 16 32 64 80 96 128 256 512
+
+$(O)/scripts/attention-rate: scripts/attention-rate.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LDLIBS)
+
 # ---- fuzzing: libFuzzer harnesses in tests/fuzz/ (docs/fuzzing.md) ----
 #   make fuzz [FUZZ_TIME=600] [FUZZ_JOBS=1]   each harness FUZZ_TIME seconds
 #   make fuzz-build                            the harnesses, in $(FUZZ_O)/bin

@@ -852,12 +852,11 @@ MULTIVERSIONED static void attention_head_blocked(float *c, bf16 *c16, float *P,
 /* Heads of a multiple of 16 dimensions up to AMX_HEAD_DIM: the context's
  * tiles (16 dimensions each), a probability tile and a value tile's two
  * parts fit in the 8 tiles.  Sequences of AMX_SHORTEST tokens or more:
- * below, putting the operands in the tiles' layout costs more than the
- * products save (all-MiniLM-L6-v2 in bf16, attention's time against
- * attention_head_blocked's: 2.6 times at STS-B's sentences, 1.34 at 32
- * tokens, 1.04 at 64, 0.89 at 96, 0.83 at 128, 0.74 at 512;
- * docs/cpu-bf16.md). */
-enum { AMX_HEAD_DIM = 64, AMX_SHORTEST = 80 };
+ * below, putting the operands in the tiles' layout costs about what the
+ * products save (make bench-attention, heads of 32 and 64 dimensions:
+ * bf16's time over fp32's 0.90 to 1.18 at 80 to 112 tokens, 0.81 to 0.85
+ * at 128, 0.71 to 0.74 at 512; docs/cpu-bf16.md). */
+enum { AMX_HEAD_DIM = 64, AMX_SHORTEST = 128 };
 
 static int amx_usable;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
