@@ -1016,9 +1016,8 @@ AMX_TARGET static void attention_head_amx(bf16 *c16, void *work, const float *q,
             f32x16 hi[16], lo[16];
             for (int j = 0; j < 16; j++) {
                 bf16 h[32] = {0}, l[32] = {0};
-                const float *x = k + (j0 + j) * ld + 32 * t;
                 for (int e = 0; j0 + j < (size_t)n && e < d - 32 * (int)t && e < 32; e += 16)
-                    split16(h + e, l + e, _mm512_loadu_ps(x + e));
+                    split16(h + e, l + e, _mm512_loadu_ps(k + (j0 + j) * ld + 32 * t + e));
                 __builtin_memcpy(&hi[j], h, sizeof h);
                 __builtin_memcpy(&lo[j], l, sizeof l);
             }

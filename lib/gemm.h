@@ -35,6 +35,16 @@ static inline bf16 bf16_round(float x)
     return (bf16)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
 }
 
+/* The float that bf16 h stands for (exact: its bits are the float's top
+ * half). */
+static inline float bf16_to_float(bf16 h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    __builtin_memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* out[i] = bf16_round(in[i]).  (These two are lib/bf16.c's, which needs
  * no oneDNN.) */
 void bf16_from_float(bf16 *out, const float *in, size_t n);

@@ -1,4 +1,5 @@
 #include "safetensors.h"
+#include "gemm.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -233,7 +234,7 @@ static double element(const st_tensor *t, size_t i)
     case ST_F32: { float f; memcpy(&f, p, 4); return f; }
     case ST_F64: { double d; memcpy(&d, p, 8); return d; }
     case ST_F16: { uint16_t h; memcpy(&h, p, 2); return half_to_float(h); }
-    case ST_BF16: { uint16_t h; memcpy(&h, p, 2); uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+    case ST_BF16: { bf16 h; memcpy(&h, p, 2); return bf16_to_float(h); }
     case ST_I32: { int32_t v; memcpy(&v, p, 4); return v; }
     case ST_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
     case ST_I8: return (int8_t)*p;

@@ -55,14 +55,6 @@ static int linux_grants_tiles(void)
 #endif
 }
 
-static float bf16_value(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 /* One head size, with relvec or without (NULL). */
 static void check(int d, const float *relvec, rng_t *r)
 {
@@ -93,7 +85,7 @@ static void check(int d, const float *relvec, rng_t *r)
                 double diff = 0, norm = 0;
                 long differ = 0;
                 for (int e = 0; e < d; e++) {
-                    double x = (double)bf16_value(g[e]) - w[e];
+                    double x = (double)bf16_to_float(g[e]) - w[e];
                     diff += x * x;
                     norm += (double)w[e] * w[e];
                     differ += g[e] != bf16_round(w[e]);

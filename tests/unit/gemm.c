@@ -25,10 +25,7 @@ static double round_bf16(float x)
 {
     bf16 h;
     bf16_from_float(&h, &x, 1);
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    return bf16_to_float(h);
 }
 
 static double gelu(double x)
@@ -247,8 +244,7 @@ int main(void)
         gemm_bias_gelu(GEMM_BF16, M, N, K, NULL, A16, K, B, B16, K, bias, C16, N, 0, NULL);
         free(A16);
         for (int i = 0; i < M * N; i++) {
-            uint32_t u = (uint32_t)C16[i] << 16;
-            memcpy(&C[i], &u, sizeof u);
+            C[i] = bf16_to_float(C16[i]);
             want16[i] = gelu(want16[i]);
         }
         /* bf16 keeps 8 significant bits: half a unit is 2^-9 of the value */
