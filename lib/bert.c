@@ -854,9 +854,9 @@ MULTIVERSIONED static void attention_head_blocked(float *c, bf16 *c16, float *P,
  * parts fit in the 8 tiles.  Sequences of AMX_SHORTEST tokens or more:
  * below, putting the operands in the tiles' layout costs about what the
  * products save (make bench-attention, heads of 32 and 64 dimensions:
- * bf16's time over fp32's 0.90 to 1.18 at 80 to 112 tokens, 0.81 to 0.85
- * at 128, 0.71 to 0.74 at 512; docs/cpu-bf16.md). */
-enum { AMX_HEAD_DIM = 64, AMX_SHORTEST = 128 };
+ * bf16's time over fp32's 0.72 to 1.01 at 48 tokens, 0.80 to 0.93 at 64,
+ * 0.65 to 0.79 at 80 to 128; docs/cpu-bf16.md). */
+enum { AMX_HEAD_DIM = 64, AMX_SHORTEST = 64 };
 
 static int amx_usable;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
@@ -926,13 +926,97 @@ AMX_TARGET static inline __m256i bf16x16(__m512 x)
     return (__m256i)_mm512_cvtneps_pbh(x);
 }
 
-/* The 16 floats x into their two bf16 parts. */
-AMX_TARGET static inline void split16(bf16 *hi, bf16 *lo, __m512 x)
+/* bf16 x16 widened back to floats. */
+AMX_TARGET static inline __m512 float16(__m256i h)
 {
-    __m256i h = bf16x16(x);
-    __m512 hx = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    _mm256_storeu_si256((__m256i *)hi, h);
-    _mm256_storeu_si256((__m256i *)lo, bf16x16(_mm512_sub_ps(x, hx)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* The 32 floats x0, x1 into their two bf16 parts, in registers, each 32
+ * bf16 in x0's then x1's order: hi rounded from x, lo from x - hi. */
+AMX_TARGET static inline void split32(__m512i *hi, __m512i *lo, __m512 x0, __m512 x1)
+{
+    __m512i h = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+    *hi = h;
+    *lo = (__m512i)_mm512_cvtne2ps_pbh(
+        _mm512_sub_ps(x1, float16(_mm512_extracti64x4_epi64(h, 1))),
+        _mm512_sub_ps(x0, float16(_mm512_castsi512_si256(h))));
+}
+
+/* The 32 floats of a row from x, columns 0 .. w - 1 (w = 16 or more), and
+ * zero past w (and everywhere for a row past the sequence: x NULL), times
+ * scale, in two bf16 parts (split32). */
+AMX_TARGET static inline void split_row(__m512i *hi, __m512i *lo, const float *x, int w,
+                                        __m512 scale)
+{
+    __m512 x0 = _mm512_setzero_ps(), x1 = x0;
+    if (x) {
+        x0 = _mm512_mul_ps(_mm512_loadu_ps(x), scale);
+        if (w > 16)
+            x1 = _mm512_mul_ps(_mm512_loadu_ps(x + 16), scale);
+    }
+    split32(hi, lo, x0, x1);
+}
+
+/* e^x for 16 x <= 0 given as t = x log2(e): 2^t = 2^floor(t) 2^f, f the
+ * fraction in [0, 1) (vreduceps), 2^f by a polynomial of degree 4 fitted
+ * for relative error (under 3e-6: the tiles round the result to bf16,
+ * 2^-9, anyway), 2^floor(t) by scalef, which gives 0 far below and keeps
+ * NaN. */
+AMX_TARGET static inline __m512 exp2_for_bf16(__m512 t)
+{
+    __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC),
+           p = _mm512_set1_ps(1.3534121e-2f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.2011482e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4144280e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9300383e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0000026f));
+    return _mm512_scalef_ps(p, t);
+}
+
+/* A row of n scores -> the softmax's exponentials e^(s - max) in bf16
+ * into p, nk entries (a multiple of 16), zero past n; returns the factor
+ * that makes them the probabilities, 1 / their sum (in float, of the
+ * exponentials before rounding).  With rel_i (rel_i[j]: key j's relative
+ * position bias), the scores are first made s scale + rel_i[j] in place,
+ * as the maximum is taken; without, they are scaled already.  One pass for
+ * the maximum, one that makes, sums and rounds each block of 16. */
+AMX_TARGET static float probabilities_bf16(bf16 *p, float *row, int n, size_t nk,
+                                           const float *rel_i, float scale)
+{
+    int full = n / 16 * 16;
+    __mmask16 tail = (__mmask16)((1u << (n - full)) - 1);
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    if (rel_i) {
+        __m512 sv = _mm512_set1_ps(scale);
+        for (int j = 0; j < n; j += 16) {
+            __mmask16 in = j < full ? 0xffff : tail;
+            __m512 x = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(in, row + j), sv,
+                                       _mm512_maskz_loadu_ps(in, rel_i + j));
+            _mm512_mask_storeu_ps(row + j, in, x);
+            mx = _mm512_mask_max_ps(mx, in, mx, x);
+        }
+    } else {
+        mx = _mm512_mask_loadu_ps(mx, tail, row + full);
+        for (int j = 0; j < full; j += 16)
+            mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + j));
+    }
+    const float log2e = 1.44269504088896341f;
+    __m512 to_base2 = _mm512_set1_ps(log2e),
+           shift = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * log2e), sum = _mm512_setzero_ps();
+    for (int j = 0; j < full; j += 16) {
+        __m512 e = exp2_for_bf16(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), to_base2, shift));
+        sum = _mm512_add_ps(sum, e);
+        _mm256_storeu_si256((__m256i *)(p + j), bf16x16(e));
+    }
+    for (int j = full; j < (int)nk; j += 16) { /* the tail, and zero past it */
+        __mmask16 in = j == full ? tail : 0;
+        __m512 t = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(in, row + j), to_base2, shift),
+               e = _mm512_maskz_mov_ps(in, exp2_for_bf16(t));
+        sum = _mm512_add_ps(sum, e);
+        _mm256_storeu_si256((__m256i *)(p + j), bf16x16(e));
+    }
+    return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
 /* Tile configuration: palette 1, the 8 tiles of 16 rows x 64 bytes. */
@@ -979,10 +1063,9 @@ typedef struct {
  * amx_work_bytes(n, d).  Queries, keys and values are put in tiles' layout
  * once per head (keys and values with pairs of rows interleaved, as the
  * tiles' products take them); then, for each block of 16 queries, their
- * scores (a tile per 16 keys), each row's exponentials as
- * attention_head_blocked's softmax makes them, and the context (a tile per
- * 16 dimensions, over blocks of 32 keys), divided by the exponentials' sum
- * at the end. */
+ * scores (a tile per 16 keys), each row's exponentials rounded to bf16
+ * (probabilities_bf16), and the context (a tile per 16 dimensions, over
+ * blocks of 32 keys), divided by the exponentials' sum at the end. */
 AMX_TARGET static void attention_head_amx(bf16 *c16, void *work, const float *q, const float *k,
                                           const float *v, const float *rel, int n, int d,
                                           size_t ld, int H)
@@ -999,14 +1082,14 @@ AMX_TARGET static void attention_head_amx(bf16 *c16, void *work, const float *q,
      * scaled here by 1/sqrt(d), so that the scores come out scaled. */
     float scale = 1.0f / sqrtf((float)d);
     __m512 query_scale = _mm512_set1_ps(rel ? 1.0f : scale);
-    memset(qt, 0, 2 * nq * T * 32 * sizeof *qt);
-    for (int i = 0; i < n; i++)
+    for (size_t i = 0; i < nq; i++)
         for (size_t t = 0; t < T; t++) {
             bf16 *hi = qt + ((i / 16 * T + t) * 2) * TILE_BF16 + (i % 16) * 32;
-            const float *x = q + (size_t)i * ld + 32 * t;
-            for (int e = 0; e < d - 32 * (int)t && e < 32; e += 16)
-                split16(hi + e, hi + TILE_BF16 + e,
-                        _mm512_mul_ps(_mm512_loadu_ps(x + e), query_scale));
+            __m512i h, l;
+            split_row(&h, &l, i < (size_t)n ? q + i * ld + 32 * t : NULL, d - 32 * (int)t,
+                      query_scale);
+            _mm512_storeu_si512(hi, h);
+            _mm512_storeu_si512(hi + TILE_BF16, l);
         }
     /* Keys: per block of 16 and step t, two tiles of 16 rows (pairs of
      * dimensions), each the 16 keys' pair side by side: each key's pairs
@@ -1014,12 +1097,12 @@ AMX_TARGET static void attention_head_amx(bf16 *c16, void *work, const float *q,
     for (size_t j0 = 0; j0 < nk; j0 += 16)
         for (size_t t = 0; t < T; t++) {
             f32x16 hi[16], lo[16];
-            for (int j = 0; j < 16; j++) {
-                bf16 h[32] = {0}, l[32] = {0};
-                for (int e = 0; j0 + j < (size_t)n && e < d - 32 * (int)t && e < 32; e += 16)
-                    split16(h + e, l + e, _mm512_loadu_ps(k + (j0 + j) * ld + 32 * t + e));
-                __builtin_memcpy(&hi[j], h, sizeof h);
-                __builtin_memcpy(&lo[j], l, sizeof l);
+            for (size_t j = 0; j < 16; j++) {
+                __m512i h, l;
+                split_row(&h, &l, j0 + j < (size_t)n ? k + (j0 + j) * ld + 32 * t : NULL,
+                          d - 32 * (int)t, _mm512_set1_ps(1.0f));
+                hi[j] = (f32x16)h;
+                lo[j] = (f32x16)l;
             }
             transpose16(hi);
             transpose16(lo);
@@ -1028,20 +1111,24 @@ AMX_TARGET static void attention_head_amx(bf16 *c16, void *work, const float *q,
             __builtin_memcpy(tile + TILE_BF16, lo, sizeof lo);
         }
     /* Values: per block of 32 keys and 16 dimensions, two tiles of 16 rows
-     * (pairs of keys), each the 16 dimensions' pair side by side. */
+     * (pairs of keys), each the 16 dimensions' pair side by side: the
+     * pair's 32 bf16 interleaved by pairs. */
+    __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                     8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (size_t j0 = 0; j0 < nk; j0 += 32)
         for (size_t x = 0; x < E; x++) {
-            uint32_t *hi = (uint32_t *)(vt + ((j0 / 32 * E + x) * 2) * TILE_BF16),
-                     *lo = hi + TILE_BF16 / 2;
-            for (int p = 0; p < 16; p++) {
-                bf16 h[2][16] = {{0}}, l[2][16] = {{0}};
-                for (int u = 0; u < 2 && j0 + 2 * p + u < (size_t)n; u++)
-                    split16(h[u], l[u], _mm512_loadu_ps(v + (j0 + 2 * p + u) * ld + 16 * x));
-#pragma omp simd
-                for (int e = 0; e < 16; e++) {
-                    hi[16 * p + e] = h[0][e] | (uint32_t)h[1][e] << 16;
-                    lo[16 * p + e] = l[0][e] | (uint32_t)l[1][e] << 16;
+            bf16 *hi = vt + ((j0 / 32 * E + x) * 2) * TILE_BF16;
+            for (size_t p = 0; p < 16; p++) {
+                __m512 u[2];
+                for (size_t w = 0; w < 2; w++) {
+                    size_t j = j0 + 2 * p + w;
+                    u[w] = j < (size_t)n ? _mm512_loadu_ps(v + j * ld + 16 * x)
+                                         : _mm512_setzero_ps();
                 }
+                __m512i h, l;
+                split32(&h, &l, u[0], u[1]);
+                _mm512_storeu_si512(hi + 32 * p, _mm512_permutexvar_epi16(pairs, h));
+                _mm512_storeu_si512(hi + TILE_BF16 + 32 * p, _mm512_permutexvar_epi16(pairs, l));
             }
         }
 
@@ -1077,17 +1164,8 @@ AMX_TARGET static void attention_head_amx(bf16 *c16, void *work, const float *q,
                 memset(p, 0, nk * sizeof *p);
                 continue;
             }
-            if (rel) {
-                const float *rel_i = rel - (i0 + r); /* rel_i[j] = rel[j - i] */
-#pragma omp simd
-                for (int j = 0; j < n; j++)
-                    row[j] = row[j] * scale + rel_i[j];
-            }
-            for (size_t j = n; j < nk; j++)
-                row[j] = -INFINITY;
-            inv[r] = exponentials_row(row, n, nk);
-            for (size_t j = 0; j < nk; j += 16)
-                _mm256_storeu_si256((__m256i *)(p + j), bf16x16(_mm512_loadu_ps(row + j)));
+            /* rel_i[j] = rel[j - i] */
+            inv[r] = probabilities_bf16(p, row, n, nk, rel ? rel - (i0 + r) : NULL, scale);
         }
         /* Context: tiles 0 .. E - 1 over the probabilities' blocks of 32
          * keys. */
