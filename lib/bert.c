@@ -926,8 +926,8 @@ AMX_TARGET static inline __m256i bf16x16(__m512 x)
     return (__m256i)_mm512_cvtneps_pbh(x);
 }
 
-/* bf16 x16 widened back to floats. */
-AMX_TARGET static inline __m512 float16(__m256i h)
+/* 16 bf16 widened back to floats. */
+AMX_TARGET static inline __m512 widen_bf16x16(__m256i h)
 {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
@@ -939,8 +939,8 @@ AMX_TARGET static inline void split32(__m512i *hi, __m512i *lo, __m512 x0, __m51
     __m512i h = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
     *hi = h;
     *lo = (__m512i)_mm512_cvtne2ps_pbh(
-        _mm512_sub_ps(x1, float16(_mm512_extracti64x4_epi64(h, 1))),
-        _mm512_sub_ps(x0, float16(_mm512_castsi512_si256(h))));
+        _mm512_sub_ps(x1, widen_bf16x16(_mm512_extracti64x4_epi64(h, 1))),
+        _mm512_sub_ps(x0, widen_bf16x16(_mm512_castsi512_si256(h))));
 }
 
 /* The 32 floats of a row from x, columns 0 .. w - 1 (w = 16 or more), and
@@ -980,13 +980,15 @@ AMX_TARGET static inline __m512 exp2_for_bf16(__m512 t)
  * exponentials before rounding).  With rel_i (rel_i[j]: key j's relative
  * position bias), the scores are first made s scale + rel_i[j] in place,
  * as the maximum is taken; without, they are scaled already.  One pass for
- * the maximum, one that makes, sums and rounds each block of 16. */
+ * the maximum, one that makes, sums and rounds each block of 16.  n >= 16
+ * (the tiles take no shorter sequence). */
 AMX_TARGET static float probabilities_bf16(bf16 *p, float *row, int n, size_t nk,
                                            const float *rel_i, float scale)
 {
     int full = n / 16 * 16;
     __mmask16 tail = (__mmask16)((1u << (n - full)) - 1);
     __m512 mx = _mm512_set1_ps(-INFINITY);
+    float m;
     if (rel_i) {
         __m512 sv = _mm512_set1_ps(scale);
         for (int j = 0; j < n; j += 16) {
@@ -996,14 +998,15 @@ AMX_TARGET static float probabilities_bf16(bf16 *p, float *row, int n, size_t nk
             _mm512_mask_storeu_ps(row + j, in, x);
             mx = _mm512_mask_max_ps(mx, in, mx, x);
         }
+        m = _mm512_reduce_max_ps(mx);
     } else {
-        mx = _mm512_mask_loadu_ps(mx, tail, row + full);
-        for (int j = 0; j < full; j += 16)
-            mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + j));
+        float whole = max_lanes(row, full / 16),
+              rest = _mm512_reduce_max_ps(_mm512_mask_loadu_ps(mx, tail, row + full));
+        m = whole > rest ? whole : rest;
     }
     const float log2e = 1.44269504088896341f;
-    __m512 to_base2 = _mm512_set1_ps(log2e),
-           shift = _mm512_set1_ps(_mm512_reduce_max_ps(mx) * log2e), sum = _mm512_setzero_ps();
+    __m512 to_base2 = _mm512_set1_ps(log2e), shift = _mm512_set1_ps(m * log2e),
+           sum = _mm512_setzero_ps();
     for (int j = 0; j < full; j += 16) {
         __m512 e = exp2_for_bf16(_mm512_fmsub_ps(_mm512_loadu_ps(row + j), to_base2, shift));
         sum = _mm512_add_ps(sum, e);
