@@ -55,7 +55,8 @@
 # try), and REPEAT (default 2): every side, embed, wp|embed, encode and
 # sgemm-rate alike, the length sweep's too, runs REPEAT times and keeps its
 # best (the fastest run), so that one slow run on a shared machine does not
-# decide a ratio.
+# decide a ratio; sgemm-rate and embed's product rate, whose ratio is
+# printed, take turns.
 # THREADS defaults to every core.  Needs python3 with numpy, safetensors,
 # torch and sentence-transformers, and GNU time (/usr/bin/time).
 set -euo pipefail
@@ -127,16 +128,22 @@ best_rate() {
     done | sort -g | tail -n 1
 }
 
-# best_product_rate MODEL PRECISION: the dense products' GFLOP/s inside
-# embed on $tmp/tokens, all threads together (BERTPIPE_PRODUCT_RATE=1's
-# rate of one thread times the threads), the best of REPEAT runs.
-best_product_rate() {
-    local i
+# ceiling_and_products MODEL PRECISION H I L ROWS: "CEILING PRODUCTS",
+# sgemm-rate's GFLOP/s for the model's dense shapes in PRECISION and the
+# dense products' GFLOP/s inside embed on $tmp/tokens, all threads together
+# (BERTPIPE_PRODUCT_RATE=1's rate of one thread times the threads), each
+# the best of REPEAT runs.  The two take turns, so that a fast or a slow
+# spell of a shared machine falls on both and not on one side's ratio.
+ceiling_and_products() {
+    local model=$1 precision=$2 i
+    shift 2
     for ((i = 0; i < REPEAT; i++)); do
-        BERTPIPE_PRODUCT_RATE=1 "$BINDIR/embed" -m "$1" --device cpu --precision "$2" --threads "$threads" \
+        echo "ceiling $("$SGEMM_RATE" "$threads" "$@" "$precision")"
+        BERTPIPE_PRODUCT_RATE=1 "$BINDIR/embed" -m "$model" --device cpu --precision "$precision" --threads "$threads" \
             -b "$BATCH" "$tmp/tokens" 2>&1 >/dev/null |
-            sed -n 's|^embed: dense products: .*, \([0-9.]*\) GFLOP/s per thread$|\1|p'
-    done | awk -v t="$threads" '$1 > best { best = $1 } END { printf "%.1f", best * t }'
+            sed -n 's|^embed: dense products: .*, \([0-9.]*\) GFLOP/s per thread$|products \1|p'
+    done | awk -v t="$threads" '$1 == "ceiling" && $2 > c { c = $2 } $1 == "products" && $2 * t > p { p = $2 * t }
+        END { printf "%.1f %.1f", c, p }'
 }
 
 # rate N SECONDS: sentences per second, one decimal.
@@ -167,9 +174,9 @@ bench() {
     read -r _ ts _ <"$tmp/torch.out"
     read -r _ tm <"$tmp/torch.out.time"
     read -r _ gflop _ H _ I _ L _ rows < <(python3 "$here/bench_embed.py" work "$model" "$tmp/tokens" "$BATCH")
-    sgemm=$(best_rate "$threads" "$H" "$I" "$L" "$rows")
-    local products
-    products=$(best_product_rate "$model" fp32)
+    local products rates
+    rates=$(ceiling_and_products "$model" fp32 "$H" "$I" "$L" "$rows")
+    read -r sgemm products <<<"$rates"
     printf '%-20s %9d %10s %14s %10s %7s %10d %10d %9s %9s %9s %6s %13s %7s\n' "$name" "$n" "$(rate "$n" "$es")" \
         "$(rate "$n" "$ps")" "$(rate "$n" "$ts")" "$(awk -v a="$ts" -v b="$es" 'BEGIN { printf "%.2f", a / b }')" \
         $((em / 1024)) $((tm / 1024)) "$(rate "$gflop" "$es")" "$(rate "$gflop" "$ts")" "$sgemm" \
@@ -185,8 +192,8 @@ bench() {
     read -r bs _ <"$tmp/b.embed"
     read -r bps _ <"$tmp/b.pipe"
     read -r _ bts _ <"$tmp/torch.out"
-    rate16=$(best_rate "$threads" "$H" "$I" "$L" "$rows" bf16)
-    products=$(best_product_rate "$model" bf16)
+    rates=$(ceiling_and_products "$model" bf16 "$H" "$I" "$L" "$rows")
+    read -r rate16 products <<<"$rates"
     printf '%-20s %9d %16s %12s %15s %12s %7s %8s %10s %10s %9s %13s %9s\n' "$name" "$n" "$(rate "$n" "$ps")" \
         "$(rate "$n" "$bs")" "$(rate "$n" "$bps")" "$(rate "$n" "$bts")" \
         "$(awk -v a="$ps" -v b="$bps" 'BEGIN { printf "%.2f", a / b }')" \
