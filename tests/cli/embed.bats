@@ -431,6 +431,38 @@ EOF
     awk -v a="$st_rho" -v b="$bf16_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-3) }'
 }
 
+# A CPU with AVX512_BF16 but no AMX tiles (the issue's AMD Zen 4, or an
+# Intel one whose Linux grants no tiles) takes other product kernels
+# (oneDNN's vdpbf16ps ones) and the fp32 attention: held to them here, by
+# oneDNN's ISA cap and BERTPIPE_CPU_AMX=0, bf16 keeps the same bounds.
+@test "bf16 without AMX tiles (oneDNN held to AVX512_BF16): fixtures and all-MiniLM-L6-v2 within the bounds" {
+    need_numpy
+    need_avx512_bf16
+    need_wp_tokenize
+    need_minilm
+    local no_tiles="ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 BERTPIPE_CPU_AMX=0"
+    for m in tiny head64; do
+        env $no_tiles embed -m "$FIXTURES/$m/model" --device cpu --precision bf16 "$S/$m.tok" >"$m.bf16" 2>"$m.err"
+        [ ! -s "$m.err" ]
+        rows_within "$m.bf16" "$S/$m.want" 1e-2 1e-5
+    done
+    sts_dev_both "$model" all-MiniLM-L6-v2
+    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$model" >dev.tok
+    env $no_tiles embed -m "$model" --device cpu --precision bf16 dev.tok >vdp.emb
+    rows_within vdp.emb st.emb 1e-2 1e-5
+    read -r w1 vdp_rho rest <<<"$(spearman -g gold --digits 9 vdp.emb)"
+    [ "$w1" = spearman ]
+    echo "# all-MiniLM-L6-v2 STS-B dev Spearman without tiles: encode fp32 $st_rho, embed bf16 $vdp_rho" >&3
+    awk -v a="$st_rho" -v b="$vdp_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-3) }'
+    # Where the CPU has tiles, the cap must have changed the kernels.
+    if grep -qw amx_bf16 /proc/cpuinfo; then
+        embed -m "$model" --device cpu --precision bf16 dev.tok >amx.emb
+        ! cmp -s vdp.emb amx.emb
+    else
+        echo "# no AMX tiles on this CPU: the capped run is its usual one" >&3
+    fi
+}
+
 # Whether bf16 attention can run on AMX tiles here: the CPU has them (and
 # AVX512_BF16), and Linux grants this process their state (arch_prctl
 # ARCH_REQ_XCOMP_PERM, as lib/bert.c asks; kernels before 5.16 refuse).
