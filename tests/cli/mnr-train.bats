@@ -2,7 +2,8 @@
 # mnr-train(1): the fixtures' three training steps and losses through the
 # command, NO_DUPLICATES batches, bit-identical resumption, signals, a
 # non-finite loss, --max-length, random initialisation, STS evaluation and
-# --keep-best, loading by transformers / sentence-transformers, errors, and
+# --keep-best, loading by transformers / sentence-transformers, errors, bf16
+# on the product kernels of a CPU without AMX tiles, and
 # the man page's EXAMPLES.  Runs use the small fixture models, one thread.
 load helper
 bats_require_minimum_version 1.5.0
@@ -654,4 +655,19 @@ setup_man_examples() {
     echo "$output"
     [ "$status" -eq 0 ]
     [ "$output" = "ran $(man_examples "$MAN_PAGE" | grep -c '^\$ ') examples" ]
+}
+
+# A CPU with AVX512_BF16 but no AMX tiles (the issue's AMD Zen 4, or an Intel
+# one whose Linux grants no tiles) trains through other product kernels
+# (oneDNN's vdpbf16ps ones): tests/unit/cpu_bf16.c's 100 steps again with
+# oneDNN held to them, the same bounds on the losses.
+@test "bf16 training without AMX tiles (oneDNN held to AVX512_BF16): 100 steps within 2% + 0.01 of fp32" {
+    unit=$BINDIR/../tests/cpu_bf16
+    [ -x "$unit" ] || skip "$unit is not built (make)"
+    run env SHARED="$SHARED" ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 BERTPIPE_CPU_AMX=0 "$unit"
+    [[ "$output" != "1..0 # SKIP"* ]] || skip "${output#1..0 # SKIP }"
+    grep '^# step ' <<<"$output" | sed 's/^/# without tiles: /' >&3
+    [ "$status" -eq 0 ]
+    [[ "$output" != *"not ok"* ]]
+    [[ "$output" == *"ok "*"bf16 ran: "* ]]
 }
