@@ -408,14 +408,36 @@ assert np.abs(n - 1).max() < 1e-6
 EOF
 }
 
-@test "fixture models in bf16: every row within 1e-2 of the reference, not fp32" {
-    need_numpy
-    need_avx512_bf16
+# The fixture models' bf16 embeddings within 1e-2 of their references
+# and not fp32, with no fallback note; the arguments (NAME=VALUE) go to
+# embed's environment.
+fixtures_bf16_within() {
     for m in tiny head64; do
-        embed -m "$FIXTURES/$m/model" --device cpu --precision bf16 "$S/$m.tok" >"$m.bf16" 2>"$m.err"
+        env "$@" embed -m "$FIXTURES/$m/model" --device cpu --precision bf16 "$S/$m.tok" >"$m.bf16" 2>"$m.err"
         [ ! -s "$m.err" ]  # no fallback note
         rows_within "$m.bf16" "$S/$m.want" 1e-2 1e-5
     done
+}
+
+# all-MiniLM-L6-v2's bf16 embeddings of STS-B dev into $1, after
+# sts_dev_both: rows within 1e-2 of encode's fp32 ones, Spearman within
+# 2e-3 of encode's (printed, $2 naming the run); the other arguments
+# (NAME=VALUE) go to embed's environment.
+minilm_bf16_within() {
+    local out=$1 run=$2 rho w1 rest
+    shift 2
+    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$model" | env "$@" embed -m "$model" --device cpu --precision bf16 >"$out"
+    rows_within "$out" st.emb 1e-2 1e-5
+    read -r w1 rho rest <<<"$(spearman -g gold --digits 9 "$out")"
+    [ "$w1" = spearman ]
+    echo "# all-MiniLM-L6-v2 STS-B dev Spearman$run: encode fp32 $st_rho, embed bf16 $rho" >&3
+    awk -v a="$st_rho" -v b="$rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-3) }'
+}
+
+@test "fixture models in bf16: every row within 1e-2 of the reference, not fp32" {
+    need_numpy
+    need_avx512_bf16
+    fixtures_bf16_within
 }
 
 @test "all-MiniLM-L6-v2 in bf16: rows within 1e-2 of encode's fp32, STS-B dev Spearman within 2e-3" {
@@ -423,12 +445,7 @@ EOF
     need_wp_tokenize
     need_minilm
     sts_dev_both "$model" all-MiniLM-L6-v2
-    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$model" | embed -m "$model" --device cpu --precision bf16 >bf16.emb
-    rows_within bf16.emb st.emb 1e-2 1e-5
-    read -r w1 bf16_rho rest <<<"$(spearman -g gold --digits 9 bf16.emb)"
-    [ "$w1" = spearman ]
-    echo "# all-MiniLM-L6-v2 STS-B dev Spearman: encode fp32 $st_rho, embed bf16 $bf16_rho" >&3
-    awk -v a="$st_rho" -v b="$bf16_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-3) }'
+    minilm_bf16_within bf16.emb ""
 }
 
 # A CPU with AVX512_BF16 but no AMX tiles (the issue's AMD Zen 4, or an
@@ -440,23 +457,12 @@ EOF
     need_avx512_bf16
     need_wp_tokenize
     need_minilm
-    local no_tiles="ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 BERTPIPE_CPU_AMX=0"
-    for m in tiny head64; do
-        env $no_tiles embed -m "$FIXTURES/$m/model" --device cpu --precision bf16 "$S/$m.tok" >"$m.bf16" 2>"$m.err"
-        [ ! -s "$m.err" ]
-        rows_within "$m.bf16" "$S/$m.want" 1e-2 1e-5
-    done
+    fixtures_bf16_within ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 BERTPIPE_CPU_AMX=0
     sts_dev_both "$model" all-MiniLM-L6-v2
-    cut -f6,7 "$STS_DEV" | wp-tokenize -m "$model" >dev.tok
-    env $no_tiles embed -m "$model" --device cpu --precision bf16 dev.tok >vdp.emb
-    rows_within vdp.emb st.emb 1e-2 1e-5
-    read -r w1 vdp_rho rest <<<"$(spearman -g gold --digits 9 vdp.emb)"
-    [ "$w1" = spearman ]
-    echo "# all-MiniLM-L6-v2 STS-B dev Spearman without tiles: encode fp32 $st_rho, embed bf16 $vdp_rho" >&3
-    awk -v a="$st_rho" -v b="$vdp_rho" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 2e-3) }'
+    minilm_bf16_within vdp.emb " without tiles" ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 BERTPIPE_CPU_AMX=0
     # Where the CPU has tiles, the cap must have changed the kernels.
     if grep -qw amx_bf16 /proc/cpuinfo; then
-        embed -m "$model" --device cpu --precision bf16 dev.tok >amx.emb
+        minilm_bf16_within amx.emb " with tiles"
         ! cmp -s vdp.emb amx.emb
     else
         echo "# no AMX tiles on this CPU: the capped run is its usual one" >&3
