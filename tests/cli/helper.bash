@@ -4,6 +4,10 @@ SHARED=${SHARED:-$BATS_TEST_DIRNAME/../../../shared}
 PATH=$BINDIR:$PATH
 DATA=$SHARED/data
 FIXTURES=$SHARED/fixtures
+# The environment that holds bf16 off AMX tiles on a CPU that has them:
+# oneDNN's products on its AVX512_BF16 (vdpbf16ps) kernels, attention in
+# fp32, as on a CPU without tiles.
+NO_TILES=(ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 BERTPIPE_CPU_AMX=0)
 
 # STS-B dev ($DATA/stsbenchmark/sts-dev.csv) with model directory $1, in the
 # current directory: sentence-transformers' encode (tests/py/st_encode.py)
