@@ -55,8 +55,9 @@
 # try), and REPEAT (default 2): every side, embed, wp|embed, encode and
 # sgemm-rate alike, the length sweep's too, runs REPEAT times and keeps its
 # best (the fastest run), so that one slow run on a shared machine does not
-# decide a ratio; sgemm-rate and embed's product rate, whose ratio is
-# printed, take turns.
+# decide a ratio; the sides of a printed ratio take turns (embed, wp|embed
+# and encode in each round; sgemm-rate and embed's product rate), so that a
+# slow spell falls on both.
 # THREADS defaults to every core.  Needs python3 with numpy, safetensors,
 # torch and sentence-transformers, and GNU time (/usr/bin/time).
 set -euo pipefail
@@ -94,30 +95,52 @@ timed() {
     /usr/bin/time -f '%e %M' -o "$out" "$@" >/dev/null
 }
 
-# best_timed FILE CMD...: timed REPEAT times, the fastest run's line in FILE.
-best_timed() {
-    local out=$1 i
-    shift
-    for ((i = 0; i < REPEAT; i++)); do
-        timed "$out.$i" "$@"
-    done
-    sort -n "$out".* | head -n 1 >"$out"
-    rm -f "$out".*
+# fastest FILE: of the runs' lines FILE.0 .. ("SECONDS MAX_RSS_KB", timed),
+# the fastest one's into FILE.
+fastest() {
+    sort -n "$1".[0-9]* | head -n 1 >"$1"
+    rm -f "$1".[0-9]*
 }
 
-# best_encode OUT ERR ARGS...: bench_embed.py st ARGS REPEAT times (under GNU
-# time, its "SECONDS MAX_RSS_KB" in OUT.time), the fastest encode's line in
-# OUT.
-best_encode() {
-    local out=$1 err=$2 i
-    shift 2
+# encode_timed OUT TIME ERR ARGS...: bench_embed.py st ARGS, its line in OUT
+# and GNU time's "SECONDS MAX_RSS_KB" in TIME.
+encode_timed() {
+    local out=$1 time=$2 err=$3
+    shift 3
+    /usr/bin/time -f '%e %M' -o "$time" python3 "$here/bench_embed.py" st "$@" >"$out" 2>"$err" ||
+        { cat "$err" >&2; exit 1; }
+}
+
+# fastest_encode OUT: of the runs' lines OUT.0 .. (encode_timed, the
+# seconds second), the fastest one's into OUT, and the largest peak memory
+# of OUT.time.0 .. into OUT.time.
+fastest_encode() {
+    sort -k2,2n "$1".[0-9]* | head -n 1 >"$1"
+    sort -k2,2n "$1".time.* | tail -n 1 >"$1.time"
+    rm -f "$1".[0-9]* "$1".time.*
+}
+
+# in_turn MODEL PRECISION TOKENS TEXT [MAX_LENGTH]: REPEAT rounds of embed
+# on TOKENS, wp-tokenize | embed on TEXT (not with MAX_LENGTH: the sweep
+# times embed alone) and encode on TEXT, one after another in each round,
+# so that a fast or a slow spell of a shared machine falls on every side
+# and not on one side of a ratio; the fastest of each in $tmp/embed,
+# $tmp/pipe and $tmp/torch.out (with $tmp/torch.out.time).
+in_turn() {
+    local model=$1 precision=$2 tokens=$3 text=$4 max_length=${5:-} i
     for ((i = 0; i < REPEAT; i++)); do
-        /usr/bin/time -f '%e %M' -o "$out.time.$i" python3 "$here/bench_embed.py" st "$@" \
-            >"$out.$i" 2>"$err" || { cat "$err" >&2; exit 1; }
+        timed "$tmp/embed.$i" "$BINDIR/embed" -m "$model" --device cpu --precision "$precision" \
+            --threads "$threads" -b "$BATCH" "$tokens"
+        [ -n "$max_length" ] ||
+            timed "$tmp/pipe.$i" bash -c '"$1/wp-tokenize" -m "$2" "$3" |
+                "$1/embed" -m "$2" --device cpu --precision "$4" --threads "$5" -b "$6"' \
+                _ "$BINDIR" "$model" "$text" "$precision" "$threads" "$BATCH"
+        encode_timed "$tmp/torch.out.$i" "$tmp/torch.out.time.$i" "$tmp/torch.err" "$model" "$text" \
+            "$threads" "$BATCH" "$precision" ${max_length:+"$max_length"}
     done
-    sort -k2,2n "$out".[0-9]* | head -n 1 >"$out"
-    sort -k2,2n "$out".time.* | tail -n 1 >"$out.time" # the largest peak memory
-    rm -f "$out".[0-9]* "$out".time.*
+    fastest "$tmp/embed"
+    [ -n "$max_length" ] || fastest "$tmp/pipe"
+    fastest_encode "$tmp/torch.out"
 }
 
 # best_rate ARGS...: sgemm-rate's GFLOP/s, the best of REPEAT runs.
@@ -164,13 +187,10 @@ bench() {
     local name=$1 model=$2 text=$3 n
     n=$(wc -l <"$text")
     "$BINDIR/wp-tokenize" -m "$model" "$text" >"$tmp/tokens"
-    best_timed "$tmp/t.embed" "$BINDIR/embed" -m "$model" --device cpu --threads "$threads" -b "$BATCH" "$tmp/tokens"
-    best_timed "$tmp/t.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --threads "$4" -b "$5"' \
-        _ "$BINDIR" "$model" "$text" "$threads" "$BATCH"
-    best_encode "$tmp/torch.out" "$tmp/torch.err" "$model" "$text" "$threads" "$BATCH"
+    in_turn "$model" fp32 "$tmp/tokens" "$text"
     local es em ps ts tm gflop H I L rows sgemm
-    read -r es em <"$tmp/t.embed"
-    read -r ps _ <"$tmp/t.pipe"
+    read -r es em <"$tmp/embed"
+    read -r ps _ <"$tmp/pipe"
     read -r _ ts _ <"$tmp/torch.out"
     read -r _ tm <"$tmp/torch.out.time"
     read -r _ gflop _ H _ I _ L _ rows < <(python3 "$here/bench_embed.py" work "$model" "$tmp/tokens" "$BATCH")
@@ -183,14 +203,10 @@ bench() {
         "$(awk -v s="$sgemm" -v g="$gflop" -v t="$ts" 'BEGIN { printf "%.2f", s / (g / t) }')" "$products" \
         "$(awk -v p="$products" -v c="$sgemm" 'BEGIN { printf "%.3f", p / c }')"
 
-    best_timed "$tmp/b.embed" "$BINDIR/embed" -m "$model" --device cpu --precision bf16 --threads "$threads" \
-        -b "$BATCH" "$tmp/tokens"
-    best_timed "$tmp/b.pipe" bash -c '"$1/wp-tokenize" -m "$2" "$3" | "$1/embed" -m "$2" --device cpu --precision bf16 --threads "$4" -b "$5"' \
-        _ "$BINDIR" "$model" "$text" "$threads" "$BATCH"
-    best_encode "$tmp/torch.out" "$tmp/torch.err" "$model" "$text" "$threads" "$BATCH" bf16
+    in_turn "$model" bf16 "$tmp/tokens" "$text"
     local bs bps bts rate16
-    read -r bs _ <"$tmp/b.embed"
-    read -r bps _ <"$tmp/b.pipe"
+    read -r bs _ <"$tmp/embed"
+    read -r bps _ <"$tmp/pipe"
     read -r _ bts _ <"$tmp/torch.out"
     rates=$(ceiling_and_products "$model" bf16 "$H" "$I" "$L" "$rows")
     read -r rate16 products <<<"$rates"
@@ -227,11 +243,8 @@ for len in ${LENGTHS:-16 32 64 128 256 512}; do
     row=()
     fp32_encode=
     for prec in fp32 bf16; do
-        best_timed "$tmp/t.sweep" "$BINDIR/embed" -m "$MINILM" --device cpu --precision "$prec" \
-            --threads "$threads" -b "$BATCH" "$tmp/long.tok"
-        read -r es _ <"$tmp/t.sweep"
-        best_encode "$tmp/torch.out" "$tmp/torch.err" "$MINILM" "$tmp/long.txt" "$threads" "$BATCH" \
-            "$prec" "$len"
+        in_turn "$MINILM" "$prec" "$tmp/long.tok" "$tmp/long.txt" "$len"
+        read -r es _ <"$tmp/embed"
         read -r _ ts _ <"$tmp/torch.out"
         fp32_encode=${fp32_encode:-$ts}
         row+=("$(rate "$sweep_n" "$es")" "$(rate "$sweep_n" "$ts")" \
