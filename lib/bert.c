@@ -495,7 +495,6 @@ MULTIVERSIONED static void softmax_rows(float *P, uint8_t *keep, float *w, const
  * 512 tokens; docs/cpu-bf16.md). */
 enum { BLOCKED_HEAD_DIM = 128, BLOCKED_QUERIES = 8, BLOCKED_COPY_VALUES = 64 };
 
-typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
 
 /* The larger of a and b in each lane (vector variables, evaluated twice). */
@@ -554,11 +553,10 @@ __attribute__((always_inline)) static inline float exponentials_row(float *row, 
             for (int j = j0; j < j0 + 16; j++)
                 row[j] = j < n ? exp_nonpositive(row[j] - mx) : 0.0f;
         }
-        f64x8 half;
-        LOAD_F64X8(half, row + j0);
-        sum += half;
-        LOAD_F64X8(half, row + j0 + 8);
-        sum += half;
+        f64x8 lo, hi;
+        LOAD_F64X8_PAIR(lo, hi, row + j0);
+        sum += lo;
+        sum += hi;
     }
     return (float)(1.0 / LANES_TOTAL(sum));
 }
