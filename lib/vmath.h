@@ -24,20 +24,13 @@
  * same bits in every build.  GCC's vector types are elementwise, lowered to
  * what the target has; always_inline compiles them into the caller's
  * instruction set. */
-typedef float f32x8 __attribute__((vector_size(32)));
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef double f64x8 __attribute__((vector_size(64)));
 typedef double f64x16 __attribute__((vector_size(128)));
 
-/* x[0..7] in double; and x[0..7] into lo and x[8..15] into hi: GCC 12
- * converts 8 floats as two halves of 4 and two shuffles, 16 as one
- * conversion per 8 and one shuffle. */
-#define LOAD_F64X8(v, x)                                                                         \
-    do {                                                                                         \
-        f32x8 f_;                                                                                \
-        __builtin_memcpy(&f_, (x), sizeof f_);                                                   \
-        (v) = __builtin_convertvector(f_, f64x8);                                                \
-    } while (0)
+/* x[0..7] into lo and x[8..15] into hi, in double.  Sixteen at a time:
+ * GCC 12 converts 8 floats as two conversions of 4 and two shuffles, 16 as
+ * one conversion per 8 and one shuffle. */
 #define LOAD_F64X8_PAIR(lo, hi, x)                                                               \
     do {                                                                                         \
         f32x16 f_;                                                                               \
@@ -48,8 +41,8 @@ typedef double f64x16 __attribute__((vector_size(128)));
     } while (0)
 #define LANES_TOTAL(s) ((((s)[0] + (s)[4]) + ((s)[2] + (s)[6])) + (((s)[1] + (s)[5]) + ((s)[3] + (s)[7])))
 
-/* The loops below take 16 elements at a time, then 8, then one: the same
- * lanes in the same order as 8 at a time. */
+/* The loops below take 16 elements at a time, then the rest one by one:
+ * the same lanes in the same order as 8 at a time. */
 
 /* x[0] + ... + x[n-1] */
 __attribute__((always_inline)) static inline double sum_fixed(const float *x, size_t n)
@@ -60,11 +53,6 @@ __attribute__((always_inline)) static inline double sum_fixed(const float *x, si
         LOAD_F64X8_PAIR(lo, hi, x + i);
         s += lo;
         s += hi;
-    }
-    if (i + 8 <= n) {
-        LOAD_F64X8(lo, x + i);
-        s += lo;
-        i += 8;
     }
     for (; i < n; i++)
         s[i % 8] += x[i];
@@ -83,12 +71,6 @@ __attribute__((always_inline)) static inline double dot_fixed(const float *a, co
         s += alo * blo;
         s += ahi * bhi;
     }
-    if (i + 8 <= n) {
-        LOAD_F64X8(alo, a + i);
-        LOAD_F64X8(blo, b + i);
-        s += alo * blo;
-        i += 8;
-    }
     for (; i < n; i++)
         s[i % 8] += (double)a[i] * b[i];
     return LANES_TOTAL(s);
@@ -106,12 +88,6 @@ __attribute__((always_inline)) static inline double squared_deviations_fixed(con
         hi -= m;
         s += lo * lo;
         s += hi * hi;
-    }
-    if (i + 8 <= n) {
-        LOAD_F64X8(lo, x + i);
-        lo -= m;
-        s += lo * lo;
-        i += 8;
     }
     for (; i < n; i++)
         s[i % 8] += (x[i] - m) * (x[i] - m);
